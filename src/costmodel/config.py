@@ -1,0 +1,442 @@
+"""The training configuration: frozen pydantic models, invalid at construction.
+
+A ``TrainingConfig`` has six parts (model, data, cluster, parallelism, precision, costs) and
+a goodput factor. Quantities are given as text (``"400 GB/s"``) or pint Quantities; names
+(``model="deepseek-v3"``, ``cluster.gpu="H800-SXM"``) are looked up in the catalogues, and
+an architecture or GPU object (or dict) may be given instead. Every rule that ties fields
+together is checked when the config is built; its message names the field, the rule and the
+value. See specs/config.md.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import pint
+import tomli_w
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+
+from . import models as _models
+from .hardware import GPU, gpu as _gpu
+from .units import Bandwidth, PricePerHour, Time, Tokens, to_base
+from .workload import MLA, Architecture, GQA, Recompute
+
+__all__ = [
+    "TrainingConfig",
+    "Data",
+    "BatchRamp",
+    "Cluster",
+    "Parallelism",
+    "Precision",
+    "Costs",
+    "Schedule",
+    "SCHEDULES",
+]
+
+Schedule = Literal["gpipe", "1f1b", "interleaved", "zb1p", "dualpipe", "dualpipev"]
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
+
+#: Default scale-out latency per message: InfiniBand across leaf switches, measured by
+#: DeepSeek (Zhao et al., ISCA'25, arXiv 2505.09343, Table 5: 3.7 us).
+DEFAULT_SCALE_OUT_LATENCY = "3.7 us"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, validate_default=True
+    )
+
+
+class BatchRamp(_Frozen):
+    """The global batch grows linearly from ``start`` sequences to ``data.global_batch``
+    over the first ``tokens`` tokens of training (as in the DeepSeek-V2/V3 reports)."""
+
+    start: int = Field(gt=0, description="sequences per step at the start of training")
+    tokens: Tokens = Field(description="tokens over which the batch ramps up")
+
+    @field_validator("tokens")
+    @classmethod
+    def _positive(cls, v: pint.Quantity) -> pint.Quantity:
+        if v.m <= 0:
+            raise ValueError(f"tokens must be positive; got {v}")
+        return v
+
+
+class Data(_Frozen):
+    """What is trained on: token budget, sequence length, global batch and its ramp."""
+
+    tokens: Tokens = Field(description="training tokens, e.g. 14.8e12 or '14.8e12 token'")
+    seq_len: int = Field(gt=0, description="tokens per sequence")
+    global_batch: int = Field(gt=0, description="sequences per optimizer step")
+    batch_ramp: BatchRamp | None = None
+
+    @field_validator("tokens")
+    @classmethod
+    def _positive(cls, v: pint.Quantity) -> pint.Quantity:
+        if v.m <= 0:
+            raise ValueError(f"tokens must be positive; got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _ramp(self):
+        r = self.batch_ramp
+        if r is not None:
+            if r.start >= self.global_batch:
+                raise ValueError(
+                    f"data.batch_ramp.start={r.start} must be below data.global_batch={self.global_batch}"
+                )
+            if r.tokens.m > self.tokens.m:
+                raise ValueError(
+                    f"data.batch_ramp.tokens={r.tokens:~} must not exceed data.tokens={self.tokens:~}"
+                )
+        return self
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens per optimizer step at the full batch."""
+        return self.global_batch * self.seq_len
+
+
+def _catalogue_ref(lookup, kind):
+    """Validator turning a catalogue name into its object; objects and dicts pass through."""
+
+    def validate(value: Any) -> Any:
+        if isinstance(value, str):
+            return lookup(value)
+        if isinstance(value, kind) or isinstance(value, dict):
+            return value
+        raise ValueError(f"must be a {kind.__name__} name, object or dict; got {type(value).__name__}")
+
+    return validate
+
+
+def _dump_ref(obj: BaseModel, lookup, info) -> Any:
+    """A catalogue entry dumps as its name; anything else in full."""
+    try:
+        if lookup(obj.name) == obj:
+            return obj.name
+    except ValueError:
+        pass
+    return obj.model_dump(mode=info.mode, exclude_none=bool(info.exclude_none))
+
+
+class Cluster(_Frozen):
+    """The machines: which GPU, how many, per node, and the scale-out network per GPU.
+
+    ``scale_out_bandwidth`` is per GPU and per direction; left out, it is the catalogue's
+    typical NIC for the GPU (``GPU.typical_nic``). ``scale_up_bandwidth`` left out is the
+    GPU's NVLink bandwidth per direction. Both stay ``None`` in the config, so changing the
+    GPU changes them too; :attr:`nic_bandwidth` and :attr:`nvlink_bandwidth` resolve them.
+    """
+
+    gpu: GPU
+    num_gpus: int = Field(gt=0)
+    gpus_per_node: int = Field(default=8, gt=0)
+    scale_out_bandwidth: Bandwidth | None = None
+    scale_out_latency: Time = Field(default=DEFAULT_SCALE_OUT_LATENCY)
+    scale_up_bandwidth: Bandwidth | None = None
+
+    _gpu_ref = field_validator("gpu", mode="before")(_catalogue_ref(_gpu, GPU))
+
+    @field_serializer("gpu")
+    def _dump_gpu(self, value: GPU, info):
+        return _dump_ref(value, _gpu, info)
+
+    @field_validator("scale_out_bandwidth", "scale_up_bandwidth", "scale_out_latency")
+    @classmethod
+    def _positive(cls, v, info):
+        if v is not None and v.m <= 0:
+            raise ValueError(f"{info.field_name} must be positive; got {v:~}")
+        return v
+
+    @model_validator(mode="after")
+    def _rules(self):
+        if self.num_gpus > self.gpus_per_node and self.num_gpus % self.gpus_per_node:
+            raise ValueError(
+                f"cluster.num_gpus={self.num_gpus} must be a whole number of nodes of "
+                f"cluster.gpus_per_node={self.gpus_per_node}"
+            )
+        if self.scale_out_bandwidth is None and self.gpu.typical_nic is None:
+            raise ValueError(
+                f"cluster.scale_out_bandwidth must be given: the catalogue has no typical NIC "
+                f"for cluster.gpu={self.gpu.name!r}"
+            )
+        return self
+
+    @property
+    def nic_bandwidth(self) -> pint.Quantity:
+        """Scale-out bandwidth per GPU, one direction (given, or the GPU's typical NIC)."""
+        return self.scale_out_bandwidth if self.scale_out_bandwidth is not None else self.gpu.typical_nic
+
+    @property
+    def nvlink_bandwidth(self) -> pint.Quantity:
+        """Scale-up bandwidth per GPU, one direction (given, or the GPU's NVLink)."""
+        return self.scale_up_bandwidth if self.scale_up_bandwidth is not None else self.gpu.scale_up_bandwidth
+
+    @property
+    def num_nodes(self) -> int:
+        return max(1, self.num_gpus // self.gpus_per_node)
+
+
+class Parallelism(_Frozen):
+    """How the model is split: tensor, pipeline, data, expert and context parallelism,
+    ZeRO stage, micro-batch, pipeline schedule, virtual stages and recomputation."""
+
+    tp: int = Field(default=1, gt=0, description="tensor-parallel degree")
+    pp: int = Field(default=1, gt=0, description="pipeline stages")
+    dp: int = Field(default=1, gt=0, description="data-parallel degree")
+    ep: int = Field(default=1, gt=0, description="expert-parallel degree")
+    cp: int = Field(default=1, gt=0, description="context-parallel degree")
+    zero: Literal[0, 1, 2, 3] = Field(default=1, description="ZeRO stage (0: none)")
+    micro_batch: int = Field(default=1, gt=0, description="sequences per micro-batch")
+    schedule: Schedule = "1f1b"
+    virtual_stages: int = Field(default=1, gt=0, description="model chunks per pipeline rank")
+    recompute: Recompute = "none"
+    sequence_parallel: bool = Field(default=True, description="Megatron sequence parallelism with tp > 1")
+
+    @model_validator(mode="after")
+    def _rules(self):
+        v, s = self.virtual_stages, self.schedule
+        if s == "interleaved" and v < 2:
+            raise ValueError(
+                f"parallelism.virtual_stages={v} must be at least 2 for parallelism.schedule='interleaved'"
+            )
+        if s != "interleaved" and v != 1:
+            raise ValueError(
+                f"parallelism.virtual_stages={v} must be 1 for parallelism.schedule={s!r} "
+                "(only 'interleaved' uses virtual stages)"
+            )
+        if s in ("dualpipe", "dualpipev", "interleaved") and self.pp < 2:
+            raise ValueError(f"parallelism.pp={self.pp} must be at least 2 for parallelism.schedule={s!r}")
+        if s == "dualpipe" and self.pp % 2:
+            raise ValueError(f"parallelism.pp={self.pp} must be even for parallelism.schedule='dualpipe'")
+        return self
+
+
+class Precision(_Frozen):
+    """Number formats: the GEMMs' precision and the training state's.
+
+    With ``gemm="fp8"`` only the linear layers' GEMMs run in FP8 (DeepSeek-V3 recipe).
+    """
+
+    gemm: Literal["bf16", "fp16", "fp8"] = "bf16"
+    master_weights: Literal["fp32", "bf16"] = "fp32"
+    grads: Literal["fp32", "bf16"] = "fp32"
+    optimizer_moments: Literal["fp32", "bf16"] = Field(
+        default="fp32", description="AdamW first and second moments (DeepSeek-V3 keeps them in BF16)"
+    )
+
+
+class Costs(_Frozen):
+    """Prices. ``gpu_hour_price`` is the rental price of one GPU for one hour."""
+
+    gpu_hour_price: PricePerHour | None = None
+
+    @field_validator("gpu_hour_price")
+    @classmethod
+    def _non_negative(cls, v):
+        if v is not None and v.m < 0:
+            raise ValueError(f"gpu_hour_price must not be negative; got {v:~}")
+        return v
+
+
+class TrainingConfig(_Frozen):
+    """One training run: what model, on what data, on which cluster, split how, at what
+    precision and price. Build it from keyword arguments, a dict, or a JSON/YAML/TOML file;
+    change it with :meth:`replace`.
+
+    ``goodput`` is the fraction of wall-clock time spent on useful training steps (the rest
+    is lost to failures, restarts and checkpointing). 1.0, the default, means no loss.
+    """
+
+    model: Architecture
+    data: Data
+    cluster: Cluster
+    parallelism: Parallelism = Parallelism()
+    precision: Precision = Precision()
+    costs: Costs = Costs()
+    goodput: float = Field(default=1.0, gt=0, le=1)
+
+    _model_ref = field_validator("model", mode="before")(_catalogue_ref(_models.get, Architecture))
+
+    @field_serializer("model")
+    def _dump_model(self, value: Architecture, info):
+        return _dump_ref(value, _models.get, info)
+
+    # ----------------------------------------------------------------- rules
+    @model_validator(mode="after")
+    def _rules(self):
+        p, m, c, d = self.parallelism, self.model, self.cluster, self.data
+        world = p.tp * p.pp * p.dp * p.cp
+        if world != c.num_gpus:
+            raise ValueError(
+                f"parallelism.tp*pp*dp*cp = {p.tp}*{p.pp}*{p.dp}*{p.cp} = {world} must equal "
+                f"cluster.num_gpus={c.num_gpus}"
+            )
+        self._check_experts()
+        self._check_shapes()
+        per_step = p.micro_batch * p.dp
+        if d.global_batch % per_step:
+            raise ValueError(
+                f"data.global_batch={d.global_batch} must be a whole number of micro-batches: "
+                f"parallelism.micro_batch*dp = {p.micro_batch}*{p.dp} = {per_step} does not divide it"
+            )
+        self._check_schedule(d.global_batch // per_step)
+        if p.cp > 1 and d.seq_len % (2 * p.cp):
+            raise ValueError(
+                f"data.seq_len={d.seq_len} must be divisible by 2*parallelism.cp = {2 * p.cp} "
+                "(load-balanced ring attention splits each sequence into 2*cp chunks)"
+            )
+        if not c.gpu.supports(self.precision.gemm):
+            raise ValueError(
+                f"precision.gemm={self.precision.gemm!r} is not supported by "
+                f"cluster.gpu={c.gpu.name!r} (no {self.precision.gemm.upper()} tensor cores)"
+            )
+        if p.recompute == "mla-up-proj" and not isinstance(m.attention, MLA):
+            raise ValueError(
+                f"parallelism.recompute='mla-up-proj' needs MLA attention; model {m.name!r} has GQA"
+            )
+        return self
+
+    def _check_experts(self) -> None:
+        p, m = self.parallelism, self.model
+        if m.moe is None:
+            if p.ep != 1:
+                raise ValueError(f"parallelism.ep={p.ep} must be 1 for the dense model {m.name!r}")
+            return
+        if m.moe.n_routed % p.ep:
+            raise ValueError(f"parallelism.ep={p.ep} must divide model.moe.n_routed={m.moe.n_routed}")
+        if (p.dp * p.tp) % p.ep:
+            raise ValueError(
+                f"parallelism.ep={p.ep} must divide parallelism.dp*tp = {p.dp}*{p.tp} = {p.dp * p.tp} "
+                "(expert-parallel groups are formed from a stage's data- and tensor-parallel ranks, as in Megatron-Core)"
+            )
+
+    def _check_shapes(self) -> None:
+        p, m = self.parallelism, self.model
+        chunks = p.pp * p.virtual_stages
+        if chunks > m.n_layers:
+            raise ValueError(
+                f"parallelism.pp*virtual_stages = {p.pp}*{p.virtual_stages} = {chunks} must not exceed "
+                f"model.n_layers={m.n_layers} (each model chunk needs at least one layer)"
+            )
+        if p.tp == 1:
+            return
+        att = m.attention
+        if att.n_heads % p.tp:
+            raise ValueError(f"parallelism.tp={p.tp} must divide model.attention.n_heads={att.n_heads}")
+        if isinstance(att, GQA):
+            kv = att.dims(m.hidden)[1]
+            if kv % p.tp and p.tp % kv:
+                raise ValueError(
+                    f"parallelism.tp={p.tp} must divide, or be a multiple of, "
+                    f"model.attention.n_kv_heads={kv}"
+                )
+        if m.mlp.ffn_hidden % p.tp:
+            raise ValueError(f"parallelism.tp={p.tp} must divide model.mlp.ffn_hidden={m.mlp.ffn_hidden}")
+        if m.moe and m.moe.expert_ffn % p.tp:
+            raise ValueError(f"parallelism.tp={p.tp} must divide model.moe.expert_ffn={m.moe.expert_ffn}")
+
+    def _check_schedule(self, micro: int) -> None:
+        p = self.parallelism
+        if p.schedule == "dualpipe" and (micro < 2 * p.pp or micro % 2):
+            raise ValueError(
+                f"parallelism.schedule='dualpipe' needs an even number of micro-batches of at least "
+                f"2*pp = {2 * p.pp}; data.global_batch/(micro_batch*dp) = {micro}"
+            )
+        if p.schedule == "dualpipev" and micro < 2 * p.pp:
+            raise ValueError(
+                f"parallelism.schedule='dualpipev' needs at least 2*pp = {2 * p.pp} micro-batches; "
+                f"data.global_batch/(micro_batch*dp) = {micro}"
+            )
+        if p.schedule == "interleaved" and micro % p.pp:
+            raise ValueError(
+                f"parallelism.schedule='interleaved' needs micro-batches divisible by pp={p.pp} "
+                f"(Megatron-LM); data.global_batch/(micro_batch*dp) = {micro}"
+            )
+
+    # ----------------------------------------------------------------- derived
+    @property
+    def microbatches(self) -> int:
+        """Micro-batches per pipeline per step at the full batch."""
+        return self.data.global_batch // (self.parallelism.micro_batch * self.parallelism.dp)
+
+    @property
+    def tokens(self) -> float:
+        """Training tokens as a plain float."""
+        return to_base(self.data.tokens, "tokens")
+
+    # ----------------------------------------------------------------- change and I/O
+    def replace(self, **changes: Any) -> "TrainingConfig":
+        """A re-validated copy with fields changed by dotted path.
+
+        >>> cfg.replace(**{"parallelism.pp": 8, "cluster.gpu": "H100-SXM"})  # doctest: +SKIP
+        """
+        data = self.model_dump()
+        for path, value in changes.items():
+            keys = path.split(".")
+            node, obj = data, self
+            for i, key in enumerate(keys):
+                if not isinstance(obj, BaseModel) or key not in type(obj).model_fields:
+                    raise ValueError(
+                        f"{'.'.join(keys[: i + 1])!r} is not a field of TrainingConfig"
+                        + ("" if obj is not None else f" ({'.'.join(keys[:i])} is None: set it whole)")
+                    )
+                if i == len(keys) - 1:
+                    node[key] = value
+                    break
+                obj = getattr(obj, key)
+                if not isinstance(node.get(key), dict):  # a catalogue entry dumped by its name
+                    node[key] = obj.model_dump() if isinstance(obj, BaseModel) else node.get(key)
+                node = node[key]
+        return type(self).model_validate(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (quantities as text, catalogue entries by name)."""
+        return self.model_dump(mode="json")
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **{"indent": 2, **kwargs})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON, YAML or TOML, chosen by the file's suffix."""
+        path = Path(path)
+        writer = {".json": self.to_json, ".yaml": self.to_yaml, ".yml": self.to_yaml, ".toml": self.to_toml}
+        if path.suffix not in writer:
+            raise ValueError(f"path must end in .json, .yaml, .yml or .toml; got {path.name!r}")
+        path.write_text(writer[path.suffix]())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainingConfig":
+        return cls.model_validate(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainingConfig":
+        return cls.model_validate(json.loads(text))
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "TrainingConfig":
+        return cls.model_validate(yaml.safe_load(text))
+
+    @classmethod
+    def from_toml(cls, text: str) -> "TrainingConfig":
+        return cls.model_validate(tomllib.loads(text))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "TrainingConfig":
+        """Read a JSON, YAML or TOML file, chosen by the file's suffix."""
+        path = Path(path)
+        reader = {".json": cls.from_json, ".yaml": cls.from_yaml, ".yml": cls.from_yaml, ".toml": cls.from_toml}
+        if path.suffix not in reader:
+            raise ValueError(f"path must end in .json, .yaml, .yml or .toml; got {path.name!r}")
+        return reader[path.suffix](path.read_text())

@@ -1,0 +1,179 @@
+"""GPU specifications from the catalogue (catalog/gpus.toml): peaks per precision, memory,
+scale-up bandwidth. See specs/hardware.md.
+
+>>> import costmodel
+>>> costmodel.gpu("H800-SXM").peak("fp8")
+<Quantity(1978.9, 'teraflop / second')>
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from functools import cache
+from importlib import resources
+from typing import Any, Literal, get_args
+
+import pint
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import UnknownName, UnknownPeak, UnsupportedPrecision
+from .units import Bandwidth, FlopRate, Memory, Power, to_base
+
+__all__ = ["GPU", "Precision", "PRECISIONS", "gpu", "gpus", "gpu_names"]
+
+Precision = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp4"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+
+class GPU(BaseModel):
+    """One GPU part: dense peaks per precision, HBM, scale-up bandwidth, power.
+
+    Catalogue entries come from catalog/gpus.toml; users may build their own (a custom or
+    future part) from a dict with the same fields, e.g. in ``cluster.gpu`` of a config.
+
+    Attributes
+    ----------
+    peaks : dict
+        Dense peak throughput per precision [FLOP/s] (no 2:4 sparsity).
+    unsupported : tuple
+        Precisions the part has no tensor-core support for.
+    hbm_capacity : Quantity
+        HBM per GPU [GB].
+    hbm_bandwidth : Quantity
+        HBM bandwidth [GB/s].
+    scale_up_bidirectional : Quantity
+        Datasheet NVLink (or Infinity Fabric) bandwidth per GPU, both directions [GB/s].
+    typical_nic : Quantity or None
+        Scale-out bandwidth per GPU, one direction, of the reference system [GB/s].
+    sms : int or None
+        Streaming multiprocessors (compute units), where known.
+    tdp : Quantity or None
+        Thermal design power [W].
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    name: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    vendor: str = ""
+    architecture: str = ""
+    peaks: dict[Precision, FlopRate]
+    unsupported: tuple[Precision, ...] = ()
+    hbm_capacity: Memory
+    hbm_bandwidth: Bandwidth
+    scale_up_bidirectional: Bandwidth
+    scale_up: str = ""
+    typical_nic: Bandwidth | None = None
+    sms: int | None = Field(default=None, gt=0)
+    tdp: Power | None = None
+    source: str = "user-defined (no source given)"
+    verification: str = "user"
+    recalled: tuple[str, ...] = ()
+    notes: str = ""
+
+    def peak(self, dtype: str) -> pint.Quantity:
+        """Dense peak throughput for ``dtype`` [TFLOP/s].
+
+        Raises
+        ------
+        UnsupportedPrecision
+            The part has no tensor-core support for ``dtype`` (A100 and FP8).
+        UnknownPeak
+            The catalogue has no sourced figure for ``dtype`` on this part.
+        ValueError
+            ``dtype`` is not a precision at all.
+        """
+        if dtype not in PRECISIONS:
+            raise ValueError(f"dtype must be one of {', '.join(PRECISIONS)}; got {dtype!r}")
+        if dtype in self.unsupported:
+            have = ", ".join(p for p in PRECISIONS if p in self.peaks)
+            raise UnsupportedPrecision(
+                f"{self.name} ({self.architecture or self.vendor}) has no {dtype.upper()} "
+                f"tensor cores; its catalogued precisions are: {have}"
+            )
+        if dtype not in self.peaks:
+            raise UnknownPeak(
+                f"the catalogue holds no sourced {dtype} peak for {self.name}; "
+                f"known: {', '.join(p for p in PRECISIONS if p in self.peaks)}"
+            )
+        return self.peaks[dtype]
+
+    def peak_flops(self, dtype: str) -> float:
+        """Dense peak for ``dtype`` as a plain float [FLOP/s], for use inside the model."""
+        return to_base(self.peak(dtype), "flop rate")
+
+    def supports(self, dtype: str) -> bool:
+        """True if a peak for ``dtype`` is catalogued."""
+        return dtype in self.peaks and dtype not in self.unsupported
+
+    @property
+    def scale_up_bandwidth(self) -> pint.Quantity:
+        """Scale-up (NVLink) bandwidth per GPU in one direction [GB/s]: half the datasheet's
+        bidirectional total."""
+        return self.scale_up_bidirectional / 2
+
+    def is_verified(self, field: str) -> bool:
+        """False if ``field`` (e.g. ``"peaks.fp64"``) is only recalled, not from a source read."""
+        return field not in self.recalled
+
+
+def _merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+@cache
+def _catalogue() -> dict[str, GPU]:
+    text = resources.files("costmodel.catalog").joinpath("gpus.toml").read_text("utf-8")
+    raw = {entry["name"]: entry for entry in tomllib.loads(text)["gpu"]}
+    resolved: dict[str, dict[str, Any]] = {}
+
+    def resolve(name: str) -> dict[str, Any]:
+        if name not in resolved:
+            entry = dict(raw[name])
+            base = entry.pop("based_on", None)
+            resolved[name] = _merge(resolve(base), entry) if base else entry
+            if base:  # aliases are the entry's own; the base's are not inherited
+                resolved[name]["aliases"] = entry.get("aliases", [])
+        return resolved[name]
+
+    return {name: GPU.model_validate(resolve(name)) for name in raw}
+
+
+@cache
+def _index() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for name, part in _catalogue().items():
+        for key in (name, *part.aliases):
+            index[key.lower()] = name
+    return index
+
+
+def gpu_names() -> list[str]:
+    """Names of the catalogued GPUs, in catalogue order."""
+    return list(_catalogue())
+
+
+def gpus() -> list[GPU]:
+    """Every catalogued GPU, in catalogue order."""
+    return list(_catalogue().values())
+
+
+def gpu(name: str) -> GPU:
+    """The catalogued GPU called ``name`` (case-insensitive; aliases such as ``"H800"`` work).
+
+    Raises
+    ------
+    UnknownName
+        Listing the known names.
+    """
+    key = _index().get(str(name).lower())
+    if key is None:
+        raise UnknownName("GPU", name, gpu_names())
+    return _catalogue()[key]
