@@ -1,0 +1,36 @@
+"""costmodel: what training a large language model takes and costs, from first principles.
+
+The public API, re-exported::
+
+    import costmodel
+    costmodel.gpu("H800-SXM").peak("fp8")             # dense peak, a Quantity
+    costmodel.models.get("deepseek-v3").params_total  # exact count
+    cfg = costmodel.presets.get("deepseek-v3")        # a TrainingConfig
+    cfg.replace(**{"cluster.gpu": "H100-SXM"})
+"""
+
+from . import models, presets
+from .config import TrainingConfig
+from .errors import UnknownName, UnknownPeak, UnsupportedPrecision
+from .hardware import GPU, gpu, gpus
+from .units import Q_, ureg
+from .workload import Architecture, FlopsPerToken
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Q_",
+    "ureg",
+    "GPU",
+    "gpu",
+    "gpus",
+    "models",
+    "presets",
+    "Architecture",
+    "FlopsPerToken",
+    "TrainingConfig",
+    "UnknownName",
+    "UnknownPeak",
+    "UnsupportedPrecision",
+    "__version__",
+]

@@ -55,7 +55,7 @@ class BatchRamp(_Frozen):
     """The global batch grows linearly from ``start`` sequences to ``data.global_batch``
     over the first ``tokens`` tokens of training (as in the DeepSeek-V2/V3 reports)."""
 
-    start: int = Field(gt=0, description="sequences per step at the start of training")
+    start: int = Field(gt=0, strict=True, description="sequences per step at the start of training")
     tokens: Tokens = Field(description="tokens over which the batch ramps up")
 
     @field_validator("tokens")
@@ -70,8 +70,8 @@ class Data(_Frozen):
     """What is trained on: token budget, sequence length, global batch and its ramp."""
 
     tokens: Tokens = Field(description="training tokens, e.g. 14.8e12 or '14.8e12 token'")
-    seq_len: int = Field(gt=0, description="tokens per sequence")
-    global_batch: int = Field(gt=0, description="sequences per optimizer step")
+    seq_len: int = Field(gt=0, strict=True, description="tokens per sequence")
+    global_batch: int = Field(gt=0, strict=True, description="sequences per optimizer step")
     batch_ramp: BatchRamp | None = None
 
     @field_validator("tokens")
@@ -134,8 +134,8 @@ class Cluster(_Frozen):
     """
 
     gpu: GPU
-    num_gpus: int = Field(gt=0)
-    gpus_per_node: int = Field(default=8, gt=0)
+    num_gpus: int = Field(gt=0, strict=True)
+    gpus_per_node: int = Field(default=8, gt=0, strict=True)
     scale_out_bandwidth: Bandwidth | None = None
     scale_out_latency: Time = Field(default=DEFAULT_SCALE_OUT_LATENCY)
     scale_up_bandwidth: Bandwidth | None = None
@@ -186,17 +186,24 @@ class Parallelism(_Frozen):
     """How the model is split: tensor, pipeline, data, expert and context parallelism,
     ZeRO stage, micro-batch, pipeline schedule, virtual stages and recomputation."""
 
-    tp: int = Field(default=1, gt=0, description="tensor-parallel degree")
-    pp: int = Field(default=1, gt=0, description="pipeline stages")
-    dp: int = Field(default=1, gt=0, description="data-parallel degree")
-    ep: int = Field(default=1, gt=0, description="expert-parallel degree")
-    cp: int = Field(default=1, gt=0, description="context-parallel degree")
+    tp: int = Field(default=1, gt=0, strict=True, description="tensor-parallel degree")
+    pp: int = Field(default=1, gt=0, strict=True, description="pipeline stages")
+    dp: int = Field(default=1, gt=0, strict=True, description="data-parallel degree")
+    ep: int = Field(default=1, gt=0, strict=True, description="expert-parallel degree")
+    cp: int = Field(default=1, gt=0, strict=True, description="context-parallel degree")
     zero: Literal[0, 1, 2, 3] = Field(default=1, description="ZeRO stage (0: none)")
-    micro_batch: int = Field(default=1, gt=0, description="sequences per micro-batch")
+    micro_batch: int = Field(default=1, gt=0, strict=True, description="sequences per micro-batch")
     schedule: Schedule = "1f1b"
-    virtual_stages: int = Field(default=1, gt=0, description="model chunks per pipeline rank")
+    virtual_stages: int = Field(default=1, gt=0, strict=True, description="model chunks per pipeline rank")
     recompute: Recompute = "none"
     sequence_parallel: bool = Field(default=True, description="Megatron sequence parallelism with tp > 1")
+
+    @field_validator("zero", mode="before")
+    @classmethod
+    def _zero_is_an_int(cls, v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"zero must be one of the integers 0, 1, 2, 3; got {v!r}")
+        return v
 
     @model_validator(mode="after")
     def _rules(self):
@@ -259,7 +266,7 @@ class TrainingConfig(_Frozen):
     parallelism: Parallelism = Parallelism()
     precision: Precision = Precision()
     costs: Costs = Costs()
-    goodput: float = Field(default=1.0, gt=0, le=1)
+    goodput: float = Field(default=1.0, gt=0, le=1, strict=True)
 
     _model_ref = field_validator("model", mode="before")(_catalogue_ref(_models.get, Architecture))
 

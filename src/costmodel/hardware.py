@@ -65,7 +65,7 @@ class GPU(BaseModel):
     scale_up_bidirectional: Bandwidth
     scale_up: str = ""
     typical_nic: Bandwidth | None = None
-    sms: int | None = Field(default=None, gt=0)
+    sms: int | None = Field(default=None, gt=0, strict=True)
     tdp: Power | None = None
     source: str = "user-defined (no source given)"
     verification: str = "user"

@@ -192,6 +192,7 @@ def quantity_field(kind: Kind | str) -> Any:
 
     return Annotated[
         pint.Quantity,
+        kind,  # lets introspection (costmodel.testing) find the kind of a field
         PlainValidator(_validate),
         PlainSerializer(format_quantity, when_used="json"),
         WithJsonSchema({"type": "string", "description": f"a {kind.name}, e.g. {kind.example}"}),

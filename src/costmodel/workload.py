@@ -118,9 +118,9 @@ class GQA(BaseModel):
 
     model_config = _FROZEN
     kind: Literal["gqa"] = "gqa"
-    n_heads: int = Field(gt=0)
-    n_kv_heads: int | None = Field(default=None, gt=0, description="None means n_heads (MHA)")
-    head_dim: int | None = Field(default=None, gt=0, description="None means hidden / n_heads")
+    n_heads: int = Field(gt=0, strict=True)
+    n_kv_heads: int | None = Field(default=None, gt=0, strict=True, description="None means n_heads (MHA)")
+    head_dim: int | None = Field(default=None, gt=0, strict=True, description="None means hidden / n_heads")
     bias: bool = False
 
     @model_validator(mode="after")
@@ -156,12 +156,12 @@ class MLA(BaseModel):
 
     model_config = _FROZEN
     kind: Literal["mla"] = "mla"
-    n_heads: int = Field(gt=0)
-    q_lora_rank: int | None = Field(default=None, gt=0, description="d_c'; None: no query compression")
-    kv_lora_rank: int = Field(gt=0, description="d_c")
-    qk_nope_head_dim: int = Field(gt=0, description="d_h")
-    qk_rope_head_dim: int = Field(gt=0, description="d_h^R")
-    v_head_dim: int = Field(gt=0)
+    n_heads: int = Field(gt=0, strict=True)
+    q_lora_rank: int | None = Field(default=None, gt=0, strict=True, description="d_c'; None: no query compression")
+    kv_lora_rank: int = Field(gt=0, strict=True, description="d_c")
+    qk_nope_head_dim: int = Field(gt=0, strict=True, description="d_h")
+    qk_rope_head_dim: int = Field(gt=0, strict=True, description="d_h^R")
+    v_head_dim: int = Field(gt=0, strict=True)
 
     def parts(self, hidden: int) -> dict[str, int]:
         return mla_matrix_params(
@@ -195,7 +195,7 @@ class MLP(BaseModel):
 
     model_config = _FROZEN
     kind: Literal["swiglu", "geglu", "gelu", "relu", "squared-relu"] = "swiglu"
-    ffn_hidden: int = Field(gt=0)
+    ffn_hidden: int = Field(gt=0, strict=True)
     bias: bool = False
 
     @property
@@ -219,11 +219,11 @@ class MoE(BaseModel):
     """
 
     model_config = _FROZEN
-    first_k_dense: int = Field(default=0, ge=0)
-    n_shared: int = Field(default=0, ge=0)
-    n_routed: int = Field(gt=0)
-    top_k: int = Field(gt=0)
-    expert_ffn: int = Field(gt=0)
+    first_k_dense: int = Field(default=0, ge=0, strict=True)
+    n_shared: int = Field(default=0, ge=0, strict=True)
+    n_routed: int = Field(gt=0, strict=True)
+    top_k: int = Field(gt=0, strict=True)
+    expert_ffn: int = Field(gt=0, strict=True)
     max_nodes_per_token: int | None = Field(
         default=None, gt=0, description="node-limited routing: a token reaches at most M nodes"
     )
@@ -309,19 +309,19 @@ class Architecture(BaseModel):
     recalled: tuple[str, ...] = ()
     notes: str = ""
 
-    n_layers: int = Field(gt=0)
-    hidden: int = Field(gt=0, description="d_model")
-    vocab_size: int = Field(gt=0)
+    n_layers: int = Field(gt=0, strict=True)
+    hidden: int = Field(gt=0, strict=True, description="d_model")
+    vocab_size: int = Field(gt=0, strict=True)
     attention: Attention
     mlp: MLP
     moe: MoE | None = None
-    mtp_modules: int = Field(default=0, ge=0, description="multi-token-prediction depth D")
+    mtp_modules: int = Field(default=0, ge=0, strict=True, description="multi-token-prediction depth D")
     tied_embeddings: bool = False
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
-    norms_per_layer: int = Field(default=2, ge=0)
+    norms_per_layer: int = Field(default=2, ge=0, strict=True)
     embedding_norm: bool = False
     position: Literal["rope", "alibi", "learned"] = "rope"
-    max_position: int | None = Field(default=None, gt=0, description="rows of a learned position table")
+    max_position: int | None = Field(default=None, gt=0, strict=True, description="rows of a learned position table")
 
     @model_validator(mode="after")
     def _rules(self):
