@@ -110,6 +110,14 @@ def attention_core_flops(seq_len, n_heads: int, qk_head_dim: int, v_head_dim: in
     return float(out) if np.ndim(out) == 0 else out
 
 
+def split_backward(component: str, forward):
+    """(F, B, W) of a component from its forward FLOPs: a weight matmul has ``B = W = F``;
+    the attention core has ``B = 2F`` and no weight gradient."""
+    if component.endswith("attention_core"):
+        return (forward, 2.0 * forward, 0.0 * forward)
+    return (forward, forward, forward)
+
+
 # --------------------------------------------------------------------------- components
 
 
@@ -362,17 +370,6 @@ class Architecture(BaseModel):
     def _attention_layer(self) -> int:
         return self.attention.matrix_params(self.hidden) + self.attention.other_params(self.hidden)
 
-    def _block_params(self, moe_layer: bool, active: bool) -> int:
-        """One transformer block: attention, its norms, and its MLP or MoE (all or active experts)."""
-        d = self.hidden
-        out = self._attention_layer() + self.norms_per_layer * self._norm()
-        if moe_layer:
-            routed = self.moe.top_k if active else self.moe.n_routed
-            out += (self.moe.n_shared + routed) * self._expert() + self.moe.n_routed * d
-        else:
-            out += self.mlp.matrix_params(d) + self.mlp.other_params(d)
-        return out
-
     # -- parameters
     def param_counts(self) -> dict[str, int]:
         """Stored parameters of the main model by component (MTP modules apart)."""
@@ -423,10 +420,54 @@ class Architecture(BaseModel):
         if not self.mtp_modules:
             return 0
         d = self.hidden
-        per = 2 * d * d + 3 * self._norm() + self._block_params(self.is_moe, active=False)
+        block = self.layer_params("moe" if self.is_moe else "dense")
+        per = 2 * d * d + 3 * self._norm() + sum(block.values())
         return self.mtp_modules * per
 
     # -- FLOPs
+    def layer_flops(self, kind: Literal["dense", "moe"], seq_len, causal: bool = True) -> dict[str, object]:
+        """Forward FLOPs per token of one layer, by component [FLOP/token]."""
+        d, att = self.hidden, self.attention
+        out = {"attention": 2.0 * att.matrix_params(d), "attention_core": att.core_flops(d, seq_len, causal)}
+        if kind == "moe":
+            m, expert = self.moe, self.mlp.matrix_params(d, self.moe.expert_ffn)
+            out["moe_shared"] = 2.0 * m.n_shared * expert
+            out["moe_routed"] = 2.0 * m.top_k * expert
+            out["router"] = 2.0 * m.n_routed * d
+        else:
+            out["mlp"] = 2.0 * self.mlp.matrix_params(d)
+        return out
+
+    def head_flops(self) -> float:
+        """Forward FLOPs per token of the output head, ``2 V d``."""
+        return 2.0 * self.vocab_size * self.hidden
+
+    def mtp_flops(self, seq_len, causal: bool = True) -> dict[str, object]:
+        """Forward FLOPs per token of the MTP modules: per module a ``[2d, d]`` projection,
+        one block like the last main layer, and a pass through the shared head."""
+        k, d = self.mtp_modules, self.hidden
+        block = self.layer_flops("moe" if self.is_moe else "dense", seq_len, causal)
+        ffn = sum(v for n, v in block.items() if not n.startswith("attention"))
+        return {
+            "mtp_proj": 2.0 * k * 2 * d * d,
+            "mtp_attention": k * block["attention"],
+            "mtp_attention_core": k * block["attention_core"],
+            "mtp_ffn": k * ffn,
+            "mtp_head": k * self.head_flops(),
+        }
+
+    def layer_params(self, kind: Literal["dense", "moe"]) -> dict[str, int]:
+        """Stored parameters of one layer by component (experts: all of them)."""
+        d = self.hidden
+        out = {"attention": self._attention_layer(), "norms": self.norms_per_layer * self._norm()}
+        if kind == "moe":
+            out["moe_shared"] = self.moe.n_shared * self._expert()
+            out["moe_routed"] = self.moe.n_routed * self._expert()
+            out["router"] = self.moe.n_routed * d
+        else:
+            out["mlp"] = self.mlp.matrix_params(d) + self.mlp.other_params(d)
+        return out
+
     def flops_per_token(
         self,
         seq_len,
@@ -457,38 +498,17 @@ class Architecture(BaseModel):
             raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)}; got {recompute!r}")
         if recompute == "mla-up-proj" and not isinstance(self.attention, MLA):
             raise ValueError(f"recompute='mla-up-proj' needs MLA attention; {self.name} has GQA")
-        d, V, att = self.hidden, self.vocab_size, self.attention
-        core = att.core_flops(d, seq_len, causal)
-        fwd = {
-            "attention": 2.0 * self.n_layers * att.matrix_params(d),
-            "attention_core": self.n_layers * core,
-            "mlp": 2.0 * self.n_dense_layers * self.mlp.matrix_params(d),
-            "head": 2.0 * V * d,
-        }
-        up_proj = 2.0 * self.n_layers * att.up_proj_params(d)
-        if self.moe:
-            m, expert = self.moe, self.mlp.matrix_params(d, self.moe.expert_ffn)
-            fwd["moe_shared"] = 2.0 * self.n_moe_layers * m.n_shared * expert
-            fwd["moe_routed"] = 2.0 * self.n_moe_layers * m.top_k * expert
-            fwd["router"] = 2.0 * self.n_moe_layers * m.n_routed * d
+        fwd: dict[str, object] = {}
+        for kind, count in (("dense", self.n_dense_layers), ("moe", self.n_moe_layers)):
+            if count:
+                for name, f in self.layer_flops(kind, seq_len, causal).items():
+                    fwd[name] = fwd.get(name, 0.0) + count * f
+        fwd["head"] = self.head_flops()
+        up_proj = 2.0 * self.n_layers * self.attention.up_proj_params(self.hidden)
         if mtp and self.mtp_modules:
-            k = self.mtp_modules
-            ffn = (
-                (self.moe.n_shared + self.moe.top_k) * self.mlp.matrix_params(d, self.moe.expert_ffn)
-                + self.moe.n_routed * d
-                if self.moe
-                else self.mlp.matrix_params(d)
-            )
-            fwd["mtp_proj"] = 2.0 * k * 2 * d * d
-            fwd["mtp_attention"] = 2.0 * k * att.matrix_params(d)
-            fwd["mtp_attention_core"] = k * core
-            fwd["mtp_ffn"] = 2.0 * k * ffn
-            fwd["mtp_head"] = 2.0 * k * V * d
-            up_proj += 2.0 * k * att.up_proj_params(d)
-        parts = {
-            name: (f, 2.0 * f, 0.0 * f) if name.endswith("attention_core") else (f, f, f)
-            for name, f in fwd.items()
-        }
+            fwd.update(self.mtp_flops(seq_len, causal))
+            up_proj += 2.0 * self.mtp_modules * self.attention.up_proj_params(self.hidden)
+        parts = {name: split_backward(name, f) for name, f in fwd.items()}
         if recompute == "selective":
             rec = {n: f for n, f in fwd.items() if n.endswith("attention_core")}
         elif recompute == "mla-up-proj":
