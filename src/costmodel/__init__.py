@@ -9,9 +9,10 @@ The public API, re-exported::
     cfg.replace(**{"cluster.gpu": "H100-SXM"})
 """
 
-from . import models, presets
+from . import models, pipeline, presets
 from .config import TrainingConfig
-from .errors import UnknownName, UnknownPeak, UnsupportedPrecision
+from .errors import InfeasibleConfig, UnknownName, UnknownPeak, UnsupportedPrecision
+from .estimate import Estimate, estimate
 from .hardware import GPU, gpu, gpus
 from .units import Q_, ureg
 from .workload import Architecture, FlopsPerToken
@@ -29,6 +30,10 @@ __all__ = [
     "Architecture",
     "FlopsPerToken",
     "TrainingConfig",
+    "estimate",
+    "Estimate",
+    "InfeasibleConfig",
+    "pipeline",
     "UnknownName",
     "UnknownPeak",
     "UnsupportedPrecision",

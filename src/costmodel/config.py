@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 
 from . import models as _models
 from .hardware import GPU, gpu as _gpu
-from .units import Bandwidth, PricePerHour, Time, Tokens, to_base
+from .units import Bandwidth, EnergyPrice, Money, PricePerHour, Time, Tokens, to_base
 from .workload import MLA, Architecture, GQA, Recompute
 
 __all__ = [
@@ -33,12 +33,29 @@ __all__ = [
     "Parallelism",
     "Precision",
     "Costs",
+    "Efficiency",
     "Schedule",
     "SCHEDULES",
 ]
 
 Schedule = Literal["gpipe", "1f1b", "interleaved", "zb1p", "dualpipe", "dualpipev"]
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
+
+#: Global compute efficiency: fraction of a GPU's measured achievable matmul rate that a
+#: training step's kernels reach. Fitted once to all calibration runs by
+#: ``costmodel.calibration.fit_compute_efficiency`` (specs/compute.md); a test checks the fit.
+DEFAULT_COMPUTE_EFFICIENCY = 0.635
+
+#: Fine-grained (1x128 / 128x128 block-scaled) FP8 GEMMs over plain FP8 achievable rate on
+#: Hopper: DeepGEMM's measured grouped-GEMM rates for DeepSeek-V3's MoE shapes on H800
+#: (github.com/deepseek-ai/DeepGEMM README, contiguous layout: 1297, 1099, 1288, 1093 TFLOPS,
+#: mean 1194) over the H100/H800 FP8 maximum achievable matmul rate 1402.6 TFLOPS
+#: (ml-engineering, reference/hardware.yaml): 1194.25 / 1402.6.
+FP8_RECIPE_FACTOR = round(((1297 + 1099 + 1288 + 1093) / 4) / 1402.6, 4)
+
+#: Achievable over nominal HBM bandwidth for streaming kernels: 1861 of 2039 GB/s measured on
+#: H800 PCIe (arXiv 2501.12084 as cited in reference/hardware.yaml).
+HBM_EFFICIENCY = round(1861 / 2039, 4)
 
 #: Default scale-out latency per message: InfiniBand across leaf switches, measured by
 #: DeepSeek (Zhao et al., ISCA'25, arXiv 2505.09343, Table 5: 3.7 us).
@@ -196,6 +213,8 @@ class Parallelism(_Frozen):
     schedule: Schedule = "1f1b"
     virtual_stages: int = Field(default=1, gt=0, strict=True, description="model chunks per pipeline rank")
     recompute: Recompute = "none"
+    comm_sms: int = Field(default=0, ge=0, strict=True,
+                          description="SMs per GPU reserved for communication kernels (DeepSeek-V3: 20 of 132)")
     sequence_parallel: bool = Field(default=True, description="Megatron sequence parallelism with tp > 1")
 
     @field_validator("zero", mode="before")
@@ -232,22 +251,62 @@ class Precision(_Frozen):
 
     gemm: Literal["bf16", "fp16", "fp8"] = "bf16"
     master_weights: Literal["fp32", "bf16"] = "fp32"
-    grads: Literal["fp32", "bf16"] = "fp32"
+    grads: Literal["fp32", "bf16", "fp16"] = "fp32"
     optimizer_moments: Literal["fp32", "bf16"] = Field(
         default="fp32", description="AdamW first and second moments (DeepSeek-V3 keeps them in BF16)"
     )
 
 
+class Efficiency(_Frozen):
+    """Global efficiency factors. Each default is documented in specs/compute.md and
+    specs/network.md with its source; ``compute`` is the one fitted to the calibration runs
+    of ../shared/reference/calibration.yaml (``costmodel.calibration``)."""
+
+    compute: float = Field(default=DEFAULT_COMPUTE_EFFICIENCY, gt=0, le=1, strict=True,
+                           description="fraction of the GPU's measured achievable matmul rate reached in training")
+    fp8_recipe: float = Field(default=FP8_RECIPE_FACTOR, gt=0, le=1, strict=True,
+                              description="fine-grained FP8 GEMM rate over plain FP8 achievable rate")
+    nvlink: float = Field(default=0.8, gt=0, le=1, strict=True,
+                          description="achievable over nominal NVLink: 160 of 200 GB/s (DeepSeek-V3 report Sec. 3.2.2)")
+    scale_out: float = Field(default=0.8, gt=0, le=1, strict=True,
+                             description="achievable over nominal NIC: 40 of 50 GB/s (DeepSeek ISCA'25 Sec. 4.3)")
+    hbm: float = Field(default=HBM_EFFICIENCY, gt=0, le=1, strict=True,
+                       description="achievable over nominal HBM bandwidth: 1861 of 2039 GB/s (arXiv 2501.12084)")
+
+
 class Costs(_Frozen):
-    """Prices. ``gpu_hour_price`` is the rental price of one GPU for one hour."""
+    """Prices and the fleet, for the two ledgers (specs/ledger.md).
+
+    The marginal ledger prices the run's GPU-hours: at ``gpu_hour_price`` (rental) when given,
+    otherwise as an owned fleet (amortized hardware + interconnect + energy, the Epoch AI
+    method). The capital ledger prices the fleet that was bought (``fleet_gpus``, at least
+    the run's cluster), its interconnect and facility, and research compute as a multiple of
+    the run's marginal cost.
+    """
 
     gpu_hour_price: PricePerHour | None = None
+    gpu_price: Money | None = Field(default=None, description="purchase price per GPU")
+    server_overhead: float = Field(default=1.64, gt=0, strict=True,
+                                   description="server cost over GPU cost (Epoch AI default average)")
+    interconnect_per_gpu: Money | None = Field(default=None, description="network cost per GPU endpoint")
+    interconnect_fraction: float = Field(default=0.19, ge=0, lt=1, strict=True,
+                                         description="interconnect share of cluster cost when no per-GPU cost (Epoch AI)")
+    fleet_gpus: int | None = Field(default=None, gt=0, strict=True, description="GPUs owned; default the run's")
+    facility: Money | None = Field(default=None, description="data-centre capital; not counted when None")
+    research_multiple: float = Field(default=0.0, ge=0, strict=True,
+                                     description="research and ablation compute as a multiple of the run's marginal cost")
+    electricity_price: EnergyPrice = Field(default="0.0826 USD/kWh", description="US industrial 2025 (EIA via Epoch AI)")
+    pue: float = Field(default=1.25, ge=1, strict=True, description="power usage effectiveness (Epoch AI, non-hyperscalers)")
+    power_fraction: float = Field(default=0.75, gt=0, le=1, strict=True,
+                                  description="average power over TDP for GPUs (Epoch AI)")
+    depreciation_rate: float = Field(default=0.3224, gt=0, strict=True,
+                                     description="per year: 0.14 OOM/yr price-performance x ln 10 (Epoch AI)")
 
-    @field_validator("gpu_hour_price")
+    @field_validator("gpu_hour_price", "gpu_price", "interconnect_per_gpu", "facility", "electricity_price")
     @classmethod
-    def _non_negative(cls, v):
+    def _non_negative(cls, v, info):
         if v is not None and v.m < 0:
-            raise ValueError(f"gpu_hour_price must not be negative; got {v:~}")
+            raise ValueError(f"{info.field_name} must not be negative; got {v:~}")
         return v
 
 
@@ -266,6 +325,7 @@ class TrainingConfig(_Frozen):
     parallelism: Parallelism = Parallelism()
     precision: Precision = Precision()
     costs: Costs = Costs()
+    efficiency: Efficiency = Efficiency()
     goodput: float = Field(default=1.0, gt=0, le=1, strict=True)
 
     _model_ref = field_validator("model", mode="before")(_catalogue_ref(_models.get, Architecture))

@@ -6,7 +6,7 @@ types here are for lookups and for questions a valid object cannot answer.
 
 from __future__ import annotations
 
-__all__ = ["UnknownName", "UnsupportedPrecision", "UnknownPeak"]
+__all__ = ["UnknownName", "UnsupportedPrecision", "UnknownPeak", "InfeasibleConfig"]
 
 
 class UnknownName(KeyError, ValueError):
@@ -30,3 +30,23 @@ class UnsupportedPrecision(ValueError):
 
 class UnknownPeak(ValueError):
     """The GPU may support the precision, but the catalogue holds no sourced peak for it."""
+
+
+class InfeasibleConfig(Exception):
+    """A valid config that cannot run: its layout does not fit in GPU memory.
+
+    Attributes
+    ----------
+    needed, capacity : float
+        Bytes per GPU needed on the fullest rank, and HBM capacity [B].
+    breakdown : dict
+        Bytes by kind (weights, master weights, gradients, optimizer states, activations).
+    """
+
+    def __init__(self, needed: float, capacity: float, breakdown: dict[str, float]):
+        self.needed, self.capacity, self.breakdown = needed, capacity, dict(breakdown)
+        parts = ", ".join(f"{k} {v / 1e9:.1f} GB" for k, v in breakdown.items())
+        super().__init__(
+            f"does not fit: {needed / 1e9:.1f} GB needed per GPU on the fullest rank, "
+            f"{capacity / 1e9:.1f} GB of HBM ({parts}); estimate(cfg, check=False) returns it flagged"
+        )

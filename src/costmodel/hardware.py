@@ -67,6 +67,8 @@ class GPU(BaseModel):
     typical_nic: Bandwidth | None = None
     sms: int | None = Field(default=None, gt=0, strict=True)
     tdp: Power | None = None
+    achievable: dict[Precision, FlopRate] = Field(default_factory=dict)
+    server_power_multiplier: float | None = Field(default=None, gt=0)
     source: str = "user-defined (no source given)"
     verification: str = "user"
     recalled: tuple[str, ...] = ()
@@ -102,6 +104,17 @@ class GPU(BaseModel):
     def peak_flops(self, dtype: str) -> float:
         """Dense peak for ``dtype`` as a plain float [FLOP/s], for use inside the model."""
         return to_base(self.peak(dtype), "flop rate")
+
+    def achievable_flops(self, dtype: str) -> float:
+        """Maximum achievable dense matmul rate for ``dtype`` [FLOP/s].
+
+        The measured figure where the catalogue has one; otherwise the peak times the median
+        measured fraction of peak over the catalogue's parts for that precision (or for BF16
+        if none is measured for ``dtype``). See specs/compute.md.
+        """
+        if dtype in self.achievable:
+            return to_base(self.achievable[dtype], "flop rate")
+        return self.peak_flops(dtype) * achievable_fraction(dtype)
 
     def supports(self, dtype: str) -> bool:
         """True if a peak for ``dtype`` is catalogued."""
@@ -144,6 +157,20 @@ def _catalogue() -> dict[str, GPU]:
         return resolved[name]
 
     return {name: GPU.model_validate(resolve(name)) for name in raw}
+
+
+@cache
+def achievable_fraction(dtype: str) -> float:
+    """Median of measured achievable / peak over the catalogue for ``dtype`` (BF16 if none)."""
+    fractions = sorted(
+        to_base(g.achievable[dtype], "flop rate") / g.peak_flops(dtype)
+        for g in _catalogue().values()
+        if dtype in g.achievable and dtype in g.peaks
+    )
+    if not fractions:
+        return achievable_fraction("bf16") if dtype != "bf16" else 1.0
+    mid = len(fractions) // 2
+    return fractions[mid] if len(fractions) % 2 else 0.5 * (fractions[mid - 1] + fractions[mid])
 
 
 @cache

@@ -244,10 +244,12 @@ def _invalid_values(rule: Any, field: Any) -> st.SearchStrategy[Any]:
             outside.append(st.integers(max_value=int(b.ge) - 1) if isinstance(b.ge, int) else st.floats(max_value=b.ge, exclude_max=True))
         elif isinstance(b, at.Le):
             outside.append(st.floats(min_value=b.le, exclude_min=True, allow_infinity=False))
-    outside.append(st.sampled_from(["many", None, float("nan")]))
-    if field.annotation is int:  # strict: no floats, bools or numeric text
+    optional = type(None) in typing.get_args(field.annotation)
+    outside.append(st.sampled_from(["many", float("nan")] + ([] if optional else [None])))
+    base = _unwrap(field.annotation)[0]
+    if base is int:  # strict: no floats, bools or numeric text
         outside += [st.floats(0.1, 1e6), st.booleans(), st.integers(1, 10**6).map(str)]
-    if field.annotation is float:
+    if base is float:
         outside.append(st.booleans())
     return st.one_of(outside)
 

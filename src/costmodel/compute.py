@@ -1,0 +1,98 @@
+"""Time of the work on one GPU: GEMMs at an achievable rate per precision, memory-bound
+operations from bytes over HBM bandwidth. See specs/compute.md.
+
+Rates: ``GPU.achievable_flops(dtype)`` (measured maximum achievable matmul rate) times
+``Efficiency.compute`` (the one fitted factor), times the share of SMs left to compute when
+``comm_sms`` are reserved for communication kernels. FP8 GEMMs also take
+``Efficiency.fp8_recipe``, the measured cost of fine-grained block scaling.
+
+With ``precision.gemm = "fp8"`` only the linear layers' GEMMs run in FP8; the attention core,
+the router, the output head and the MTP head stay in BF16, as in the DeepSeek-V3 recipe
+(V3 report Sec. 3.3.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .hardware import GPU
+from .workload import Architecture, split_backward
+
+__all__ = ["Rates", "rates", "FP8_COMPONENTS", "component_times", "elementwise_bytes", "BF16_BYTES"]
+
+BF16_BYTES = 2.0
+
+#: Components whose GEMMs run in ``precision.gemm``; all others run in BF16.
+FP8_COMPONENTS = frozenset(
+    {"attention", "mlp", "moe_shared", "moe_routed", "mtp_proj", "mtp_attention", "mtp_ffn"}
+)
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Achievable rates of one GPU in a training step: GEMM FLOP/s in the chosen precision
+    and in BF16, and HBM bytes/s."""
+
+    gemm: float
+    bf16: float
+    hbm: float
+
+
+def rates(gpu: GPU, gemm: str, compute_eff: float, fp8_recipe: float, hbm_eff: float,
+          comm_sms: int = 0) -> Rates:
+    """Achievable rates [FLOP/s, B/s] (see module docstring)."""
+    sm_share = 1.0
+    if comm_sms and gpu.sms:
+        sm_share = (gpu.sms - comm_sms) / gpu.sms
+    recipe = fp8_recipe if gemm == "fp8" else 1.0
+    bf16 = gpu.achievable_flops("bf16") * compute_eff * sm_share
+    low = gpu.achievable_flops(gemm) * compute_eff * sm_share * recipe
+    hbm = gpu.hbm_bandwidth.to("B/s").m * hbm_eff
+    return Rates(gemm=low, bf16=bf16, hbm=hbm)
+
+
+def component_times(flops: dict[str, float], r: Rates, recompute: dict[str, float] | None = None,
+                    tp: int = 1) -> tuple[float, float, float]:
+    """(F, B, W) seconds per token of a set of components given their forward FLOPs per token.
+
+    ``recompute`` gives extra forward FLOPs per component, charged to the input-gradient
+    backward (B), where recomputation happens. Work is divided over ``tp`` tensor-parallel
+    ranks.
+    """
+    f = b = w = 0.0
+    for name, fwd in flops.items():
+        rate = r.gemm if name in FP8_COMPONENTS else r.bf16
+        pf, pb, pw = split_backward(name, fwd)
+        f += pf / rate
+        b += pb / rate
+        w += pw / rate
+    for name, extra in (recompute or {}).items():
+        b += extra / (r.gemm if name in FP8_COMPONENTS else r.bf16)
+    return f / tp, b / tp, w / tp
+
+
+def elementwise_bytes(arch: Architecture, kind: str, gemm: str) -> float:
+    """HBM bytes per token moved by one layer's memory-bound operations, forward [B/token].
+
+    Counted (BF16 activations): two norms (read and write d each), two residual adds (read
+    2d, write d), the activation function (gated: read 2f, write f; otherwise read f, write
+    f) over the active MLP width, MoE dispatch and combine copies (read and write k*d twice),
+    and, for FP8 GEMMs, quantizing each linear input (read 2 bytes, write 1). The backward
+    moves about twice these bytes (specs/compute.md).
+    """
+    d = arch.hidden
+    gated = arch.mlp.gated
+    if kind == "moe":
+        f_active = (arch.moe.n_shared + arch.moe.top_k) * arch.moe.expert_ffn
+        copies = arch.moe.top_k
+    else:
+        f_active, copies = arch.mlp.ffn_hidden, 0
+    elems = 2 * 2 * d + 2 * 3 * d + (3 if gated else 2) * f_active + 2 * 2 * copies * d
+    bytes_ = BF16_BYTES * elems
+    if gemm == "fp8":
+        att = arch.attention
+        o_in = att.n_heads * (att.v_head_dim if hasattr(att, "v_head_dim") else att.dims(d)[2])
+        experts = (arch.moe.n_shared + copies) if kind == "moe" else 1
+        linear_inputs = d + o_in + experts * d + f_active  # QKV, output proj, up and down proj
+        bytes_ += 3.0 * linear_inputs
+    return bytes_

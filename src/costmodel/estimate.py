@@ -1,0 +1,383 @@
+"""``estimate(cfg)``: time, memory and money of a training run. See specs/estimate.md.
+
+This module only wires the models together (workload -> compute -> network -> stages ->
+schedule -> step -> run -> memory -> ledgers); every equation lives in its own module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import compute, ledger, memory, network
+from .config import TrainingConfig
+from .errors import InfeasibleConfig
+from .pipeline import makespan
+from .stages import placement
+from .units import Q_, to_base
+
+__all__ = ["Estimate", "estimate"]
+
+#: Server power per GPU over TDP when the catalogue has no figure (Epoch AI default 1.8).
+DEFAULT_SERVER_POWER_MULTIPLIER = 1.8
+_KINDS = ("dense", "moe")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The result of :func:`estimate`. Totals are Quantities; each ``*_breakdown`` maps a
+    line to a Quantity and sums exactly to its total. Ratios are floats.
+
+    ``mfu`` counts model FLOPs with causal attention, without MTP or recomputation, against
+    the dense BF16 peak (the convention of the DeepSeek-V3 and Llama 3 reports);
+    ``mfu_at_precision`` divides by the dense peak of ``precision.gemm``. ``marginal_cost``
+    and ``capital_cost`` are ``None`` when the config gives no price for them.
+    """
+
+    config: TrainingConfig
+    step_time: Any
+    wall_time: Any
+    gpu_hours: Any
+    tokens_per_second: Any
+    flops_per_gpu: Any
+    mfu: float
+    mfu_at_precision: float
+    bubble_time: Any
+    memory_per_gpu: Any
+    marginal_cost: Any
+    capital_cost: Any
+    step_breakdown: dict
+    memory_breakdown: dict
+    marginal_breakdown: dict
+    capital_breakdown: dict
+    fits: bool
+    steps: float
+    stage_times: dict = field(default_factory=dict)
+
+    @property
+    def capital_over_marginal(self) -> float | None:
+        """How many times the run's marginal cost the capital behind it is."""
+        if self.marginal_cost is None or self.capital_cost is None or self.marginal_cost.m == 0:
+            return None
+        return float((self.capital_cost / self.marginal_cost).to("").m)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain floats with the unit in the key, for JSON and pandas."""
+        out: dict[str, Any] = {}
+        units = {"step_time": "s", "wall_time": "day", "gpu_hours": "hour", "tokens_per_second": "token/s",
+                 "flops_per_gpu": "TFLOP/s", "bubble_time": "s", "memory_per_gpu": "GB",
+                 "marginal_cost": "USD", "capital_cost": "USD"}
+        for name, unit in units.items():
+            q = getattr(self, name)
+            out[f"{name} [{unit}]"] = None if q is None else float(q.to(unit).m)
+        out["mfu"], out["mfu_at_precision"], out["fits"] = self.mfu, self.mfu_at_precision, self.fits
+        out["steps"], out["capital_over_marginal"] = self.steps, self.capital_over_marginal
+        for name, unit in (("step_breakdown", "s"), ("memory_breakdown", "GB"),
+                           ("marginal_breakdown", "USD"), ("capital_breakdown", "USD")):
+            out[name] = {f"{k} [{unit}]": float(v.to(unit).m) for k, v in getattr(self, name).items()}
+        return out
+
+
+# ---------------------------------------------------------------------------- stage work
+
+
+def _layer_work(cfg: TrainingConfig, r: compute.Rates) -> dict[str, np.ndarray]:
+    """Per-token F, B, W compute seconds of one layer of each kind (rows dense, moe)."""
+    arch, s, p = cfg.model, cfg.data.seq_len, cfg.parallelism
+    out = np.zeros((2, 3))
+    for i, kind in enumerate(_KINDS):
+        if kind == "moe" and not arch.is_moe:
+            continue
+        flops = arch.layer_flops(kind, s)
+        rec = {"selective": {"attention_core": flops["attention_core"]},
+               "mla-up-proj": {"attention": 2.0 * arch.attention.up_proj_params(arch.hidden)},
+               "full": flops}.get(p.recompute, {})
+        f, b, w = compute.component_times(flops, r, rec, p.tp)
+        ew = compute.elementwise_bytes(arch, kind, cfg.precision.gemm) / r.hbm / p.tp
+        out[i] = (f + ew, b + 2 * ew + (ew if p.recompute == "full" else 0.0), w)
+    return out
+
+
+def _links(cfg: TrainingConfig) -> tuple[network.Link, network.Link]:
+    c, e = cfg.cluster, cfg.efficiency
+    nvl = network.Link(to_base(c.nvlink_bandwidth, "bandwidth") * e.nvlink, network.NVLINK_LATENCY, "NVLink")
+    ib = network.Link(to_base(c.nic_bandwidth, "bandwidth") * e.scale_out, to_base(c.scale_out_latency, "time"),
+                      "scale-out")
+    return nvl, ib
+
+
+def _layer_comm(cfg: TrainingConfig, tokens: float, core_fb: tuple[float, float]) -> np.ndarray:
+    """Per-micro-batch communication of one layer of each kind: rows dense, moe; columns
+    (exposed F, exposed B, all-to-all F, all-to-all B) [s]."""
+    arch, p, c = cfg.model, cfg.parallelism, cfg.cluster
+    nvl, ib = _links(cfg)
+    d, gpn = arch.hidden, c.gpus_per_node
+    out = np.zeros((2, 4))
+    act = tokens * d * compute.BF16_BYTES
+    tp_t = 2 * network.ring_allreduce_time(act, p.tp, *_bw_lat(network.group_link(p.tp, gpn, nvl, ib)))
+    cp_f = cp_b = 0.0
+    if p.cp > 1:
+        att = arch.attention
+        kv = (2 * att.dims(d)[1] * att.dims(d)[2] if hasattr(att, "dims")
+              else att.n_heads * (att.qk_nope_head_dim + att.qk_rope_head_dim + att.v_head_dim)) * 2.0
+        link = network.group_link(p.tp * p.cp, gpn, nvl, ib)
+        ring = (p.cp - 1) * tokens / p.tp * kv / link.bandwidth
+        cp_f, cp_b = max(0.0, ring - core_fb[0]), max(0.0, 2 * ring - core_fb[1])
+    out[:, 0], out[:, 1] = tp_t + cp_f, tp_t + cp_b
+    if arch.is_moe and p.ep > 1:
+        out[1, 2:] = _all_to_all(cfg, tokens / p.tp, nvl, ib)
+    return out
+
+
+def _bw_lat(link: network.Link) -> tuple[float, float]:
+    return link.bandwidth, link.latency
+
+
+def _all_to_all(cfg: TrainingConfig, tokens: float, nvl: network.Link, ib: network.Link) -> tuple[float, float]:
+    """Expert-parallel dispatch + combine of one MoE layer, forward and backward [s]."""
+    arch, p, gpn = cfg.model, cfg.parallelism, cfg.cluster.gpus_per_node
+    k, d = arch.moe.top_k, arch.hidden
+    disp = 1.0 if cfg.precision.gemm == "fp8" else 2.0  # FP8 dispatch, BF16 combine (V3 Sec. 3.3.4)
+    nodes = math.ceil(p.ep / gpn)
+    if nodes == 1:
+        copies_nvl, copies_ib = k * (p.ep - 1) / p.ep, 0.0
+    else:
+        copies_ib = network.distinct_nodes(k, nodes, arch.moe.max_nodes_per_token) * (nodes - 1) / nodes
+        copies_nvl = k * (gpn - 1) / gpn
+
+    def a2a(elem_bytes: float) -> float:
+        t_nvl = network.all_to_all_time(tokens * copies_nvl * d * elem_bytes, nvl.bandwidth, nvl.latency)
+        t_ib = network.all_to_all_time(tokens * copies_ib * d * elem_bytes, ib.bandwidth, ib.latency)
+        return float(max(t_nvl, t_ib))
+
+    return a2a(disp) + a2a(2.0), 2 * a2a(2.0)
+
+
+@dataclass(frozen=True)
+class _Ranks:
+    """Per-rank work per micro-batch [s] and the placement it came from."""
+
+    compute: np.ndarray  # (pp, 3): F, B, W
+    comm: np.ndarray  # (pp, 4): exposed F, exposed B, all-to-all F, all-to-all B
+    place: Any
+    tokens: float
+
+
+def _rank_work(cfg: TrainingConfig) -> _Ranks:
+    arch, p, e = cfg.model, cfg.parallelism, cfg.efficiency
+    r = compute.rates(cfg.cluster.gpu, cfg.precision.gemm, e.compute, e.fp8_recipe, e.hbm, p.comm_sms)
+    tokens = p.micro_batch * cfg.data.seq_len / p.cp
+    share = np.array([arch.n_dense_layers, arch.n_moe_layers], dtype=float) / arch.n_layers
+    per_token = _layer_work(cfg, r)
+    layer = share @ per_token * tokens  # F, B, W of an average layer per micro-batch
+    core = arch.attention.core_flops(arch.hidden, cfg.data.seq_len) * tokens / p.tp / r.bf16
+    comm = share @ _layer_comm(cfg, tokens, (core, 2 * core))
+    extra = {"head": arch.head_flops()}
+    if arch.mtp_modules:
+        extra.update(arch.mtp_flops(cfg.data.seq_len))
+    last = np.array(compute.component_times(extra, r, None, p.tp)) * tokens
+    mtp_comm = comm * arch.mtp_modules  # an MTP block communicates like a layer
+    place = placement(p.schedule, p.pp, p.virtual_stages, arch.n_layers, last.sum() / layer.sum())
+    chunk_compute = np.outer(place.layers, layer)
+    chunk_compute[-1] += last
+    chunk_comm = np.outer(place.layers, comm)
+    chunk_comm[-1] += mtp_comm
+    return _Ranks(place.runs @ chunk_compute, place.runs @ chunk_comm, place, tokens)
+
+
+def _schedule(cfg: TrainingConfig, w: _Ranks, m: float) -> dict[str, float]:
+    """Per-micro-batch compute and exposed communication, and the bubble, of the slowest rank."""
+    p = cfg.parallelism
+    comp, comm = w.compute, w.comm
+    if p.schedule in ("dualpipe", "dualpipev"):
+        pair = comm[:, 0] + comm[:, 1] + np.maximum(comp.sum(1), comm[:, 2] + comm[:, 3])
+    else:
+        pair = comp.sum(1) + comm.sum(1)
+    r = int(np.argmax(pair))
+    F, B, W = comp[r]
+    fx, bx, af, ab = comm[r]
+    f, b = F + fx + af, B + bx + ab
+    half = 0.5 if p.schedule == "dualpipev" else 1.0  # DualPipeV: two half-rank chunks
+    _, bubble = makespan(p.schedule, p.pp, m, f * half, b * half, W * half, pair[r] * half, p.virtual_stages)
+    nvl, ib = _links(cfg)
+    span = p.tp * p.cp * p.dp
+    link = network.group_link(span * p.pp, cfg.cluster.gpus_per_node, nvl, ib)
+    act = w.tokens * cfg.model.hidden * compute.BF16_BYTES / p.tp
+    hops = len(w.place.layers) - 1
+    fill = 2 * hops * network.p2p_time(act, link.bandwidth, link.latency) if p.pp > 1 else 0.0
+    return {"compute": F + B + W, "comm": pair[r] - (F + B + W), "bubble": bubble + fill,
+            "f": f, "b": b, "w": W, "rank": r}
+
+
+def _rank_params(cfg: TrainingConfig, place) -> tuple[np.ndarray, np.ndarray]:
+    """Non-expert and expert parameters each rank stores (non-expert split by TP, experts by EP)."""
+    arch, p = cfg.model, cfg.parallelism
+    ne = ex = 0.0
+    for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)):
+        if count:
+            lp = arch.layer_params(kind)
+            routed = lp.get("moe_routed", 0)
+            ex += count * routed / arch.n_layers
+            ne += count * (sum(lp.values()) - routed) / arch.n_layers
+    counts = arch.param_counts()
+    mtp_ex = arch.mtp_modules * arch.layer_params("moe")["moe_routed"] if arch.is_moe else 0
+    held = place.holds @ place.layers
+    first, last = place.holds[:, 0], place.holds[:, -1]
+    ne_r = (held * ne + first * counts["embedding"] + last * (counts["head"] + arch.params_mtp - mtp_ex)) / p.tp
+    ex_r = (held * ex + last * mtp_ex) / p.ep
+    return ne_r, ex_r
+
+
+def _dp_sync(cfg: TrainingConfig, ne: float, ex: float, sched: dict, m: float) -> tuple[float, float]:
+    """Exposed data-parallel communication per step, and the optimizer step [s].
+
+    Gradients are reduced once per step; the reduce-scatter (all-reduce for ZeRO-0) overlaps
+    the last micro-batch's backward and the parameter all-gather the next step's first
+    forward. ZeRO-3 gathers parameters for every micro-batch's forward and backward,
+    prefetched behind that micro-batch's compute.
+    """
+    p, prec = cfg.parallelism, cfg.precision
+    nvl, ib = _links(cfg)
+    link = network.group_link(p.tp * p.cp * p.dp, cfg.cluster.gpus_per_node, nvl, ib)
+    g = memory.BYTES[prec.grads]
+    rs = ag = 0.0
+    for params, n in ((ne, p.dp * p.cp), (ex, p.dp * p.cp * p.tp // p.ep)):
+        if p.zero == 0:
+            rs += network.ring_allreduce_time(params * g, n, link.bandwidth, link.latency)
+        else:
+            rs += network.reduce_scatter_time(params * g, n, link.bandwidth, link.latency)
+            ag += network.all_gather_time(params * 2.0, n, link.bandwidth, link.latency)
+    exposed = max(0.0, rs - (sched["b"] + sched["w"]))
+    if p.zero == 3:
+        exposed += m * max(0.0, 2 * ag - (sched["f"] + sched["b"] + sched["w"]))
+    else:
+        exposed += max(0.0, ag - sched["f"])
+    per_param = g + (8.0 if prec.master_weights == "fp32" else 4.0) + 4 * memory.BYTES[prec.optimizer_moments] + 2.0
+    shard = (ne / (p.dp * p.cp) + ex * p.ep / (p.dp * p.cp * p.tp)) if p.zero >= 1 else ne + ex
+    hbm = to_base(cfg.cluster.gpu.hbm_bandwidth, "bandwidth") * cfg.efficiency.hbm
+    return float(exposed), shard * per_param / hbm
+
+
+def _memory(cfg: TrainingConfig, w: _Ranks, ne: np.ndarray, ex: np.ndarray) -> tuple[dict[str, float], int]:
+    """Memory of the fullest rank by kind [B], and that rank."""
+    arch, p, prec = cfg.model, cfg.parallelism, cfg.precision
+    st_ne = memory.state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, p.dp * p.cp)
+    st_ex = memory.state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero,
+                                         max(1, p.dp * p.cp * p.tp // p.ep))
+    act_layer = sum(
+        count / arch.n_layers * memory.activation_bytes_per_token(arch, kind, p.recompute, prec.gemm)
+        for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if count
+    )
+    place = w.place
+    unit = (place.runs @ place.layers + place.runs[:, -1] * arch.mtp_modules) * act_layer * w.tokens / p.tp
+    ranks = np.arange(p.pp)
+    acts = memory.in_flight(p.schedule, p.pp, ranks, cfg.microbatches, p.virtual_stages) * unit
+    logits = place.holds[:, -1] * w.tokens * arch.vocab_size * 4.0 / p.tp  # FP32 logits of one micro-batch
+    parts = {k: ne * st_ne[k] + ex * st_ex[k] for k in st_ne}
+    parts["activations"] = acts + logits
+    total = sum(parts.values())
+    r = int(np.argmax(total))
+    return {k: float(v[r]) for k, v in parts.items()}, r
+
+
+def _steps(cfg: TrainingConfig) -> float:
+    """Optimizer steps for the token budget, with a linear batch ramp (closed form)."""
+    d = cfg.data
+    tokens, s, B = to_base(d.tokens, "tokens"), d.seq_len, d.global_batch
+    if d.batch_ramp is None:
+        return tokens / (s * B)
+    b0, tr = d.batch_ramp.start, to_base(d.batch_ramp.tokens, "tokens")
+    # d(steps)/d(tokens) = 1 / (s b(t)), b(t) = b0 + (B - b0) t / tr
+    return tr / (s * (B - b0)) * math.log(B / b0) + (tokens - tr) / (s * B)
+
+
+def _ledgers(cfg: TrainingConfig, gpu_hours: float) -> tuple[dict[str, float], dict[str, float]]:
+    c, gpu = cfg.costs, cfg.cluster.gpu
+    usd = (lambda q: None if q is None else to_base(q, "money"))
+    price, interconnect = usd(c.gpu_price), usd(c.interconnect_per_gpu)
+    if c.gpu_hour_price is not None:
+        marginal = ledger.marginal_rental(gpu_hours, to_base(c.gpu_hour_price, "price per hour") * 3600)
+    elif price is not None:
+        marginal = ledger.marginal_owned(
+            gpu_hours, price, c.server_overhead, c.depreciation_rate, c.interconnect_fraction, interconnect,
+            gpu.tdp.to("W").m if gpu.tdp is not None else 0.0,
+            gpu.server_power_multiplier or DEFAULT_SERVER_POWER_MULTIPLIER, c.power_fraction, c.pue,
+            c.electricity_price.to("USD/kWh").m)
+    else:
+        marginal = {}
+    capital = {}
+    if price is not None:
+        capital = ledger.capital(c.fleet_gpus or cfg.cluster.num_gpus, price, c.server_overhead,
+                                 c.interconnect_fraction, interconnect, usd(c.facility), c.research_multiple,
+                                 sum(marginal.values()))
+    return marginal, capital
+
+
+def _q(d: dict[str, float], unit: str) -> dict:
+    return {k: Q_(v, unit) for k, v in d.items()}
+
+
+def estimate(cfg: TrainingConfig, check: bool = True) -> Estimate:
+    """Estimate a training run from first principles.
+
+    Parameters
+    ----------
+    cfg : TrainingConfig
+    check : bool
+        Raise :class:`InfeasibleConfig` if the layout does not fit in HBM (default); with
+        ``False`` return the estimate with ``fits=False`` instead.
+    """
+    p = cfg.parallelism
+    m = cfg.microbatches
+    work = _rank_work(cfg)
+    sched = _schedule(cfg, work, m)
+    ne, ex = _rank_params(cfg, work.place)
+    dp_exposed, optimizer = _dp_sync(cfg, float(ne.max()), float(ex.max()), sched, m)
+    step_parts = {
+        "compute": m * sched["compute"],
+        "exposed communication": m * sched["comm"],
+        "pipeline bubble": sched["bubble"],
+        "data-parallel sync (exposed)": dp_exposed,
+        "optimizer": optimizer,
+    }
+    step = sum(step_parts.values())
+    steps = _steps(cfg)
+    rounds = cfg.tokens / (cfg.data.seq_len * p.micro_batch * p.dp)  # micro-batches per pipeline, whole run
+    per_mb = sched["compute"] + sched["comm"]
+    wall = (per_mb * rounds + (step - m * per_mb) * steps) / cfg.goodput
+    gpu_hours = wall * cfg.cluster.num_gpus / 3600.0
+    mem, _ = _memory(cfg, work, ne, ex)
+    mem_total = sum(mem.values())
+    capacity = to_base(cfg.cluster.gpu.hbm_capacity, "memory")
+    fits = mem_total <= capacity
+    if check and not fits:
+        raise InfeasibleConfig(mem_total, capacity, mem)
+    tps = cfg.data.tokens_per_step / step
+    model_flops = cfg.model.flops_per_token(cfg.data.seq_len).total.m
+    flops_gpu = tps * model_flops / cfg.cluster.num_gpus
+    gpu = cfg.cluster.gpu
+    marginal, capital = _ledgers(cfg, gpu_hours)
+    return Estimate(
+        config=cfg,
+        step_time=Q_(step, "s"),
+        wall_time=Q_(wall, "s").to("day"),
+        gpu_hours=Q_(gpu_hours, "hour"),
+        tokens_per_second=Q_(tps, "token/s"),
+        flops_per_gpu=Q_(flops_gpu, "FLOP/s").to("TFLOP/s"),
+        mfu=flops_gpu / gpu.peak_flops("bf16"),
+        mfu_at_precision=flops_gpu / gpu.peak_flops(cfg.precision.gemm),
+        bubble_time=Q_(sched["bubble"], "s"),
+        memory_per_gpu=Q_(mem_total, "B").to("GB"),
+        marginal_cost=Q_(sum(marginal.values()), "USD") if marginal else None,
+        capital_cost=Q_(sum(capital.values()), "USD") if capital else None,
+        step_breakdown=_q(step_parts, "s"),
+        memory_breakdown={k: Q_(v, "B").to("GB") for k, v in mem.items()},
+        marginal_breakdown=_q(marginal, "USD"),
+        capital_breakdown=_q(capital, "USD"),
+        fits=fits,
+        steps=steps,
+        stage_times={k: float(v) for k, v in sched.items()},
+    )

@@ -1,0 +1,62 @@
+"""Two ledgers: the marginal cost of the run and the capital investment behind it.
+
+See specs/ledger.md. Inputs are plain floats in USD, hours, W; every default is cited there.
+
+Marginal (what this run costs at the margin):
+
+- rental: ``GPU-hours x price per GPU-hour`` (the DeepSeek-V3 report's $2/h convention);
+- owned fleet, Epoch AI method (Cottier et al. 2024, arXiv 2405.21015; training-cost-trends
+  code): hardware amortized at ``price x server_overhead x rate / 8766 h`` per GPU-hour with
+  ``rate = 0.14 OOM/yr x ln 10 = 0.3224/yr``; interconnect ``f/(1-f)`` of that with f = 0.19;
+  energy ``TDP x server multiplier x average-power fraction x PUE x hours x price``.
+
+Capital (what had to be bought): the fleet (``fleet_gpus``, at least the run's) at the GPU
+price times server overhead; its interconnect (a cost per GPU endpoint, or the Epoch share);
+facility capital when given; and research compute (ablations, failed runs) as an explicit
+multiple of the run's marginal cost.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HOURS_PER_YEAR", "marginal_rental", "marginal_owned", "capital"]
+
+#: Hours in a (Julian) year, as Epoch AI uses.
+HOURS_PER_YEAR = 8766.0
+
+
+def marginal_rental(gpu_hours, price_per_gpu_hour) -> dict[str, float]:
+    """Rental ledger [USD]."""
+    return {"GPU rental": gpu_hours * price_per_gpu_hour}
+
+
+def marginal_owned(gpu_hours, gpu_price, server_overhead, depreciation_rate, interconnect_fraction,
+                   interconnect_per_gpu, tdp_w, server_power_multiplier, power_fraction, pue,
+                   usd_per_kwh) -> dict[str, float]:
+    """Owned-fleet ledger [USD]: amortized hardware, interconnect, energy."""
+    hourly = gpu_price * server_overhead * depreciation_rate / HOURS_PER_YEAR
+    hardware = hourly * gpu_hours
+    if interconnect_per_gpu is None:
+        network = hardware * interconnect_fraction / (1 - interconnect_fraction)
+    else:
+        network = interconnect_per_gpu * depreciation_rate / HOURS_PER_YEAR * gpu_hours
+    kwh = tdp_w / 1000.0 * server_power_multiplier * power_fraction * pue * gpu_hours
+    return {
+        "hardware amortization": hardware,
+        "interconnect amortization": network,
+        "energy": kwh * usd_per_kwh,
+    }
+
+
+def capital(fleet_gpus, gpu_price, server_overhead, interconnect_fraction, interconnect_per_gpu,
+            facility, research_multiple, marginal_total) -> dict[str, float]:
+    """Capital ledger [USD]."""
+    servers = fleet_gpus * gpu_price * server_overhead
+    if interconnect_per_gpu is None:
+        network = servers * interconnect_fraction / (1 - interconnect_fraction)
+    else:
+        network = fleet_gpus * interconnect_per_gpu
+    out = {"GPU servers": servers, "interconnect": network}
+    if facility is not None:
+        out["facility"] = facility
+    out["research compute"] = research_multiple * marginal_total
+    return out
