@@ -8,8 +8,14 @@ import sys
 import textwrap
 from typing import Sequence
 
+from pathlib import Path
+
+from pydantic import ValidationError
+
 from . import models, presets
-from .errors import UnknownName
+from .config import TrainingConfig
+from .errors import InfeasibleConfig, UnknownName
+from .estimate import Estimate, estimate
 from .hardware import gpus
 from .workload import RECOMPUTE
 
@@ -138,6 +144,93 @@ def _cmd_flops(args) -> int:
     return 0
 
 
+def _load(target: str, sets: Sequence[str]) -> TrainingConfig:
+    """A preset name or a config file, with ``path=value`` changes applied."""
+    if target.lower() in presets.names():
+        cfg = presets.get(target)
+    elif Path(target).suffix in (".json", ".yaml", ".yml", ".toml"):
+        cfg = TrainingConfig.from_file(target)
+    else:
+        raise UnknownName("preset or config file", target, presets.names())
+    changes = {}
+    for item in sets:
+        path, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes path=value; got {item!r}")
+        try:
+            changes[path.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            changes[path.strip()] = text
+    return cfg.replace(**changes) if changes else cfg
+
+
+def _money(q) -> str:
+    return "-" if q is None else f"${q.to('USD').m:,.0f}"
+
+
+def _summary(e: Estimate) -> list[tuple[str, str]]:
+    c = e.config
+    return [
+        ("run", f"{c.model.name} on {c.cluster.num_gpus} x {c.cluster.gpu.name}, {c.parallelism.schedule}, "
+                f"{c.precision.gemm} GEMMs"),
+        ("step time", f"{e.step_time.to('s').m:.3f} s"),
+        ("pipeline bubble", f"{e.bubble_time.to('s').m:.3f} s"),
+        ("tokens per second", f"{e.tokens_per_second.m:,.0f}"),
+        ("achieved model TFLOP/s per GPU", f"{e.flops_per_gpu.to('TFLOP/s').m:.1f}"),
+        ("MFU (causal, BF16 peak)", f"{100 * e.mfu:.2f}%"),
+        (f"MFU at {c.precision.gemm} peak", f"{100 * e.mfu_at_precision:.2f}%"),
+        ("optimizer steps", f"{e.steps:,.0f}"),
+        ("wall time", f"{e.wall_time.to('day').m:.1f} days"),
+        ("GPU-hours", f"{e.gpu_hours.to('hour').m:,.0f}"),
+        ("GPU-hours per trillion tokens", f"{e.gpu_hours.to('hour').m / (c.tokens / 1e12):,.0f}"),
+        ("memory per GPU", f"{e.memory_per_gpu.to('GB').m:.1f} GB of {c.cluster.gpu.hbm_capacity.to('GB').m:.1f} GB"
+                           + ("" if e.fits else "  DOES NOT FIT")),
+        ("marginal cost of the run", _money(e.marginal_cost)),
+        ("capital behind it", _money(e.capital_cost)),
+        ("capital / marginal", "-" if e.capital_over_marginal is None else f"{e.capital_over_marginal:,.0f}x"),
+    ]
+
+
+def _breakdowns(e: Estimate) -> list[tuple[str, dict, str, str]]:
+    return [("step time", e.step_breakdown, "s", "{:.3f}"), ("memory per GPU", e.memory_breakdown, "GB", "{:.2f}"),
+            ("marginal ledger", e.marginal_breakdown, "USD", "{:,.0f}"),
+            ("capital ledger", e.capital_breakdown, "USD", "{:,.0f}")]
+
+
+def _cmd_estimate(args) -> int:
+    e = estimate(_load(args.target, args.set), check=False)
+    if args.json:
+        print(json.dumps({"config": e.config.to_dict(), "estimate": e.to_dict()}, indent=2))
+        return 0
+    print(_table(["quantity", "value"], _summary(e)))
+    for title, parts, unit, fmt in _breakdowns(e):
+        if parts:
+            rows = [[k, fmt.format(v.to(unit).m)] for k, v in parts.items()]
+            rows.append(["total", fmt.format(sum(v.to(unit).m for v in parts.values()))])
+            print(f"\n{title} [{unit}]")
+            print(_table(["line", unit], rows, right={1}))
+    if not e.fits:
+        print("\nwarning: this layout does not fit in HBM; estimate(cfg) raises InfeasibleConfig for it")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    a = estimate(_load(args.a, list(args.set) + list(args.set_a)), check=False)
+    b = estimate(_load(args.b, list(args.set) + list(args.set_b)), check=False)
+    rows = []
+    for (name, va), (_, vb) in zip(_summary(a), _summary(b)):
+        rows.append([name, va, vb])
+    for title, pa, unit, fmt in _breakdowns(a):
+        pb = dict(_breakdowns(b)[[t for t, *_ in _breakdowns(b)].index(title)][1])
+        for k in dict.fromkeys([*pa, *pb]):
+            x = pa[k].to(unit).m if k in pa else 0.0
+            y = pb[k].to(unit).m if k in pb else 0.0
+            rows.append([f"{title}: {k} [{unit}]", fmt.format(x), fmt.format(y)
+                         + (f"  ({(y - x) / x:+.1%})" if x else "")])
+    print(_table(["quantity", "A", "B"], rows))
+    return 0
+
+
 # ------------------------------------------------------------------------- parser
 
 
@@ -173,6 +266,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mtp", action="store_true", help="include multi-token-prediction modules")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(func=_cmd_flops)
+
+    p = sub.add_parser("estimate", help="time, memory and both cost ledgers of a run",
+                       description="Estimate a run from a preset or a JSON/YAML/TOML config: step time and its "
+                                   "breakdown, wall time, GPU-hours, MFU, memory per GPU, the marginal cost of the "
+                                   "run and the capital behind it.")
+    p.add_argument("target", help="a preset (costmodel presets) or a config file")
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help="change a field by dotted path, e.g. --set cluster.gpu=H100-SXM (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the config and the estimate as JSON")
+    p.set_defaults(func=_cmd_estimate)
+
+    p = sub.add_parser("compare", help="two estimates side by side",
+                       description="Estimate two runs and show them side by side with relative differences, e.g. "
+                                   "costmodel compare deepseek-v3 deepseek-v3 --set-b cluster.gpu=H100-SXM")
+    p.add_argument("a", help="preset or config file A")
+    p.add_argument("b", help="preset or config file B")
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="change applied to both")
+    p.add_argument("--set-a", action="append", default=[], metavar="PATH=VALUE", help="change applied to A")
+    p.add_argument("--set-b", action="append", default=[], metavar="PATH=VALUE", help="change applied to B")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 
@@ -184,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (UnknownName, ValueError) as exc:
+    except (UnknownName, ValueError, ValidationError, InfeasibleConfig) as exc:
         print(f"costmodel: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head`

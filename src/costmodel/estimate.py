@@ -17,7 +17,7 @@ from .config import TrainingConfig
 from .errors import InfeasibleConfig
 from .pipeline import makespan
 from .stages import placement
-from .units import Q_, to_base
+from .units import quantity, to_base
 
 __all__ = ["Estimate", "estimate"]
 
@@ -26,58 +26,60 @@ DEFAULT_SERVER_POWER_MULTIPLIER = 1.8
 _KINDS = ("dense", "moe")
 
 
+_UNITS = {"step_time": "s", "wall_time": "day", "gpu_hours": "hour", "tokens_per_second": "token/s",
+          "flops_per_gpu": "TFLOP/s", "bubble_time": "s", "memory_per_gpu": "GB",
+          "marginal_cost": "USD", "capital_cost": "USD"}
+_BREAKDOWN_UNITS = {"step_breakdown": "s", "memory_breakdown": "GB", "marginal_breakdown": "USD",
+                    "capital_breakdown": "USD"}
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """The result of :func:`estimate`. Totals are Quantities; each ``*_breakdown`` maps a
-    line to a Quantity and sums exactly to its total. Ratios are floats.
+    """The result of :func:`estimate`, immutable.
 
-    ``mfu`` counts model FLOPs with causal attention, without MTP or recomputation, against
-    the dense BF16 peak (the convention of the DeepSeek-V3 and Llama 3 reports);
-    ``mfu_at_precision`` divides by the dense peak of ``precision.gemm``. ``marginal_cost``
-    and ``capital_cost`` are ``None`` when the config gives no price for them.
+    Totals are Quantities: ``step_time``, ``wall_time``, ``gpu_hours``, ``tokens_per_second``
+    (steady state at the full batch), ``flops_per_gpu`` (achieved model FLOP/s per GPU),
+    ``bubble_time``, ``memory_per_gpu`` (fullest rank), ``marginal_cost``, ``capital_cost``
+    (``None`` when the config gives no price for them). Each ``*_breakdown`` maps a line to a
+    Quantity and sums exactly to its total. ``mfu`` counts model FLOPs (causal attention, no
+    MTP, no recomputation) against the dense BF16 peak, the convention of the DeepSeek-V3 and
+    Llama 3 reports; ``mfu_at_precision`` divides by the dense peak of ``precision.gemm``.
+
+    Values are held as plain floats (in the units of ``to_dict``) and turned into
+    Quantities when read, so sweeps that read ``to_dict()`` pay nothing for units.
     """
 
     config: TrainingConfig
-    step_time: Any
-    wall_time: Any
-    gpu_hours: Any
-    tokens_per_second: Any
-    flops_per_gpu: Any
+    values: dict
+    breakdowns: dict
     mfu: float
     mfu_at_precision: float
-    bubble_time: Any
-    memory_per_gpu: Any
-    marginal_cost: Any
-    capital_cost: Any
-    step_breakdown: dict
-    memory_breakdown: dict
-    marginal_breakdown: dict
-    capital_breakdown: dict
     fits: bool
     steps: float
     stage_times: dict = field(default_factory=dict)
 
+    def __getattr__(self, name: str):
+        if name in _UNITS:
+            v = self.values[name]
+            return None if v is None else quantity(v, _UNITS[name])
+        if name in _BREAKDOWN_UNITS:
+            u = _BREAKDOWN_UNITS[name]
+            return {k: quantity(v, u) for k, v in self.breakdowns[name].items()}
+        raise AttributeError(name)
+
     @property
     def capital_over_marginal(self) -> float | None:
         """How many times the run's marginal cost the capital behind it is."""
-        if self.marginal_cost is None or self.capital_cost is None or self.marginal_cost.m == 0:
-            return None
-        return float((self.capital_cost / self.marginal_cost).to("").m)
+        m, c = self.values["marginal_cost"], self.values["capital_cost"]
+        return None if not m or c is None else c / m
 
     def to_dict(self) -> dict[str, Any]:
         """Plain floats with the unit in the key, for JSON and pandas."""
-        out: dict[str, Any] = {}
-        units = {"step_time": "s", "wall_time": "day", "gpu_hours": "hour", "tokens_per_second": "token/s",
-                 "flops_per_gpu": "TFLOP/s", "bubble_time": "s", "memory_per_gpu": "GB",
-                 "marginal_cost": "USD", "capital_cost": "USD"}
-        for name, unit in units.items():
-            q = getattr(self, name)
-            out[f"{name} [{unit}]"] = None if q is None else float(q.to(unit).m)
+        out: dict[str, Any] = {f"{k} [{u}]": self.values[k] for k, u in _UNITS.items()}
         out["mfu"], out["mfu_at_precision"], out["fits"] = self.mfu, self.mfu_at_precision, self.fits
         out["steps"], out["capital_over_marginal"] = self.steps, self.capital_over_marginal
-        for name, unit in (("step_breakdown", "s"), ("memory_breakdown", "GB"),
-                           ("marginal_breakdown", "USD"), ("capital_breakdown", "USD")):
-            out[name] = {f"{k} [{unit}]": float(v.to(unit).m) for k, v in getattr(self, name).items()}
+        for name, unit in _BREAKDOWN_UNITS.items():
+            out[name] = {f"{k} [{unit}]": v for k, v in self.breakdowns[name].items()}
         return out
 
 
@@ -103,7 +105,9 @@ def _layer_work(cfg: TrainingConfig, r: compute.Rates) -> dict[str, np.ndarray]:
 
 def _links(cfg: TrainingConfig) -> tuple[network.Link, network.Link]:
     c, e = cfg.cluster, cfg.efficiency
-    nvl = network.Link(to_base(c.nvlink_bandwidth, "bandwidth") * e.nvlink, network.NVLINK_LATENCY, "NVLink")
+    nvl_bw = (to_base(c.scale_up_bandwidth, "bandwidth") if c.scale_up_bandwidth is not None
+              else to_base(c.gpu.scale_up_bidirectional, "bandwidth") / 2)
+    nvl = network.Link(nvl_bw * e.nvlink, network.NVLINK_LATENCY, "NVLink")
     ib = network.Link(to_base(c.nic_bandwidth, "bandwidth") * e.scale_out, to_base(c.scale_out_latency, "time"),
                       "scale-out")
     return nvl, ib
@@ -303,9 +307,9 @@ def _ledgers(cfg: TrainingConfig, gpu_hours: float) -> tuple[dict[str, float], d
     elif price is not None:
         marginal = ledger.marginal_owned(
             gpu_hours, price, c.server_overhead, c.depreciation_rate, c.interconnect_fraction, interconnect,
-            gpu.tdp.to("W").m if gpu.tdp is not None else 0.0,
+            to_base(gpu.tdp, "power") if gpu.tdp is not None else 0.0,
             gpu.server_power_multiplier or DEFAULT_SERVER_POWER_MULTIPLIER, c.power_fraction, c.pue,
-            c.electricity_price.to("USD/kWh").m)
+            to_base(c.electricity_price, "energy price") * 3.6e6)
     else:
         marginal = {}
     capital = {}
@@ -314,10 +318,6 @@ def _ledgers(cfg: TrainingConfig, gpu_hours: float) -> tuple[dict[str, float], d
                                  c.interconnect_fraction, interconnect, usd(c.facility), c.research_multiple,
                                  sum(marginal.values()))
     return marginal, capital
-
-
-def _q(d: dict[str, float], unit: str) -> dict:
-    return {k: Q_(v, unit) for k, v in d.items()}
 
 
 def estimate(cfg: TrainingConfig, check: bool = True) -> Estimate:
@@ -356,28 +356,31 @@ def estimate(cfg: TrainingConfig, check: bool = True) -> Estimate:
     if check and not fits:
         raise InfeasibleConfig(mem_total, capacity, mem)
     tps = cfg.data.tokens_per_step / step
-    model_flops = cfg.model.flops_per_token(cfg.data.seq_len).total.m
+    model_flops = sum(cfg.model.flops_per_token(cfg.data.seq_len).by_component().values())  # no MTP
     flops_gpu = tps * model_flops / cfg.cluster.num_gpus
     gpu = cfg.cluster.gpu
     marginal, capital = _ledgers(cfg, gpu_hours)
+    mem_gb = {k: v / 1e9 for k, v in mem.items()}
+    values = {
+        "step_time": float(step), "wall_time": float(wall) / 86400.0, "gpu_hours": float(gpu_hours),
+        "tokens_per_second": float(tps), "flops_per_gpu": float(flops_gpu) / 1e12,
+        "bubble_time": float(sched["bubble"]), "memory_per_gpu": sum(mem_gb.values()),
+        "marginal_cost": float(sum(marginal.values())) if marginal else None,
+        "capital_cost": float(sum(capital.values())) if capital else None,
+    }
+    breakdowns = {
+        "step_breakdown": {k: float(v) for k, v in step_parts.items()},
+        "memory_breakdown": mem_gb,
+        "marginal_breakdown": {k: float(v) for k, v in marginal.items()},
+        "capital_breakdown": {k: float(v) for k, v in capital.items()},
+    }
     return Estimate(
         config=cfg,
-        step_time=Q_(step, "s"),
-        wall_time=Q_(wall, "s").to("day"),
-        gpu_hours=Q_(gpu_hours, "hour"),
-        tokens_per_second=Q_(tps, "token/s"),
-        flops_per_gpu=Q_(flops_gpu, "FLOP/s").to("TFLOP/s"),
-        mfu=flops_gpu / gpu.peak_flops("bf16"),
-        mfu_at_precision=flops_gpu / gpu.peak_flops(cfg.precision.gemm),
-        bubble_time=Q_(sched["bubble"], "s"),
-        memory_per_gpu=Q_(mem_total, "B").to("GB"),
-        marginal_cost=Q_(sum(marginal.values()), "USD") if marginal else None,
-        capital_cost=Q_(sum(capital.values()), "USD") if capital else None,
-        step_breakdown=_q(step_parts, "s"),
-        memory_breakdown={k: Q_(v, "B").to("GB") for k, v in mem.items()},
-        marginal_breakdown=_q(marginal, "USD"),
-        capital_breakdown=_q(capital, "USD"),
-        fits=fits,
-        steps=steps,
+        values=values,
+        breakdowns=breakdowns,
+        mfu=float(flops_gpu / gpu.peak_flops("bf16")),
+        mfu_at_precision=float(flops_gpu / gpu.peak_flops(cfg.precision.gemm)),
+        fits=bool(fits),
+        steps=float(steps),
         stage_times={k: float(v) for k, v in sched.items()},
     )

@@ -13,7 +13,8 @@ Ring algorithms (Patarasuk & Yuan 2009; Thakur, Rabenseifner & Gropp 2005), for 
 - all-to-all with ``S`` bytes leaving each GPU: ``S / bw + alpha`` (pairwise exchanges pipelined)
 - point-to-point: ``S / bw + alpha``
 
-All functions take plain floats (or numpy arrays) in bytes, B/s and seconds.
+All functions take plain floats (or numpy arrays) in bytes, B/s and seconds; a group of one
+GPU costs nothing (the ``n - 1`` factors vanish).
 """
 
 from __future__ import annotations
@@ -51,14 +52,12 @@ class Link:
 
 def ring_allreduce_time(bytes_, n, bandwidth, latency):
     """Ring all-reduce of ``bytes_`` over ``n`` GPUs [s]."""
-    n = np.asarray(n, dtype=float)
-    return np.where(n > 1, 2 * (n - 1) / n * bytes_ / bandwidth + 2 * (n - 1) * latency, 0.0) * 1.0
+    return 2 * (n - 1) / n * bytes_ / bandwidth + 2 * (n - 1) * latency
 
 
 def reduce_scatter_time(bytes_, n, bandwidth, latency):
     """Ring reduce-scatter of a ``bytes_`` buffer over ``n`` GPUs [s]; all-gather is the same."""
-    n = np.asarray(n, dtype=float)
-    return np.where(n > 1, (n - 1) / n * bytes_ / bandwidth + (n - 1) * latency, 0.0) * 1.0
+    return (n - 1) / n * bytes_ / bandwidth + (n - 1) * latency
 
 
 all_gather_time = reduce_scatter_time
@@ -66,7 +65,7 @@ all_gather_time = reduce_scatter_time
 
 def all_to_all_time(bytes_out, bandwidth, latency):
     """All-to-all in which ``bytes_out`` leave each GPU [s]."""
-    return np.where(np.asarray(bytes_out) > 0, bytes_out / bandwidth + latency, 0.0) * 1.0
+    return bytes_out / bandwidth + latency * (np.asarray(bytes_out) > 0)
 
 
 def p2p_time(bytes_, bandwidth, latency):

@@ -14,6 +14,7 @@ See specs/units.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from numbers import Real
 from typing import Annotated, Any
 
@@ -26,6 +27,8 @@ __all__ = [
     "KINDS",
     "parse",
     "to_base",
+    "unit",
+    "quantity",
     "format_quantity",
     "quantity_field",
     "Bandwidth",
@@ -165,10 +168,28 @@ def parse(value: Any, kind: Kind | str, field: str = "value") -> pint.Quantity:
     return q.to(kind.unit)
 
 
+@lru_cache(maxsize=None)
+def unit(text: str) -> pint.Unit:
+    """The registry's Unit for ``text``, parsed once (pint parsing costs tens of us)."""
+    return ureg.Unit(text)
+
+
+@lru_cache(maxsize=None)
+def _factor(units: Any, target: str) -> float:
+    return float(Q_(1.0, units).to(target).m)
+
+
 def to_base(q: pint.Quantity, kind: Kind | str) -> float:
-    """Magnitude of ``q`` in the kind's SI base unit (B/s, B, FLOP/s, s, W, USD/s, ...)."""
-    kind = KINDS[kind] if isinstance(kind, str) else kind
-    return float(q.to(kind.base).m)
+    """Magnitude of ``q`` in the kind's SI base unit (B/s, B, FLOP/s, s, W, USD/s, ...).
+
+    The conversion factor is cached per unit, so this costs a multiplication."""
+    base = KINDS[kind].base if isinstance(kind, str) else kind.base
+    return float(q.m) * _factor(q._units, base)
+
+
+def quantity(value: Any, text: str) -> pint.Quantity:
+    """``Q_(value, text)`` without re-parsing ``text``."""
+    return Q_(value, unit(text))
 
 
 def format_quantity(q: pint.Quantity) -> str:

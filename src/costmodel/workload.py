@@ -29,7 +29,7 @@ from typing import Annotated, Literal, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .units import Q_
+from .units import quantity
 
 __all__ = [
     "GQA",
@@ -268,19 +268,19 @@ class FlopsPerToken:
 
     @property
     def forward(self):
-        return Q_(self._sum(0), "FLOP/token")
+        return quantity(self._sum(0), "FLOP/token")
 
     @property
     def backward_input(self):
-        return Q_(self._sum(1), "FLOP/token")
+        return quantity(self._sum(1), "FLOP/token")
 
     @property
     def backward_weight(self):
-        return Q_(self._sum(2), "FLOP/token")
+        return quantity(self._sum(2), "FLOP/token")
 
     @property
     def recompute(self):
-        return Q_(sum(self.recompute_parts.values()) if self.recompute_parts else 0.0, "FLOP/token")
+        return quantity(sum(self.recompute_parts.values()) if self.recompute_parts else 0.0, "FLOP/token")
 
     @property
     def total(self):
