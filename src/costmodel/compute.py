@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from .hardware import GPU
 from .workload import Architecture, split_backward
 
-__all__ = ["Rates", "rates", "FP8_COMPONENTS", "component_times", "elementwise_bytes", "BF16_BYTES"]
+__all__ = ["Rates", "rates", "FP8_COMPONENTS", "component_times", "elementwise_bytes", "scores_bytes",
+           "BF16_BYTES", "SCORE_BYTES", "SCORE_BYTES_BACKWARD"]
+
+#: HBM bytes per attention-score element when scores are materialized. Forward: write QK^T
+#: (2), fused scale-mask-softmax read and write (4), dropout read, write and a 1-byte mask
+#: (5), read for AV (2). Backward: write dP from AV's backward (2), dropout backward read,
+#: mask, write (5), softmax backward read P and dP, write dS (6), read dS for QK^T's backward (2).
+SCORE_BYTES = 13.0
+SCORE_BYTES_BACKWARD = 15.0
 
 BF16_BYTES = 2.0
 
@@ -96,3 +104,10 @@ def elementwise_bytes(arch: Architecture, kind: str, gemm: str) -> float:
         linear_inputs = d + o_in + experts * d + f_active  # QKV, output proj, up and down proj
         bytes_ += 3.0 * linear_inputs
     return bytes_
+
+
+def scores_bytes(arch: Architecture, seq_len) -> tuple[float, float]:
+    """Forward and backward HBM bytes per token of one layer's materialized attention scores
+    [B/token]: ``13 n_h s`` and ``15 n_h s`` (the full square is written, masked or not)."""
+    elems = arch.attention.n_heads * seq_len
+    return SCORE_BYTES * elems, SCORE_BYTES_BACKWARD * elems

@@ -34,6 +34,7 @@ __all__ = [
     "Precision",
     "Costs",
     "Efficiency",
+    "Kernels",
     "Schedule",
     "SCHEDULES",
 ]
@@ -44,7 +45,7 @@ SCHEDULES: tuple[str, ...] = get_args(Schedule)
 #: Global compute efficiency: fraction of a GPU's measured achievable matmul rate that a
 #: training step's kernels reach. Fitted once to all calibration runs by
 #: ``costmodel.calibration.fit_compute_efficiency`` (specs/compute.md); a test checks the fit.
-DEFAULT_COMPUTE_EFFICIENCY = 0.635
+DEFAULT_COMPUTE_EFFICIENCY = 0.693
 
 #: Fine-grained (1x128 / 128x128 block-scaled) FP8 GEMMs over plain FP8 achievable rate on
 #: Hopper: DeepGEMM's measured grouped-GEMM rates for DeepSeek-V3's MoE shapes on H800
@@ -216,6 +217,8 @@ class Parallelism(_Frozen):
     comm_sms: int = Field(default=0, ge=0, strict=True,
                           description="SMs per GPU reserved for communication kernels (DeepSeek-V3: 20 of 132)")
     sequence_parallel: bool = Field(default=True, description="Megatron sequence parallelism with tp > 1")
+    overlap_grad_reduce: bool = Field(
+        default=True, description="overlap the data-parallel gradient reduction with the last backward")
 
     @field_validator("zero", mode="before")
     @classmethod
@@ -255,6 +258,18 @@ class Precision(_Frozen):
     optimizer_moments: Literal["fp32", "bf16"] = Field(
         default="fp32", description="AdamW first and second moments (DeepSeek-V3 keeps them in BF16)"
     )
+
+
+class Kernels(_Frozen):
+    """Kernel choices that change bytes moved, not FLOPs.
+
+    ``attention="flash"`` (FlashAttention, Dao et al. 2022, arXiv 2205.14135) never writes the
+    s x s scores to HBM; ``"materialized"`` (software before it, e.g. Megatron-LM of 2021) does:
+    scores, a fused scale-mask-softmax, dropout with its mask, and the read for AV
+    (specs/compute.md).
+    """
+
+    attention: Literal["flash", "materialized"] = "flash"
 
 
 class Efficiency(_Frozen):
@@ -325,6 +340,7 @@ class TrainingConfig(_Frozen):
     parallelism: Parallelism = Parallelism()
     precision: Precision = Precision()
     costs: Costs = Costs()
+    kernels: Kernels = Kernels()
     efficiency: Efficiency = Efficiency()
     goodput: float = Field(default=1.0, gt=0, le=1, strict=True)
 

@@ -99,7 +99,10 @@ def _layer_work(cfg: TrainingConfig, r: compute.Rates) -> dict[str, np.ndarray]:
                "full": flops}.get(p.recompute, {})
         f, b, w = compute.component_times(flops, r, rec, p.tp)
         ew = compute.elementwise_bytes(arch, kind, cfg.precision.gemm) / r.hbm / p.tp
-        out[i] = (f + ew, b + 2 * ew + (ew if p.recompute == "full" else 0.0), w)
+        sf, sb = (compute.scores_bytes(arch, s) if cfg.kernels.attention == "materialized" else (0.0, 0.0))
+        sf, sb = sf / r.hbm / p.tp, sb / r.hbm / p.tp
+        redo = (ew if p.recompute == "full" else 0.0) + (sf if p.recompute in ("full", "selective") else 0.0)
+        out[i] = (f + ew + sf, b + 2 * ew + sb + redo, w)
     return out
 
 
@@ -254,10 +257,11 @@ def _dp_sync(cfg: TrainingConfig, ne: float, ex: float, sched: dict, m: float) -
         else:
             rs += network.reduce_scatter_time(params * g, n, link.bandwidth, link.latency)
             ag += network.all_gather_time(params * 2.0, n, link.bandwidth, link.latency)
-    exposed = max(0.0, rs - (sched["b"] + sched["w"]))
-    if p.zero == 3:
-        exposed += m * max(0.0, 2 * ag - (sched["f"] + sched["b"] + sched["w"]))
-    else:
+    busy = sched["f"] + sched["b"] + sched["w"]
+    stall = m * max(0.0, 2 * ag - busy) if p.zero == 3 else 0.0  # per-micro-batch gathers not hidden
+    window = sched["b"] + sched["w"] + stall / max(m, 1)  # the last backward, as long as it really takes
+    exposed = stall + (max(0.0, rs - window) if p.overlap_grad_reduce else rs)
+    if p.zero != 3:
         exposed += max(0.0, ag - sched["f"])
     per_param = g + (8.0 if prec.master_weights == "fp32" else 4.0) + 4 * memory.BYTES[prec.optimizer_moments] + 2.0
     shard = (ne / (p.dp * p.cp) + ex * p.ep / (p.dp * p.cp * p.tp)) if p.zero >= 1 else ne + ex
@@ -272,7 +276,8 @@ def _memory(cfg: TrainingConfig, w: _Ranks, ne: np.ndarray, ex: np.ndarray) -> t
     st_ex = memory.state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero,
                                          max(1, p.dp * p.cp * p.tp // p.ep))
     act_layer = sum(
-        count / arch.n_layers * memory.activation_bytes_per_token(arch, kind, p.recompute, prec.gemm)
+        count / arch.n_layers * memory.activation_bytes_per_token(arch, kind, p.recompute, prec.gemm,
+                                                                  cfg.kernels.attention, cfg.data.seq_len)
         for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if count
     )
     place = w.place

@@ -38,8 +38,13 @@ def state_bytes_per_param(master_weights: str, grads: str, moments: str, zero: i
     }
 
 
-def activation_bytes_per_token(arch: Architecture, kind: str, recompute: str, gemm: str) -> float:
-    """Activation bytes one layer keeps per token until its backward [B/token]."""
+def activation_bytes_per_token(arch: Architecture, kind: str, recompute: str, gemm: str,
+                               attention: str = "flash", seq_len: int = 0) -> float:
+    """Activation bytes one layer keeps per token until its backward [B/token].
+
+    With materialized attention (no FlashAttention) and no recomputation of it, the scores
+    add ``5 n_h s`` bytes: softmax output (2), dropout mask (1) and output (2) per element
+    (Korthikanti et al. 2022, Eq. 2's ``5as/h`` term)."""
     d, att = arch.hidden, arch.attention
     if recompute == "full":
         return 2.0 * d
@@ -52,9 +57,12 @@ def activation_bytes_per_token(arch: Architecture, kind: str, recompute: str, ge
         qkv, out = n_h * (2 * qk + att.v_head_dim), n_h * att.v_head_dim
         qkv += att.kv_lora_rank + (att.q_lora_rank or 0)  # the latents, kept for the up-projections
     linear = 1.0 if gemm == "fp8" else 2.0
+    kernel = attention
     attention = 2.0 * d + linear * d + 2.0 * out + 4.0 * n_h
     if recompute not in ("selective", "mla-up-proj"):
         attention += 2.0 * qkv
+    if kernel == "materialized" and recompute != "selective":
+        attention += 5.0 * n_h * seq_len
     if kind == "moe":
         experts = arch.moe.n_shared + arch.moe.top_k
         width = experts * arch.moe.expert_ffn

@@ -1,0 +1,86 @@
+"""Invariants of estimate() over generated configs (costmodel.testing strategies)."""
+
+import math
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+import costmodel
+from costmodel import GPU
+from costmodel.pipeline import bubble_1f1b, bubble_dualpipe
+from costmodel.testing import training_configs
+
+H100, H800 = costmodel.gpu("H100-SXM"), costmodel.gpu("H800-SXM")
+
+
+def run(cfg):
+    return costmodel.estimate(cfg, check=False)
+
+
+def faster(gpu: GPU, k: float) -> GPU:
+    """The same part with every rate multiplied by k."""
+    scale = lambda d: {p: q * k for p, q in d.items()}  # noqa: E731
+    return gpu.model_copy(update={"name": gpu.name + "-fast", "peaks": scale(gpu.peaks),
+                                  "achievable": scale(gpu.achievable), "hbm_bandwidth": gpu.hbm_bandwidth * k,
+                                  "scale_up_bidirectional": gpu.scale_up_bidirectional * k})
+
+
+@given(training_configs())
+def test_breakdowns_sum_and_values_are_finite(cfg):
+    e = run(cfg)
+    assert sum(e.breakdowns["step_breakdown"].values()) == e.values["step_time"]
+    assert sum(e.breakdowns["memory_breakdown"].values()) == e.values["memory_per_gpu"]
+    assert all(math.isfinite(v) and v >= 0 for v in e.breakdowns["step_breakdown"].values())
+    assert all(v is None or (math.isfinite(v) and v >= 0) for v in e.values.values())
+    assert 0 < e.mfu < 1
+
+
+@given(training_configs(), st.floats(1.01, 4.0))
+def test_a_faster_gpu_never_lengthens_a_run(cfg, k):
+    base = run(cfg)
+    quick = run(cfg.replace(**{"cluster.gpu": faster(cfg.cluster.gpu, k)}))
+    assert quick.wall_time.m <= base.wall_time.m * (1 + 1e-12)
+
+
+@given(training_configs(gpu=H100))
+def test_h800_never_faster_than_h100(cfg):
+    h100, h800 = run(cfg), run(cfg.replace(**{"cluster.gpu": "H800-SXM"}))
+    assert h800.step_time.m >= h100.step_time.m * (1 - 1e-12)
+
+
+@given(training_configs(gpu=H100))
+def test_tensor_parallelism_over_nvlink_costs_more_on_h800(cfg):
+    p = cfg.parallelism
+    assume(p.tp > 1 and p.tp <= cfg.cluster.gpus_per_node)
+    h100, h800 = run(cfg), run(cfg.replace(**{"cluster.gpu": "H800-SXM"}))
+    assert h800.step_breakdown["exposed communication"] > h100.step_breakdown["exposed communication"]
+
+
+@given(st.integers(1, 32), st.floats(1e-4, 1.0), st.floats(1e-4, 1.0), st.floats(1e-4, 1.0), st.floats(0, 1))
+def test_dualpipe_bubble_never_exceeds_1f1b(half_pp, f, b, w, overlap):
+    pp = 2 * half_pp
+    fb = (f + b + w) * (0.5 + 0.5 * overlap)  # an overlapped pair never takes longer than serial
+    assert bubble_dualpipe(pp, fb, b, w) <= bubble_1f1b(pp, f, b, w) + 1e-12
+
+
+@given(training_configs(max_gpus=4096))
+def test_doubling_data_parallel_gpus_never_lowers_gpu_hours(cfg):
+    # The same run (tokens, global batch) on twice the data-parallel ranks.
+    p, c = cfg.parallelism, cfg.cluster
+    try:
+        doubled = cfg.replace(**{"parallelism.dp": 2 * p.dp, "cluster.num_gpus": 2 * c.num_gpus})
+    except ValidationError:  # the batch does not split into whole micro-batches on 2x the ranks
+        assume(False)
+    assert run(doubled).gpu_hours.m >= run(cfg).gpu_hours.m * (1 - 1e-9)
+
+
+@given(training_configs(), st.floats(0.1, 10.0))
+def test_ledgers_scale_linearly_with_price(cfg, k):
+    price = cfg.costs.gpu_hour_price
+    base = cfg.replace(**{"costs.gpu_price": "30000 USD"})
+    scaled = base.replace(**{"costs.gpu_hour_price": price * k, "costs.gpu_price": costmodel.Q_(30000 * k, "USD")})
+    a, b = run(base), run(scaled)
+    assert b.marginal_cost.m == pytest.approx(k * a.marginal_cost.m, rel=1e-9)
+    assert b.capital_cost.m == pytest.approx(k * a.capital_cost.m, rel=1e-9)

@@ -1,0 +1,74 @@
+"""Predictions against the published outcomes of ../shared/reference/calibration.yaml.
+
+Inputs: the presets (published setups) and the library's global defaults; nothing below is
+fed to the model. Outputs: the published figures, each with its citation. Tolerances are the
+targets set in the estimate issue. Targets the model misses today are marked xfail(strict):
+they document the miss, and they fail the suite the day the model starts meeting them, so
+the mark must then be removed.
+"""
+
+import pytest
+
+import costmodel
+from costmodel import presets
+from costmodel.calibration import OBSERVATIONS, fit_compute_efficiency, observed_tokens_per_gpu, residuals
+from costmodel.config import DEFAULT_COMPUTE_EFFICIENCY
+
+# DeepSeek-V3: ISCA'25 (arXiv 2505.09343) Table 4, MPFT column, and V3 report Table 1.
+V3_STEP_S = 19.926
+V3_BUBBLE_S = 2.06
+V3_MFU_CAUSAL = 0.3894
+V3_GPU_HOURS_PER_T = 180_000
+
+
+@pytest.fixture(scope="module")
+def v3():
+    return costmodel.estimate(presets.get("deepseek-v3"))
+
+
+def test_default_compute_efficiency_is_the_fit():
+    assert round(fit_compute_efficiency(), 3) == DEFAULT_COMPUTE_EFFICIENCY
+
+
+def test_v3_gpu_hours_per_trillion_tokens(v3):
+    per_t = v3.gpu_hours.to("hour").m / 14.8
+    assert per_t == pytest.approx(V3_GPU_HOURS_PER_T, rel=0.10)
+
+
+@pytest.mark.xfail(strict=True, reason="17.93 s vs 19.926 s measured (-10.01%), just outside 10%")
+def test_v3_step_time(v3):
+    assert v3.step_time.to("s").m == pytest.approx(V3_STEP_S, rel=0.10)
+
+
+@pytest.mark.xfail(strict=True, reason="closed-form DualPipe bubble 1.07 s vs 2.06 s measured (-48%)")
+def test_v3_bubble(v3):
+    assert v3.bubble_time.to("s").m == pytest.approx(V3_BUBBLE_S, rel=0.25)
+
+
+@pytest.mark.xfail(strict=True, reason="MFU 43.4% vs 38.94% measured (+11.4%)")
+def test_v3_mfu(v3):
+    assert v3.mfu == pytest.approx(V3_MFU_CAUSAL, rel=0.10)
+
+
+def test_v3_cost_reproduces_the_headline_within_10_percent(v3):
+    # V3 report Table 1: pre-training $5.328M of the $5.576M at $2/GPU-hour
+    assert v3.marginal_cost.to("USD").m == pytest.approx(5.328e6, rel=0.10)
+
+
+def test_v3_capital_dwarfs_marginal(v3):
+    assert v3.capital_over_marginal > 100
+
+
+@pytest.mark.parametrize("obs", OBSERVATIONS, ids=[o.preset for o in OBSERVATIONS])
+def test_throughput_per_gpu_within_10_percent(obs):
+    r = residuals()[obs.preset]
+    if obs.preset == "deepseek-v3":
+        pytest.xfail(f"DeepSeek-V3 throughput {r:+.1%} vs ISCA'25 Table 4 (target 10%)")
+    assert abs(r) <= 0.10, f"{obs.preset}: {r:+.1%} vs {obs.source}"
+
+
+def test_observed_conversions():
+    # 19.926 s per step of 15360 x 4096 tokens on 2048 GPUs -> 1541.7 tokens/s/GPU, the
+    # V3 report's 1e12 / (180e3 h x 3600) = 1543 tokens/s/GPU (calibration.yaml 'derived').
+    v3 = next(o for o in OBSERVATIONS if o.preset == "deepseek-v3")
+    assert observed_tokens_per_gpu(v3) == pytest.approx(1e12 / (180e3 * 3600), rel=0.01)
