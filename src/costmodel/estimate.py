@@ -216,7 +216,7 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: float) -> dict[str, float]:
     hops = len(w.place.layers) - 1
     fill = 2 * hops * network.p2p_time(act, link.bandwidth, link.latency) if p.pp > 1 else 0.0
     return {"compute": F + B + W, "comm": pair[r] - (F + B + W), "bubble": bubble + fill,
-            "f": f, "b": b, "w": W, "rank": r}
+            "f": f, "b": b, "w": W, "f_compute": F, "b_compute": B, "rank": r}
 
 
 def _rank_params(cfg: TrainingConfig, place) -> tuple[np.ndarray, np.ndarray]:
@@ -257,12 +257,13 @@ def _dp_sync(cfg: TrainingConfig, ne: float, ex: float, sched: dict, m: float) -
         else:
             rs += network.reduce_scatter_time(params * g, n, link.bandwidth, link.latency)
             ag += network.all_gather_time(params * 2.0, n, link.bandwidth, link.latency)
-    busy = sched["f"] + sched["b"] + sched["w"]
+    busy = sched["compute"] + sched["comm"]  # what one micro-batch really takes on this rank
     stall = m * max(0.0, 2 * ag - busy) if p.zero == 3 else 0.0  # per-micro-batch gathers not hidden
-    window = sched["b"] + sched["w"] + stall / max(m, 1)  # the last backward, as long as it really takes
+    # the last backward's compute (its communication time is already in the bubble), plus any stall
+    window = sched["b_compute"] + sched["w"] + stall / max(m, 1)
     exposed = stall + (max(0.0, rs - window) if p.overlap_grad_reduce else rs)
     if p.zero != 3:
-        exposed += max(0.0, ag - sched["f"])
+        exposed += max(0.0, ag - sched["f_compute"])
     per_param = g + (8.0 if prec.master_weights == "fp32" else 4.0) + 4 * memory.BYTES[prec.optimizer_moments] + 2.0
     shard = (ne / (p.dp * p.cp) + ex * p.ep / (p.dp * p.cp * p.tp)) if p.zero >= 1 else ne + ex
     hbm = to_base(cfg.cluster.gpu.hbm_bandwidth, "bandwidth") * cfg.efficiency.hbm
