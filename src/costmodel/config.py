@@ -45,7 +45,7 @@ SCHEDULES: tuple[str, ...] = get_args(Schedule)
 #: Global compute efficiency: fraction of a GPU's measured achievable matmul rate that a
 #: training step's kernels reach. Fitted once to all calibration runs by
 #: ``costmodel.calibration.fit_compute_efficiency`` (specs/compute.md); a test checks the fit.
-DEFAULT_COMPUTE_EFFICIENCY = 0.694
+DEFAULT_COMPUTE_EFFICIENCY = 0.7
 
 #: Fine-grained (1x128 / 128x128 block-scaled) FP8 GEMMs over plain FP8 achievable rate on
 #: Hopper: DeepGEMM's measured grouped-GEMM rates for DeepSeek-V3's MoE shapes on H800

@@ -15,7 +15,8 @@ import numpy as np
 from . import compute, ledger, memory, network
 from .config import TrainingConfig
 from .errors import InfeasibleConfig
-from .pipeline import makespan
+from .pipeline import makespan, simulate
+from .pipeline.orders import topology
 from .stages import placement
 from .units import quantity, to_base
 
@@ -171,6 +172,8 @@ class _Ranks:
     comm: np.ndarray  # (pp, 4): exposed F, exposed B, all-to-all F, all-to-all B
     place: Any
     tokens: float
+    chunk_compute: np.ndarray  # (chunks, 3)
+    chunk_comm: np.ndarray  # (chunks, 4)
 
 
 def _rank_work(cfg: TrainingConfig) -> _Ranks:
@@ -192,11 +195,34 @@ def _rank_work(cfg: TrainingConfig) -> _Ranks:
     chunk_compute[-1] += last
     chunk_comm = np.outer(place.layers, comm)
     chunk_comm[-1] += mtp_comm
-    return _Ranks(place.runs @ chunk_compute, place.runs @ chunk_comm, place, tokens)
+    return _Ranks(place.runs @ chunk_compute, place.runs @ chunk_comm, place, tokens, chunk_compute, chunk_comm)
 
 
-def _schedule(cfg: TrainingConfig, w: _Ranks, m: float) -> dict[str, float]:
-    """Per-micro-batch compute and exposed communication, and the bubble, of the slowest rank."""
+#: ``pipeline="auto"`` simulates when the slowest rank's time per micro-batch exceeds the
+#: fastest's by more than this; below it the closed forms are exact enough (specs/pipeline.md).
+SIMULATE_ABOVE_SPREAD = 0.02
+
+
+def _simulate(cfg: TrainingConfig, w: _Ranks, m: int, p2p: float):
+    """Run the event simulator on the config's chunks (specs/pipeline.md)."""
+    p = cfg.parallelism
+    cc, cm = w.chunk_compute, w.chunk_comm
+    stage_times = np.column_stack([cc[:, 0] + cm[:, 0] + cm[:, 2], cc[:, 1] + cm[:, 1] + cm[:, 3], cc[:, 2]])
+    fb = None
+    if p.schedule in ("dualpipe", "dualpipev"):
+        _, _, stage_of = topology(p.schedule, p.pp)
+        fb = np.zeros((p.pp, 2))
+        for r, phases in enumerate(stage_of):
+            for ph in range(2):
+                a, b = phases[ph][1], phases[1 - ph][1]
+                fb[r, ph] = cm[a, 0] + cm[b, 1] + max(cc[a, 0] + cc[b, 1] + cc[b, 2], cm[a, 2] + cm[b, 3])
+    return simulate(p.schedule, p.pp, m, stage_times=stage_times, FB=fb, p2p=p2p,
+                    virtual_stages=p.virtual_stages)
+
+
+def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, float]:
+    """Per-micro-batch compute and exposed communication of the slowest rank, the bubble,
+    and the idle time per rank (closed form, or the simulator)."""
     p = cfg.parallelism
     comp, comm = w.compute, w.comm
     if p.schedule in ("dualpipe", "dualpipev"):
@@ -207,16 +233,24 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: float) -> dict[str, float]:
     F, B, W = comp[r]
     fx, bx, af, ab = comm[r]
     f, b = F + fx + af, B + bx + ab
-    half = 0.5 if p.schedule == "dualpipev" else 1.0  # DualPipeV: two half-rank chunks
-    _, bubble = makespan(p.schedule, p.pp, m, f * half, b * half, W * half, pair[r] * half, p.virtual_stages)
     nvl, ib = _links(cfg)
-    span = p.tp * p.cp * p.dp
-    link = network.group_link(span * p.pp, cfg.cluster.gpus_per_node, nvl, ib)
+    link = network.group_link(p.tp * p.cp * p.dp * p.pp, cfg.cluster.gpus_per_node, nvl, ib)
     act = w.tokens * cfg.model.hidden * compute.BF16_BYTES / p.tp
-    hops = len(w.place.layers) - 1
-    fill = 2 * hops * network.p2p_time(act, link.bandwidth, link.latency) if p.pp > 1 else 0.0
-    return {"compute": F + B + W, "comm": pair[r] - (F + B + W), "bubble": bubble + fill,
-            "f": f, "b": b, "w": W, "f_compute": F, "b_compute": B, "rank": r}
+    p2p = network.p2p_time(act, link.bandwidth, link.latency) if p.pp > 1 else 0.0
+    simulated = mode == "simulate" or (mode == "auto" and p.pp > 1
+                                       and pair.max() > pair.min() * (1 + SIMULATE_ABOVE_SPREAD))
+    if simulated:
+        sim = _simulate(cfg, w, m, p2p)
+        bubble = sim.makespan - m * pair[r]
+        idle = float(sim.per_rank_bubble.mean())
+    else:
+        half = 0.5 if p.schedule == "dualpipev" else 1.0  # DualPipeV: two half-rank chunks
+        _, bubble = makespan(p.schedule, p.pp, m, f * half, b * half, W * half, pair[r] * half, p.virtual_stages)
+        bubble += 2 * (len(w.place.layers) - 1) * p2p
+        idle = bubble
+    return {"compute": F + B + W, "comm": pair[r] - (F + B + W), "bubble": max(0.0, float(bubble)),
+            "idle": idle, "simulated": float(simulated), "f": f, "b": b, "w": W, "f_compute": F,
+            "b_compute": B, "rank": r}
 
 
 def _rank_params(cfg: TrainingConfig, place) -> tuple[np.ndarray, np.ndarray]:
@@ -238,13 +272,14 @@ def _rank_params(cfg: TrainingConfig, place) -> tuple[np.ndarray, np.ndarray]:
     return ne_r, ex_r
 
 
-def _dp_sync(cfg: TrainingConfig, ne: float, ex: float, sched: dict, m: float) -> tuple[float, float]:
+def _dp_sync(cfg: TrainingConfig, ne: float, ex: float, sched: dict, m: float, span: float) -> tuple[float, float]:
     """Exposed data-parallel communication per step, and the optimizer step [s].
 
     Gradients are reduced once per step; the reduce-scatter (all-reduce for ZeRO-0) overlaps
-    the last micro-batch's backward and the parameter all-gather the next step's first
-    forward. ZeRO-3 gathers parameters for every micro-batch's forward and backward,
-    prefetched behind that micro-batch's compute.
+    the last micro-batch's backward compute and the parameter all-gather the next step's
+    first forward compute. ZeRO-3 gathers parameters for every micro-batch's forward and
+    backward: the DP link must carry those ``2 m`` gathers within the pipeline's ``span``,
+    so only their excess is exposed, and its reduce-scatter is taken as not overlapped.
     """
     p, prec = cfg.parallelism, cfg.precision
     nvl, ib = _links(cfg)
@@ -257,13 +292,11 @@ def _dp_sync(cfg: TrainingConfig, ne: float, ex: float, sched: dict, m: float) -
         else:
             rs += network.reduce_scatter_time(params * g, n, link.bandwidth, link.latency)
             ag += network.all_gather_time(params * 2.0, n, link.bandwidth, link.latency)
-    busy = sched["compute"] + sched["comm"]  # what one micro-batch really takes on this rank
-    stall = m * max(0.0, 2 * ag - busy) if p.zero == 3 else 0.0  # per-micro-batch gathers not hidden
-    # the last backward's compute (its communication time is already in the bubble), plus any stall
-    window = sched["b_compute"] + sched["w"] + stall / max(m, 1)
-    exposed = stall + (max(0.0, rs - window) if p.overlap_grad_reduce else rs)
-    if p.zero != 3:
-        exposed += max(0.0, ag - sched["f_compute"])
+    if p.zero == 3:
+        exposed = max(0.0, 2 * m * ag - span) + rs
+    else:
+        window = sched["b_compute"] + sched["w"]
+        exposed = (max(0.0, rs - window) if p.overlap_grad_reduce else rs) + max(0.0, ag - sched["f_compute"])
     per_param = g + (8.0 if prec.master_weights == "fp32" else 4.0) + 4 * memory.BYTES[prec.optimizer_moments] + 2.0
     shard = (ne / (p.dp * p.cp) + ex * p.ep / (p.dp * p.cp * p.tp)) if p.zero >= 1 else ne + ex
     hbm = to_base(cfg.cluster.gpu.hbm_bandwidth, "bandwidth") * cfg.efficiency.hbm
@@ -326,7 +359,7 @@ def _ledgers(cfg: TrainingConfig, gpu_hours: float) -> tuple[dict[str, float], d
     return marginal, capital
 
 
-def estimate(cfg: TrainingConfig, check: bool = True) -> Estimate:
+def estimate(cfg: TrainingConfig, check: bool = True, pipeline: str = "auto") -> Estimate:
     """Estimate a training run from first principles.
 
     Parameters
@@ -335,13 +368,20 @@ def estimate(cfg: TrainingConfig, check: bool = True) -> Estimate:
     check : bool
         Raise :class:`InfeasibleConfig` if the layout does not fit in HBM (default); with
         ``False`` return the estimate with ``fits=False`` instead.
+    pipeline : {"auto", "closed", "simulate"}
+        How the schedule is timed: closed forms (fast, exact for identical ranks), the event
+        simulator (``costmodel.pipeline.simulate``), or ``auto``: the simulator when ranks'
+        work per micro-batch differs by more than 2%.
     """
+    if pipeline not in ("auto", "closed", "simulate"):
+        raise ValueError(f"pipeline must be 'auto', 'closed' or 'simulate'; got {pipeline!r}")
     p = cfg.parallelism
     m = cfg.microbatches
     work = _rank_work(cfg)
-    sched = _schedule(cfg, work, m)
+    sched = _schedule(cfg, work, m, pipeline)
     ne, ex = _rank_params(cfg, work.place)
-    dp_exposed, optimizer = _dp_sync(cfg, float(ne.max()), float(ex.max()), sched, m)
+    span = m * (sched["compute"] + sched["comm"]) + sched["bubble"]
+    dp_exposed, optimizer = _dp_sync(cfg, float(ne.max()), float(ex.max()), sched, m, span)
     step_parts = {
         "compute": m * sched["compute"],
         "exposed communication": m * sched["comm"],
@@ -370,7 +410,7 @@ def estimate(cfg: TrainingConfig, check: bool = True) -> Estimate:
     values = {
         "step_time": float(step), "wall_time": float(wall) / 86400.0, "gpu_hours": float(gpu_hours),
         "tokens_per_second": float(tps), "flops_per_gpu": float(flops_gpu) / 1e12,
-        "bubble_time": float(sched["bubble"]), "memory_per_gpu": sum(mem_gb.values()),
+        "bubble_time": float(sched["idle"]), "memory_per_gpu": sum(mem_gb.values()),
         "marginal_cost": float(sum(marginal.values())) if marginal else None,
         "capital_cost": float(sum(capital.values())) if capital else None,
     }

@@ -19,3 +19,8 @@ __all__ = [
     "bubble_dualpipev",
     "makespan",
 ]
+
+from .orders import SCHEDULES as SIMULATED_SCHEDULES  # noqa: E402
+from .simulate import SimulationResult, simulate  # noqa: E402
+
+__all__ += ["simulate", "SimulationResult", "SIMULATED_SCHEDULES"]

@@ -1,0 +1,124 @@
+"""Per-rank op orders of the pipeline schedules. See specs/pipeline.md.
+
+An op is a tuple ``(kind, a, b)``:
+
+- ``("F", phase, 0)``, ``("B", phase, zb)``: the next forward / backward of a rank-local
+  *phase* (model chunk); ``zb=1`` computes the input gradient only and queues the weight
+  gradient, ``zb=0`` is the full backward;
+- ``("W", 0, 0)``: the oldest queued weight gradient;
+- ``("FB", phase_f, phase_b)``: DualPipe's overlapped pair, a forward of ``phase_f`` and a
+  full backward of ``phase_b``.
+
+Micro-batches are numbered per phase in the order the rank runs them (as the reference
+implementation's counters do); ``topology`` tells which pipeline stage a phase is.
+"""
+
+from __future__ import annotations
+
+__all__ = ["orders", "topology", "SCHEDULES"]
+
+SCHEDULES = ("gpipe", "1f1b", "interleaved", "zb1p", "zbv", "dualpipe", "dualpipev")
+
+
+def topology(schedule: str, pp: int, v: int = 1):
+    """(stages, paths, stage_of): ``stage_of[r][phase] = (path, stage)``.
+
+    A *path* is the sequence of stages a micro-batch traverses; DualPipe has two (its two
+    directions), everything else one. ``stages[path]`` is its number of stages.
+    """
+    if schedule == "interleaved":
+        return [pp * v], 1, [[(0, j * pp + r) for j in range(v)] for r in range(pp)]
+    if schedule in ("dualpipev", "zbv"):
+        return [2 * pp], 1, [[(0, r), (0, 2 * pp - 1 - r)] for r in range(pp)]
+    if schedule == "dualpipe":
+        half = pp // 2
+        out = []
+        for r in range(pp):
+            a, b = (0, r), (1, pp - 1 - r)
+            out.append([a, b] if r < half else [b, a])  # second-half ranks mirror the first
+        return [pp, pp], 2, out
+    return [pp], 1, [[(0, r)] for r in range(pp)]
+
+
+def _1f1b(pp: int, r: int, m: int, zb: int) -> list:
+    """1F1B (Narayanan et al. 2021); with ``zb`` the ZB-H1 order of Qi et al. 2024: rank r
+    holds back its first r weight gradients in the steady phase (F, B, then W), and the
+    held-back ones fill the cool-down's waits."""
+    warm = min(pp - r - 1, m)
+    ops = [("F", 0, 0)] * warm
+    for j in range(m - warm):
+        ops += [("F", 0, 0), ("B", 0, zb)] + ([("W", 0, 0)] if zb and j >= r else [])
+    ops += [("B", 0, zb)] * warm
+    return ops
+
+
+def _interleaved(pp: int, r: int, m: int, v: int) -> list:
+    """Megatron-LM's interleaved 1F1B (schedules.py, forward_backward_pipelining_with_interleaving)."""
+    total = m * v
+    warm = min((pp - r - 1) * 2 + (v - 1) * pp, total)
+
+    def chunk(k: int, forward: bool) -> int:
+        c = (k // pp) % v
+        return c if forward else v - 1 - c
+
+    ops = [("F", chunk(k, True), 0) for k in range(warm)]
+    for k in range(total - warm):
+        ops += [("F", chunk(warm + k, True), 0), ("B", chunk(k, False), 0)]
+    ops += [("B", chunk(k, False), 0) for k in range(total - warm, total)]
+    return ops
+
+
+def _dual(pp: int, r: int, chunks: int, v_shape: bool, overlap: bool) -> list:
+    """DualPipe / DualPipeV step() of github.com/deepseek-ai/DualPipe (dualpipe.py,
+    dualpipev.py), as rank-local phases; with ``overlap=False`` each F&B pair runs as F then a
+    full B (the ZB-V-like V schedule)."""
+    if v_shape:
+        n, h, main = pp, r, chunks - 2 * pp + r + 1
+        special = r == pp - 1
+    else:
+        n, h = pp // 2, min(r, pp - 1 - r)
+        main = chunks // 2 - pp + h + 1
+        special = r in (pp // 2 - 1, pp // 2)
+
+    def fb(p0: int, p1: int) -> list:
+        return [("FB", p0, p1)] if overlap else [("F", p0, 0), ("B", p1, 0)]
+
+    ops = [("F", 0, 0)] * ((n - h - 1) * 2)  # step 1: nF0
+    for _ in range(h + 1):  # step 2: nF0F1
+        ops += [("F", 0, 0), ("F", 1, 0)]
+    for _ in range(n - h - 1):  # step 3: nB1W1F1, zero bubble
+        ops += [("B", 1, 1), ("W", 0, 0), ("F", 1, 0)]
+    for i in range(main):  # step 4: nF0B1F1B0
+        if i == 0 and special:  # the reference does not overlap this first pair
+            ops += [("F", 0, 0), ("B", 1, 0)]
+        else:
+            ops += fb(0, 1)
+        ops += fb(1, 0)
+    for _ in range(n - h - 1):  # step 5: nB1F1B0
+        ops += [("B", 1, 0)] + fb(1, 0)
+    zb = 0
+    for i in range(h + 1):  # step 6: nB1B0, the second half with zero bubble
+        if i == (h + 1) // 2 and h % 2 == 1:
+            zb = 1
+        ops.append(("B", 1, zb))
+        if i == (h + 1) // 2 and h % 2 == 0:
+            zb = 1
+        ops.append(("B", 0, zb))
+    for _ in range(n - h - 1):  # step 7: nWB0
+        ops += [("W", 0, 0), ("B", 0, 1)]
+    ops += [("W", 0, 0)] * (h + 1)  # step 8: nW
+    return ops
+
+
+def orders(schedule: str, pp: int, m: int, v: int = 1) -> list[list]:
+    """Each rank's ordered ops for ``m`` micro-batches (DualPipe: ``m`` split over its two
+    directions)."""
+    if schedule == "gpipe":
+        return [[("F", 0, 0)] * m + [("B", 0, 0)] * m for _ in range(pp)]
+    if schedule in ("1f1b", "zb1p"):
+        return [_1f1b(pp, r, m, 1 if schedule == "zb1p" else 0) for r in range(pp)]
+    if schedule == "interleaved":
+        return [_interleaved(pp, r, m, v) for r in range(pp)]
+    if schedule in ("dualpipe", "dualpipev", "zbv"):
+        return [_dual(pp, r, m, schedule != "dualpipe", schedule != "zbv") for r in range(pp)]
+    raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
