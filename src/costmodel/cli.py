@@ -231,6 +231,34 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_pipeline(args) -> int:
+    from .estimate import pipeline_of
+
+    changes = list(args.set)
+    if args.schedule:
+        changes.append(f"parallelism.schedule={args.schedule}")
+        if args.schedule != "interleaved":
+            changes.append("parallelism.virtual_stages=1")
+    cfg = _load(args.target, changes)
+    result = pipeline_of(cfg)
+    p = cfg.parallelism
+    print(f"{cfg.model.name}: {p.schedule} on {p.pp} ranks, {cfg.microbatches} micro-batches per step")
+    rows = [[r, f"{result.per_rank_busy[r]:.3f}", f"{result.per_rank_bubble[r]:.3f}", int(result.peak_activations[r])]
+            for r in range(p.pp)]
+    print(_table(["rank", "busy s", "idle s", "peak activations"], rows, right={0, 1, 2, 3}))
+    print(f"makespan {result.makespan:.3f} s, bubble fraction {100 * result.bubble_fraction:.2f}%")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from .plot import timeline
+
+        ax = timeline(result)
+        ax.figure.savefig(args.plot, dpi=args.dpi, bbox_inches="tight")
+        print(f"timeline written to {args.plot}")
+    return 0
+
+
 # ------------------------------------------------------------------------- parser
 
 
@@ -286,6 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set-a", action="append", default=[], metavar="PATH=VALUE", help="change applied to A")
     p.add_argument("--set-b", action="append", default=[], metavar="PATH=VALUE", help="change applied to B")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("pipeline", help="simulate one step's pipeline schedule, optionally drawn as a timeline",
+                       description="Run the event simulator on a preset's (or config file's) stage times and print "
+                                   "each rank's busy and idle time and peak activations; --plot draws the Gantt chart "
+                                   "(needs the plot extra).")
+    p.add_argument("target", help="a preset or a config file")
+    p.add_argument("--schedule", choices=["gpipe", "1f1b", "interleaved", "zb1p", "dualpipe", "dualpipev"],
+                   help="replace the config's schedule")
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="change a field (repeatable)")
+    p.add_argument("--plot", metavar="FILE.png", help="write the timeline image")
+    p.add_argument("--dpi", type=int, default=110, help="image resolution (default 110)")
+    p.set_defaults(func=_cmd_pipeline)
     return parser
 
 

@@ -20,7 +20,7 @@ from .pipeline.orders import topology
 from .stages import placement
 from .units import quantity, to_base
 
-__all__ = ["Estimate", "estimate"]
+__all__ = ["Estimate", "estimate", "pipeline_of"]
 
 #: Server power per GPU over TDP when the catalogue has no figure (Epoch AI default 1.8).
 DEFAULT_SERVER_POWER_MULTIPLIER = 1.8
@@ -220,6 +220,24 @@ def _simulate(cfg: TrainingConfig, w: _Ranks, m: int, p2p: float):
                     virtual_stages=p.virtual_stages)
 
 
+def _p2p(cfg: TrainingConfig, w: _Ranks) -> float:
+    """One activation transfer between pipeline ranks [s]."""
+    p = cfg.parallelism
+    if p.pp == 1:
+        return 0.0
+    nvl, ib = _links(cfg)
+    link = network.group_link(p.tp * p.cp * p.dp * p.pp, cfg.cluster.gpus_per_node, nvl, ib)
+    act = w.tokens * cfg.model.hidden * compute.BF16_BYTES / p.tp
+    return float(network.p2p_time(act, link.bandwidth, link.latency))
+
+
+def pipeline_of(cfg: TrainingConfig):
+    """The simulated pipeline of one full-batch step of ``cfg`` (a ``SimulationResult``),
+    from the same stage times the estimate uses."""
+    work = _rank_work(cfg)
+    return _simulate(cfg, work, cfg.microbatches, _p2p(cfg, work))
+
+
 def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, float]:
     """Per-micro-batch compute and exposed communication of the slowest rank, the bubble,
     and the idle time per rank (closed form, or the simulator)."""
@@ -233,10 +251,7 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
     F, B, W = comp[r]
     fx, bx, af, ab = comm[r]
     f, b = F + fx + af, B + bx + ab
-    nvl, ib = _links(cfg)
-    link = network.group_link(p.tp * p.cp * p.dp * p.pp, cfg.cluster.gpus_per_node, nvl, ib)
-    act = w.tokens * cfg.model.hidden * compute.BF16_BYTES / p.tp
-    p2p = network.p2p_time(act, link.bandwidth, link.latency) if p.pp > 1 else 0.0
+    p2p = _p2p(cfg, w)
     simulated = mode == "simulate" or (mode == "auto" and p.pp > 1
                                        and pair.max() > pair.min() * (1 + SIMULATE_ABOVE_SPREAD))
     if simulated:

@@ -23,3 +23,22 @@ def test_replace_and_estimate_sweep_point(benchmark):
 def test_flops_per_token(benchmark):
     arch = costmodel.models.get("deepseek-v3")
     benchmark(arch.flops_per_token, 4096)
+
+
+def test_simulate_pp16_120_microbatches_1f1b(benchmark):
+    from costmodel.pipeline import simulate
+
+    r = benchmark(simulate, "1f1b", 16, 120, F=1.0, B=1.0, W=1.0)
+    assert r.makespan > 0
+
+
+def test_simulate_pp16_120_microbatches_dualpipe(benchmark):
+    from costmodel.pipeline import simulate
+
+    r = benchmark(simulate, "dualpipe", 16, 120, F=1.0, B=1.0, W=1.0, FB=2.5)
+    assert r.makespan > 0
+
+
+def test_estimate_deepseek_v3_closed_form(benchmark):
+    cfg = costmodel.presets.get("deepseek-v3")
+    benchmark(costmodel.estimate, cfg, pipeline="closed")
