@@ -54,8 +54,11 @@ def test_h800_never_faster_than_h100(cfg):
 def test_tensor_parallelism_over_nvlink_costs_more_on_h800(cfg):
     p = cfg.parallelism
     assume(p.tp > 1 and p.tp <= cfg.cluster.gpus_per_node)
+    # Every transformer layer's TP collectives cross NVLink; some rank's chain runs through
+    # them, so the step is strictly longer (the breakdown line belongs to the slowest rank,
+    # which may be a head-only last stage without TP collectives).
     h100, h800 = run(cfg), run(cfg.replace(**{"cluster.gpu": "H800-SXM"}))
-    assert h800.step_breakdown["exposed communication"] > h100.step_breakdown["exposed communication"]
+    assert h800.step_time > h100.step_time
 
 
 @given(st.integers(1, 32), st.floats(1e-4, 1.0), st.floats(1e-4, 1.0), st.floats(1e-4, 1.0), st.floats(0, 1))

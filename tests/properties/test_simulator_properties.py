@@ -89,7 +89,7 @@ def test_every_op_once_and_no_dependency_violated(case, f, b, w, p2p, rnd):
     fwd, bwd, wgt = Counter(), Counter(), Counter()
     end_f, end_b, start_f, start_b = {}, {}, {}, {}
     cols = ("rank", "kind", "stage", "mb", "path", "start", "end", "pair_stage", "pair_mb", "pair_path")
-    for rank, kind, s, mb, path, t0, t1, ps, pm, pth in zip(*(ops[k] for k in cols)):
+    for _rank, kind, s, mb, path, t0, t1, ps, pm, pth in zip(*(ops[k] for k in cols)):
         key = (path, s, mb)
         bkey = (pth, ps, pm) if kind == "FB" else key
         if kind in ("F", "FB"):

@@ -1,5 +1,6 @@
 """estimate(): structure, memory and ledger equations, errors."""
 
+import dataclasses
 import json
 import math
 
@@ -31,7 +32,7 @@ def test_result_units_and_types():
     assert isinstance(e.mfu, float) and 0 < e.mfu < 1 and e.mfu_at_precision == pytest.approx(e.mfu / 2, rel=1e-4)
     with pytest.raises(AttributeError):
         e.nonexistent  # noqa: B018
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         e.fits = False
 
 
