@@ -62,7 +62,7 @@ def test_tensor_parallelism_over_nvlink_costs_more_on_h800(cfg):
     tp_h100 = _rank_work(cfg).comm[:, :2].sum()
     tp_h800 = _rank_work(h800_cfg).comm[:, :2].sum()
     assert tp_h800 > tp_h100
-    assert run(h800_cfg).step_time >= run(cfg).step_time
+    assert run(h800_cfg).step_time.m >= run(cfg).step_time.m * (1 - 1e-12)
 
 
 @given(st.integers(1, 32), st.floats(1e-4, 1.0), st.floats(1e-4, 1.0), st.floats(1e-4, 1.0), st.floats(0, 1))
