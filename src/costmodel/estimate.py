@@ -198,8 +198,10 @@ def _rank_work(cfg: TrainingConfig) -> _Ranks:
     return _Ranks(place.runs @ chunk_compute, place.runs @ chunk_comm, place, tokens, chunk_compute, chunk_comm)
 
 
-#: ``pipeline="auto"`` simulates when the slowest rank's time per micro-batch exceeds the
-#: fastest's by more than this; below it the closed forms are exact enough (specs/pipeline.md).
+#: ``pipeline="auto"`` simulates when the busiest rank's compute per micro-batch exceeds the
+#: least busy one's by more than this; below it the closed forms are exact enough. Compute
+#: alone decides, so a layout is timed the same way whatever the GPU or network
+#: (specs/pipeline.md).
 SIMULATE_ABOVE_SPREAD = 0.02
 
 
@@ -252,8 +254,10 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
     fx, bx, af, ab = comm[r]
     f, b = F + fx + af, B + bx + ab
     p2p = _p2p(cfg, w)
+    # decided on compute alone, so the same layout is timed the same way on any GPU or network
+    work = comp.sum(1)
     simulated = mode == "simulate" or (mode == "auto" and p.pp > 1
-                                       and pair.max() > pair.min() * (1 + SIMULATE_ABOVE_SPREAD))
+                                       and work.max() > work.min() * (1 + SIMULATE_ABOVE_SPREAD))
     if simulated:
         sim = _simulate(cfg, w, m, p2p)
         bubble = sim.makespan - m * pair[r]

@@ -42,14 +42,21 @@ def topology(schedule: str, pp: int, v: int = 1):
 
 def _1f1b(pp: int, r: int, m: int, zb: int) -> list:
     """1F1B (Narayanan et al. 2021); with ``zb`` the ZB-H1 order of Qi et al. 2024: rank r
-    holds back its first r weight gradients in the steady phase (F, B, then W), and the
-    held-back ones fill the cool-down's waits."""
+    holds back its first r weight gradients in the steady phase (F, B, then W), runs one W
+    after each cool-down B, and the held-back ones last. A static order, so the makespan
+    never shrinks when an op grows (a time-greedy filler would not guarantee that)."""
     warm = min(pp - r - 1, m)
     ops = [("F", 0, 0)] * warm
+    held = 0
     for j in range(m - warm):
-        ops += [("F", 0, 0), ("B", 0, zb)] + ([("W", 0, 0)] if zb and j >= r else [])
-    ops += [("B", 0, zb)] * warm
-    return ops
+        ops += [("F", 0, 0), ("B", 0, zb)]
+        if zb and j >= r:
+            ops.append(("W", 0, 0))
+        elif zb:
+            held += 1
+    for _ in range(warm):
+        ops += [("B", 0, zb)] + ([("W", 0, 0)] if zb else [])
+    return ops + [("W", 0, 0)] * held
 
 
 def _interleaved(pp: int, r: int, m: int, v: int) -> list:

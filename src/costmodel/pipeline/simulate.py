@@ -4,8 +4,8 @@ Each rank runs its ops (``orders.py``) in order; an op starts when the rank is f
 inputs exist: a forward after the same micro-batch's forward on the previous stage (plus
 ``p2p`` if that stage is on another rank), a backward after its own forward and the next
 stage's backward. DualPipe's F&B pair needs both. Weight gradients split off a backward
-(``zb``) are queued per rank and run where the order says, or, for ZB-H1, whenever the rank
-would otherwise wait (the zero-bubble paper's filling rule), and at the end.
+(``zb``) are queued per rank and run, oldest first, where the order says. Every order is
+static, so the simulated makespan never decreases when an op's duration increases.
 """
 
 from __future__ import annotations
@@ -110,7 +110,6 @@ def simulate(schedule: str, pp: int, microbatches: int, *, F=None, B=None, W=Non
     per_path = microbatches // n_paths
     rank_of = {st: r for r, phases in enumerate(stage_of) for st in phases}
     order = orders(schedule, pp, microbatches, v)
-    fill = schedule == "zb1p"
 
     # Per (rank, phase), precomputed: offsets into the flat end-time arrays (index
     # key * per_path + mb, key = path * n + stage), neighbours' owners and transfer times.
@@ -190,12 +189,6 @@ def simulate(schedule: str, pp: int, microbatches: int, *, F=None, B=None, W=Non
                         e = e2
                 if e > t:
                     t = e
-            while fill and q and now < t:  # ZB-H1: fill the wait with queued W
-                ph, mb = q.popleft()
-                d = Wt[st_[ph]]
-                lg.append((3, ph, 1, mb, now, d, -1))
-                now += d
-                live[r] -= 1
             start = now if now > t else t
             if kind == 0:
                 mb = fc[a]
