@@ -420,6 +420,12 @@ def estimate(cfg: TrainingConfig, check: bool = True, pipeline: str = "auto") ->
     fits = mem_total <= capacity
     if check and not fits:
         raise InfeasibleConfig(mem_total, capacity, mem)
+    return _result(cfg, step, step_parts, wall, gpu_hours, mem, fits, steps, sched)
+
+
+def _result(cfg: TrainingConfig, step: float, step_parts: dict, wall: float, gpu_hours: float,
+            mem: dict, fits: bool, steps: float, sched: dict) -> Estimate:
+    """Assemble the immutable result: throughput, MFU, ledgers, breakdowns."""
     tps = cfg.data.tokens_per_step / step
     model_flops = sum(cfg.model.flops_per_token(cfg.data.seq_len).by_component().values())  # no MTP
     flops_gpu = tps * model_flops / cfg.cluster.num_gpus

@@ -58,10 +58,13 @@ def test_closed_forms_exact_where_exact(case, f, b, w, overlap):
 
 
 @given(st.integers(1, 16), st.integers(1, 8))
-def test_zb1p_reproduces_its_closed_form_when_f_b_w_are_equal(pp, k):
+def test_zero_bubble_schedules_when_f_b_w_are_equal(pp, k):
+    # ZB-H1 reproduces (p-1)(F+B-W); ZB-V idles (p-1)F per rank (its chunks are half-size)
     m = k * pp
     r = simulate("zb1p", pp, m, F=1.0, B=1.0, W=1.0)
     assert r.per_rank_bubble.max() == pytest.approx(bubble_zb1p(pp, 1.0, 1.0, 1.0), abs=1e-9)
+    r = simulate("zbv", pp, max(m, 2 * pp), F=1.0, B=1.0, W=1.0)
+    assert r.per_rank_bubble.max() == pytest.approx(pp - 1, abs=1e-9)
 
 
 @given(st.integers(2, 12), st.integers(1, 6), TIME, TIME, TIME)

@@ -5,7 +5,8 @@ An op is a tuple ``(kind, a, b)``:
 - ``("F", phase, 0)``, ``("B", phase, zb)``: the next forward / backward of a rank-local
   *phase* (model chunk); ``zb=1`` computes the input gradient only and queues the weight
   gradient, ``zb=0`` is the full backward;
-- ``("W", 0, 0)``: the oldest queued weight gradient;
+- ``("W", -1, 0)``: the oldest queued weight gradient; ``("W", phase, 0)``: the oldest of
+  that phase;
 - ``("FB", phase_f, phase_b)``: DualPipe's overlapped pair, a forward of ``phase_f`` and a
   full backward of ``phase_b``.
 
@@ -51,12 +52,12 @@ def _1f1b(pp: int, r: int, m: int, zb: int) -> list:
     for j in range(m - warm):
         ops += [("F", 0, 0), ("B", 0, zb)]
         if zb and j >= r:
-            ops.append(("W", 0, 0))
+            ops.append(("W", -1, 0))
         elif zb:
             held += 1
     for _ in range(warm):
-        ops += [("B", 0, zb)] + ([("W", 0, 0)] if zb else [])
-    return ops + [("W", 0, 0)] * held
+        ops += [("B", 0, zb)] + ([("W", -1, 0)] if zb else [])
+    return ops + [("W", -1, 0)] * held
 
 
 def _interleaved(pp: int, r: int, m: int, v: int) -> list:
@@ -75,10 +76,10 @@ def _interleaved(pp: int, r: int, m: int, v: int) -> list:
     return ops
 
 
-def _dual(pp: int, r: int, chunks: int, v_shape: bool, overlap: bool) -> list:
+def _dual(pp: int, r: int, chunks: int, v_shape: bool, overlap: bool = True) -> list:
     """DualPipe / DualPipeV step() of github.com/deepseek-ai/DualPipe (dualpipe.py,
     dualpipev.py), as rank-local phases; with ``overlap=False`` each F&B pair runs as F then a
-    full B (the ZB-V-like V schedule)."""
+    full B."""
     if v_shape:
         n, h, main = pp, r, chunks - 2 * pp + r + 1
         special = r == pp - 1
@@ -94,7 +95,7 @@ def _dual(pp: int, r: int, chunks: int, v_shape: bool, overlap: bool) -> list:
     for _ in range(h + 1):  # step 2: nF0F1
         ops += [("F", 0, 0), ("F", 1, 0)]
     for _ in range(n - h - 1):  # step 3: nB1W1F1, zero bubble
-        ops += [("B", 1, 1), ("W", 0, 0), ("F", 1, 0)]
+        ops += [("B", 1, 1), ("W", -1, 0), ("F", 1, 0)]
     for i in range(main):  # step 4: nF0B1F1B0
         if i == 0 and special:  # the reference does not overlap this first pair
             ops += [("F", 0, 0), ("B", 1, 0)]
@@ -112,9 +113,29 @@ def _dual(pp: int, r: int, chunks: int, v_shape: bool, overlap: bool) -> list:
             zb = 1
         ops.append(("B", 0, zb))
     for _ in range(n - h - 1):  # step 7: nWB0
-        ops += [("W", 0, 0), ("B", 0, 1)]
-    ops += [("W", 0, 0)] * (h + 1)  # step 8: nW
+        ops += [("W", -1, 0), ("B", 0, 1)]
+    ops += [("W", -1, 0)] * (h + 1)  # step 8: nW
     return ops
+
+
+def _zbv(pp: int, r: int, m: int) -> list:
+    """ZB-V (Qi et al. 2024, arXiv 2401.10241, Sec. 6), as PyTorch's ScheduleZBVZeroBubble
+    builds it: warm-up forwards down the V, then F-B-W for each chunk in turn, weight
+    gradients deferred in the cool-down."""
+    ops = [("F", 0, 0)] * (2 * (pp - r) - 1) + [("F", 1, 0), ("F", 0, 0)] * r
+    f0, f1 = 2 * (pp - r) - 1 + r, r
+    for _ in range(pp - r):
+        ops += [("F", 1, 0), ("B", 1, 1), ("W", 1, 0)]
+        f1 += 1
+    while f1 < f0 or f0 < m:
+        if f0 < m:
+            ops.append(("F", 0, 0))
+            f0 += 1
+        ops += [("B", 0, 1), ("W", 0, 0), ("F", 1, 0), ("B", 1, 1), ("W", 1, 0)]
+        f1 += 1
+    ops += [("B", 0, 1), ("B", 1, 1)] * r
+    ops += [("B", 0, 1), ("W", 0, 0)] * (pp - r)
+    return ops + [("W", 1, 0)] * r + [("W", 0, 0)] * r
 
 
 def orders(schedule: str, pp: int, m: int, v: int = 1) -> list[list]:
@@ -126,6 +147,8 @@ def orders(schedule: str, pp: int, m: int, v: int = 1) -> list[list]:
         return [_1f1b(pp, r, m, 1 if schedule == "zb1p" else 0) for r in range(pp)]
     if schedule == "interleaved":
         return [_interleaved(pp, r, m, v) for r in range(pp)]
-    if schedule in ("dualpipe", "dualpipev", "zbv"):
-        return [_dual(pp, r, m, schedule != "dualpipe", schedule != "zbv") for r in range(pp)]
+    if schedule == "zbv":
+        return [_zbv(pp, r, m) for r in range(pp)]
+    if schedule in ("dualpipe", "dualpipev"):
+        return [_dual(pp, r, m, schedule == "dualpipev", True) for r in range(pp)]
     raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")

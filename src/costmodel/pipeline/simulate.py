@@ -154,8 +154,13 @@ def simulate(schedule: str, pp: int, microbatches: int, *, F=None, B=None, W=Non
         wake = []
         while i < nops:
             kind, a, b = ops[i]
-            if kind == 3:  # W: the oldest queued weight gradient
-                ph, mb = q.popleft()
+            if kind == 3:  # W: the oldest queued weight gradient (of phase a, if a >= 0)
+                if a < 0 or q[0][0] == a:
+                    ph, mb = q.popleft()
+                else:
+                    j = next(k for k, item in enumerate(q) if item[0] == a)
+                    ph, mb = q[j]
+                    del q[j]
                 d = Wt[st_[ph]]
                 lg.append((3, ph, 1, mb, now, d, -1))
                 now += d
