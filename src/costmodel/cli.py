@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from . import models, presets
-from .config import TrainingConfig
+from .config import SCHEDULES, TrainingConfig
 from .errors import InfeasibleConfig, UnknownName
 from .estimate import Estimate, estimate
 from .hardware import gpus
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "each rank's busy and idle time and peak activations; --plot draws the Gantt chart "
                                    "(needs the plot extra).")
     p.add_argument("target", help="a preset or a config file")
-    p.add_argument("--schedule", choices=["gpipe", "1f1b", "interleaved", "zb1p", "dualpipe", "dualpipev"],
+    p.add_argument("--schedule", choices=list(SCHEDULES),
                    help="replace the config's schedule")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="change a field (repeatable)")
     p.add_argument("--plot", metavar="FILE.png", help="write the timeline image")

@@ -39,7 +39,7 @@ __all__ = [
     "SCHEDULES",
 ]
 
-Schedule = Literal["gpipe", "1f1b", "interleaved", "zb1p", "dualpipe", "dualpipev"]
+Schedule = Literal["gpipe", "1f1b", "interleaved", "zb1p", "zbv", "dualpipe", "dualpipev"]
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
 
 #: Global compute efficiency: fraction of a GPU's measured achievable matmul rate that a
@@ -239,7 +239,7 @@ class Parallelism(_Frozen):
                 f"parallelism.virtual_stages={v} must be 1 for parallelism.schedule={s!r} "
                 "(only 'interleaved' uses virtual stages)"
             )
-        if s in ("dualpipe", "dualpipev", "interleaved") and self.pp < 2:
+        if s in ("dualpipe", "dualpipev", "zbv", "interleaved") and self.pp < 2:
             raise ValueError(f"parallelism.pp={self.pp} must be at least 2 for parallelism.schedule={s!r}")
         if s == "dualpipe" and self.pp % 2:
             raise ValueError(f"parallelism.pp={self.pp} must be even for parallelism.schedule='dualpipe'")
@@ -431,9 +431,9 @@ class TrainingConfig(_Frozen):
                 f"parallelism.schedule='dualpipe' needs an even number of micro-batches of at least "
                 f"2*pp = {2 * p.pp}; data.global_batch/(micro_batch*dp) = {micro}"
             )
-        if p.schedule == "dualpipev" and micro < 2 * p.pp:
+        if p.schedule in ("dualpipev", "zbv") and micro < 2 * p.pp:
             raise ValueError(
-                f"parallelism.schedule='dualpipev' needs at least 2*pp = {2 * p.pp} micro-batches; "
+                f"parallelism.schedule={p.schedule!r} needs at least 2*pp = {2 * p.pp} micro-batches; "
                 f"data.global_batch/(micro_batch*dp) = {micro}"
             )
         if p.schedule == "interleaved" and micro % p.pp:

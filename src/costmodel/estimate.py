@@ -256,8 +256,8 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
     p2p = _p2p(cfg, w)
     # decided on compute alone, so the same layout is timed the same way on any GPU or network
     work = comp.sum(1)
-    simulated = mode == "simulate" or (mode == "auto" and p.pp > 1
-                                       and work.max() > work.min() * (1 + SIMULATE_ABOVE_SPREAD))
+    simulated = mode == "simulate" or p.schedule == "zbv" or (  # ZB-V has no closed form
+        mode == "auto" and p.pp > 1 and work.max() > work.min() * (1 + SIMULATE_ABOVE_SPREAD))
     if simulated:
         sim = _simulate(cfg, w, m, p2p)
         bubble = sim.makespan - m * pair[r]

@@ -92,6 +92,8 @@ def in_flight(schedule: str, pp, rank, microbatches: int, v: int = 1):
         return microbatches + 0 * rank
     if schedule in ("1f1b", "zb1p"):
         return pp - rank
+    if schedule == "zbv":  # 2pp half-size chunks at rank 0, as 1F1B (Qi et al. 2024 Sec. 6)
+        return pp + 0 * rank
     if schedule == "interleaved":
         return (pp - rank) * (1 + (pp - 1) / (pp * v))
     if schedule == "dualpipe":

@@ -14,7 +14,7 @@ Which chunks a rank runs per micro-batch:
 - interleaved: chunks ``r, r + pp, ..., r + (v-1) pp``;
 - dualpipe: chunk ``r`` for half the micro-batches and ``pp-1-r`` for the other half (two
   directions), so on average ``(c_r + c_{pp-1-r}) / 2`` and it *holds* both;
-- dualpipev: chunks ``r`` and ``2pp-1-r`` (the V), both per micro-batch.
+- dualpipev, zbv: chunks ``r`` and ``2pp-1-r`` (the V), both per micro-batch.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Placement:
 
 def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float) -> Placement:
     """Chunks for ``schedule`` on ``pp`` ranks (``v`` virtual stages for interleaved)."""
-    k = {"interleaved": pp * v, "dualpipev": 2 * pp}.get(schedule, pp)
+    k = {"interleaved": pp * v, "dualpipev": 2 * pp, "zbv": 2 * pp}.get(schedule, pp)
     layers = balanced_chunks(n_layers, k, last_extra)
     runs = np.zeros((pp, k))
     ranks = np.arange(pp)
@@ -84,7 +84,7 @@ def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float) 
     elif schedule == "dualpipe":
         runs[ranks, ranks] += 0.5
         runs[ranks, pp - 1 - ranks] += 0.5
-    elif schedule == "dualpipev":
+    elif schedule in ("dualpipev", "zbv"):
         runs[ranks, ranks] = 1.0
         runs[ranks, 2 * pp - 1 - ranks] = 1.0
     else:

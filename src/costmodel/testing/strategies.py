@@ -131,11 +131,11 @@ def training_configs(draw, model: Architecture | None = None, gpu: hardware.GPU 
     tp = draw(st.sampled_from(tp_ok))
     schedule = draw(st.sampled_from(SCHEDULES))
     pp_max = min(64, arch.n_layers)
-    if schedule in ("dualpipe", "dualpipev", "interleaved") and pp_max < 2:
+    if schedule in ("dualpipe", "dualpipev", "zbv", "interleaved") and pp_max < 2:
         schedule = "1f1b"
     if schedule == "dualpipe":
         pp = 2 * draw(st.integers(1, pp_max // 2))
-    elif schedule in ("dualpipev", "interleaved"):
+    elif schedule in ("dualpipev", "zbv", "interleaved"):
         pp = draw(st.integers(2, pp_max))
     else:
         pp = draw(st.integers(1, pp_max))
@@ -153,7 +153,7 @@ def training_configs(draw, model: Architecture | None = None, gpu: hardware.GPU 
     micro_batch = draw(st.integers(1, 4))
     if schedule == "dualpipe":
         micro = 2 * draw(st.integers(pp, 4 * pp))
-    elif schedule == "dualpipev":
+    elif schedule in ("dualpipev", "zbv"):
         micro = draw(st.integers(2 * pp, 8 * pp))
     elif schedule == "interleaved":
         micro = pp * draw(st.integers(1, 8))
