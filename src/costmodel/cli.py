@@ -262,6 +262,11 @@ def _cmd_pipeline(args) -> int:
 # ------------------------------------------------------------------------- parser
 
 
+def _add_set(p: argparse.ArgumentParser, flag: str = "--set", to: str = "") -> None:
+    p.add_argument(flag, action="append", default=[], metavar="PATH=VALUE",
+                   help=f"change a field by dotted path{to}, e.g. {flag} cluster.gpu=H100-SXM (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="costmodel",
@@ -300,8 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "breakdown, wall time, GPU-hours, MFU, memory per GPU, the marginal cost of the "
                                    "run and the capital behind it.")
     p.add_argument("target", help="a preset (costmodel presets) or a config file")
-    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                   help="change a field by dotted path, e.g. --set cluster.gpu=H100-SXM (repeatable)")
+    _add_set(p)
     p.add_argument("--json", action="store_true", help="print the config and the estimate as JSON")
     p.set_defaults(func=_cmd_estimate)
 
@@ -310,9 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "costmodel compare deepseek-v3 deepseek-v3 --set-b cluster.gpu=H100-SXM")
     p.add_argument("a", help="preset or config file A")
     p.add_argument("b", help="preset or config file B")
-    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="change applied to both")
-    p.add_argument("--set-a", action="append", default=[], metavar="PATH=VALUE", help="change applied to A")
-    p.add_argument("--set-b", action="append", default=[], metavar="PATH=VALUE", help="change applied to B")
+    _add_set(p, "--set", " in both")
+    _add_set(p, "--set-a", " in A")
+    _add_set(p, "--set-b", " in B")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("pipeline", help="simulate one step's pipeline schedule, optionally drawn as a timeline",
@@ -322,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="a preset or a config file")
     p.add_argument("--schedule", choices=list(SCHEDULES),
                    help="replace the config's schedule")
-    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="change a field (repeatable)")
+    _add_set(p)
     p.add_argument("--plot", metavar="FILE.png", help="write the timeline image")
     p.add_argument("--dpi", type=int, default=110, help="image resolution (default 110)")
     p.set_defaults(func=_cmd_pipeline)

@@ -205,6 +205,12 @@ def _rank_work(cfg: TrainingConfig) -> _Ranks:
 SIMULATE_ABOVE_SPREAD = 0.02
 
 
+def _fb_pair(f, b, w, exposed_f, exposed_b, a2a_f, a2a_b):
+    """A DualPipe F&B pair: a forward and a full backward run together, each hiding the
+    other's all-to-all; TP/CP communication stays exposed [s]. Broadcasts over arrays."""
+    return exposed_f + exposed_b + np.maximum(f + b + w, a2a_f + a2a_b)
+
+
 def _simulate(cfg: TrainingConfig, w: _Ranks, m: int, p2p: float):
     """Run the event simulator on the config's chunks (specs/pipeline.md)."""
     p = cfg.parallelism
@@ -217,7 +223,7 @@ def _simulate(cfg: TrainingConfig, w: _Ranks, m: int, p2p: float):
         for r, phases in enumerate(stage_of):
             for ph in range(2):
                 a, b = phases[ph][1], phases[1 - ph][1]
-                fb[r, ph] = cm[a, 0] + cm[b, 1] + max(cc[a, 0] + cc[b, 1] + cc[b, 2], cm[a, 2] + cm[b, 3])
+                fb[r, ph] = _fb_pair(cc[a, 0], cc[b, 1], cc[b, 2], cm[a, 0], cm[b, 1], cm[a, 2], cm[b, 3])
     return simulate(p.schedule, p.pp, m, stage_times=stage_times, FB=fb, p2p=p2p,
                     virtual_stages=p.virtual_stages)
 
@@ -246,7 +252,7 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
     p = cfg.parallelism
     comp, comm = w.compute, w.comm
     if p.schedule in ("dualpipe", "dualpipev"):
-        pair = comm[:, 0] + comm[:, 1] + np.maximum(comp.sum(1), comm[:, 2] + comm[:, 3])
+        pair = _fb_pair(comp[:, 0], comp[:, 1], comp[:, 2], *comm.T)
     else:
         pair = comp.sum(1) + comm.sum(1)
     r = int(np.argmax(pair))

@@ -61,16 +61,6 @@ class Placement:
     runs: np.ndarray
     holds: np.ndarray
 
-    @property
-    def first(self) -> np.ndarray:
-        """Per rank: how often it runs the first chunk (embedding)."""
-        return self.runs[:, 0]
-
-    @property
-    def last(self) -> np.ndarray:
-        """Per rank: how often it runs the last chunk (head, MTP)."""
-        return self.runs[:, -1]
-
 
 def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float) -> Placement:
     """Chunks for ``schedule`` on ``pp`` ranks (``v`` virtual stages for interleaved)."""

@@ -76,10 +76,9 @@ def _interleaved(pp: int, r: int, m: int, v: int) -> list:
     return ops
 
 
-def _dual(pp: int, r: int, chunks: int, v_shape: bool, overlap: bool = True) -> list:
+def _dual(pp: int, r: int, chunks: int, v_shape: bool) -> list:
     """DualPipe / DualPipeV step() of github.com/deepseek-ai/DualPipe (dualpipe.py,
-    dualpipev.py), as rank-local phases; with ``overlap=False`` each F&B pair runs as F then a
-    full B."""
+    dualpipev.py), as rank-local phases."""
     if v_shape:
         n, h, main = pp, r, chunks - 2 * pp + r + 1
         special = r == pp - 1
@@ -87,9 +86,6 @@ def _dual(pp: int, r: int, chunks: int, v_shape: bool, overlap: bool = True) -> 
         n, h = pp // 2, min(r, pp - 1 - r)
         main = chunks // 2 - pp + h + 1
         special = r in (pp // 2 - 1, pp // 2)
-
-    def fb(p0: int, p1: int) -> list:
-        return [("FB", p0, p1)] if overlap else [("F", p0, 0), ("B", p1, 0)]
 
     ops = [("F", 0, 0)] * ((n - h - 1) * 2)  # step 1: nF0
     for _ in range(h + 1):  # step 2: nF0F1
@@ -100,10 +96,10 @@ def _dual(pp: int, r: int, chunks: int, v_shape: bool, overlap: bool = True) -> 
         if i == 0 and special:  # the reference does not overlap this first pair
             ops += [("F", 0, 0), ("B", 1, 0)]
         else:
-            ops += fb(0, 1)
-        ops += fb(1, 0)
+            ops.append(("FB", 0, 1))
+        ops.append(("FB", 1, 0))
     for _ in range(n - h - 1):  # step 5: nB1F1B0
-        ops += [("B", 1, 0)] + fb(1, 0)
+        ops += [("B", 1, 0), ("FB", 1, 0)]
     zb = 0
     for i in range(h + 1):  # step 6: nB1B0, the second half with zero bubble
         if i == (h + 1) // 2 and h % 2 == 1:
@@ -150,5 +146,5 @@ def orders(schedule: str, pp: int, m: int, v: int = 1) -> list[list]:
     if schedule == "zbv":
         return [_zbv(pp, r, m) for r in range(pp)]
     if schedule in ("dualpipe", "dualpipev"):
-        return [_dual(pp, r, m, schedule == "dualpipev", True) for r in range(pp)]
+        return [_dual(pp, r, m, schedule == "dualpipev") for r in range(pp)]
     raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
