@@ -110,7 +110,7 @@ def _layer_work(cfg: TrainingConfig, r: compute.Rates) -> dict[str, np.ndarray]:
 def _links(cfg: TrainingConfig) -> tuple[network.Link, network.Link]:
     c, e = cfg.cluster, cfg.efficiency
     nvl_bw = (to_base(c.scale_up_bandwidth, "bandwidth") if c.scale_up_bandwidth is not None
-              else to_base(c.gpu.scale_up_bidirectional, "bandwidth") / 2)
+              else c.gpu.scale_up_rate())
     nvl = network.Link(nvl_bw * e.nvlink, network.NVLINK_LATENCY, "NVLink")
     ib = network.Link(to_base(c.nic_bandwidth, "bandwidth") * e.scale_out, to_base(c.scale_out_latency, "time"),
                       "scale-out")

@@ -18,7 +18,7 @@ import pint
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import UnknownName, UnknownPeak, UnsupportedPrecision
-from .units import Bandwidth, FlopRate, Memory, Power, to_base
+from .units import Bandwidth, FlopRate, Memory, Power, quantity, to_base
 
 __all__ = ["GPU", "Precision", "PRECISIONS", "gpu", "gpus", "gpu_names"]
 
@@ -120,11 +120,15 @@ class GPU(BaseModel):
         """True if a peak for ``dtype`` is catalogued."""
         return dtype in self.peaks and dtype not in self.unsupported
 
+    def scale_up_rate(self) -> float:
+        """Scale-up (NVLink) bandwidth per GPU in one direction [B/s]: half the datasheet's
+        bidirectional total."""
+        return to_base(self.scale_up_bidirectional, "bandwidth") / 2
+
     @property
     def scale_up_bandwidth(self) -> pint.Quantity:
-        """Scale-up (NVLink) bandwidth per GPU in one direction [GB/s]: half the datasheet's
-        bidirectional total."""
-        return self.scale_up_bidirectional / 2
+        """:meth:`scale_up_rate` as a Quantity [GB/s]."""
+        return quantity(self.scale_up_rate() / 1e9, "GB/s")
 
     def is_verified(self, field: str) -> bool:
         """False if ``field`` (e.g. ``"peaks.fp64"``) is only recalled, not from a source read."""
