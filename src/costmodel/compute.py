@@ -50,7 +50,9 @@ def rates(gpu: GPU, gemm: str, compute_eff: float, fp8_recipe: float, hbm_eff: f
           comm_sms: int = 0) -> Rates:
     """Achievable rates [FLOP/s, B/s] (see module docstring)."""
     sm_share = 1.0
-    if comm_sms and gpu.sms:
+    if comm_sms:
+        if not gpu.sms or not 0 < comm_sms < gpu.sms:
+            raise ValueError(f"comm_sms={comm_sms} must be below the SM count of {gpu.name} ({gpu.sms})")
         sm_share = (gpu.sms - comm_sms) / gpu.sms
     recipe = fp8_recipe if gemm == "fp8" else 1.0
     bf16 = gpu.achievable_flops("bf16") * compute_eff * sm_share

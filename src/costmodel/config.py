@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 
 from . import models as _models
 from .hardware import GPU, gpu as _gpu
+from .stages import chunk_count, chunk_formula
 from .units import Bandwidth, EnergyPrice, Money, PricePerHour, Time, Tokens, to_base
 from .workload import MLA, Architecture, GQA, Recompute
 
@@ -76,13 +77,6 @@ class BatchRamp(_Frozen):
     start: int = Field(gt=0, strict=True, description="sequences per step at the start of training")
     tokens: Tokens = Field(description="tokens over which the batch ramps up")
 
-    @field_validator("tokens")
-    @classmethod
-    def _positive(cls, v: pint.Quantity) -> pint.Quantity:
-        if v.m <= 0:
-            raise ValueError(f"tokens must be positive; got {v}")
-        return v
-
 
 class Data(_Frozen):
     """What is trained on: token budget, sequence length, global batch and its ramp."""
@@ -91,13 +85,6 @@ class Data(_Frozen):
     seq_len: int = Field(gt=0, strict=True, description="tokens per sequence")
     global_batch: int = Field(gt=0, strict=True, description="sequences per optimizer step")
     batch_ramp: BatchRamp | None = None
-
-    @field_validator("tokens")
-    @classmethod
-    def _positive(cls, v: pint.Quantity) -> pint.Quantity:
-        if v.m <= 0:
-            raise ValueError(f"tokens must be positive; got {v}")
-        return v
 
     @model_validator(mode="after")
     def _ramp(self):
@@ -145,15 +132,19 @@ def _dump_ref(obj: BaseModel, lookup, info) -> Any:
 class Cluster(_Frozen):
     """The machines: which GPU, how many, per node, and the scale-out network per GPU.
 
-    ``scale_out_bandwidth`` is per GPU and per direction; left out, it is the catalogue's
-    typical NIC for the GPU (``GPU.typical_nic``). ``scale_up_bandwidth`` left out is the
-    GPU's NVLink bandwidth per direction. Both stay ``None`` in the config, so changing the
-    GPU changes them too; :attr:`nic_bandwidth` and :attr:`nvlink_bandwidth` resolve them.
+    ``gpus_per_node`` is the number of GPUs that share the scale-up fabric (NVLink through
+    NVSwitch); it may not exceed the GPU's ``scale_up_domain`` (8 on HGX H100/H800, 2 for
+    NVLink-bridged PCIe cards) and defaults to it. ``scale_out_bandwidth`` is per GPU and per
+    direction; left out, it is the catalogue's typical NIC for the GPU (``GPU.typical_nic``).
+    ``scale_up_bandwidth`` left out is the GPU's NVLink bandwidth per direction. The three
+    stay ``None`` in the config, so changing the GPU changes them too; :attr:`node_size`,
+    :attr:`nic_bandwidth` and :attr:`nvlink_bandwidth` resolve them.
     """
 
     gpu: GPU
     num_gpus: int = Field(gt=0, strict=True)
-    gpus_per_node: int = Field(default=8, gt=0, strict=True)
+    gpus_per_node: int | None = Field(default=None, gt=0, strict=True,
+                                      description="GPUs per scale-up (NVLink) domain; default the GPU's")
     scale_out_bandwidth: Bandwidth | None = None
     scale_out_latency: Time = Field(default=DEFAULT_SCALE_OUT_LATENCY)
     scale_up_bandwidth: Bandwidth | None = None
@@ -164,19 +155,23 @@ class Cluster(_Frozen):
     def _dump_gpu(self, value: GPU, info):
         return _dump_ref(value, _gpu, info)
 
-    @field_validator("scale_out_bandwidth", "scale_up_bandwidth", "scale_out_latency")
-    @classmethod
-    def _positive(cls, v, info):
-        if v is not None and v.m <= 0:
-            raise ValueError(f"{info.field_name} must be positive; got {v:~}")
-        return v
-
     @model_validator(mode="after")
     def _rules(self):
-        if self.num_gpus > self.gpus_per_node and self.num_gpus % self.gpus_per_node:
+        domain, n = self.gpu.scale_up_domain, self.gpus_per_node
+        if n is None and domain is None:
+            raise ValueError(
+                f"cluster.gpus_per_node must be given: cluster.gpu={self.gpu.name!r} has no scale_up_domain"
+            )
+        if n is not None and domain is not None and n > domain:
+            raise ValueError(
+                f"cluster.gpus_per_node={n} must not exceed the scale-up domain of "
+                f"cluster.gpu={self.gpu.name!r}: {domain} GPUs share its NVLink fabric ({self.gpu.scale_up or 'catalogue'})"
+            )
+        size = self.node_size
+        if self.num_gpus > size and self.num_gpus % size:
             raise ValueError(
                 f"cluster.num_gpus={self.num_gpus} must be a whole number of nodes of "
-                f"cluster.gpus_per_node={self.gpus_per_node}"
+                f"cluster.gpus_per_node={size}"
             )
         if self.scale_out_bandwidth is None and self.gpu.typical_nic is None:
             raise ValueError(
@@ -196,8 +191,13 @@ class Cluster(_Frozen):
         return self.scale_up_bandwidth if self.scale_up_bandwidth is not None else self.gpu.scale_up_bandwidth
 
     @property
+    def node_size(self) -> int:
+        """GPUs per scale-up domain (given, or the GPU's ``scale_up_domain``)."""
+        return self.gpus_per_node if self.gpus_per_node is not None else self.gpu.scale_up_domain
+
+    @property
     def num_nodes(self) -> int:
-        return max(1, self.num_gpus // self.gpus_per_node)
+        return max(1, self.num_gpus // self.node_size)
 
 
 class Parallelism(_Frozen):
@@ -215,7 +215,8 @@ class Parallelism(_Frozen):
     virtual_stages: int = Field(default=1, gt=0, strict=True, description="model chunks per pipeline rank")
     recompute: Recompute = "none"
     comm_sms: int = Field(default=0, ge=0, strict=True,
-                          description="SMs per GPU reserved for communication kernels (DeepSeek-V3: 20 of 132)")
+                          description="SMs per GPU reserved for communication kernels (DeepSeek-V3: 20 of 132); "
+                                      "fewer than cluster.gpu.sms")
     sequence_parallel: bool = Field(default=True, description="Megatron sequence parallelism with tp > 1")
     overlap_grad_reduce: bool = Field(
         default=True, description="overlap the data-parallel gradient reduction with the last backward")
@@ -306,7 +307,8 @@ class Costs(_Frozen):
     interconnect_per_gpu: Money | None = Field(default=None, description="network cost per GPU endpoint")
     interconnect_fraction: float = Field(default=0.19, ge=0, lt=1, strict=True,
                                          description="interconnect share of cluster cost when no per-GPU cost (Epoch AI)")
-    fleet_gpus: int | None = Field(default=None, gt=0, strict=True, description="GPUs owned; default the run's")
+    fleet_gpus: int | None = Field(default=None, gt=0, strict=True,
+                                   description="GPUs owned, at least the run's cluster.num_gpus; default the run's")
     facility: Money | None = Field(default=None, description="data-centre capital; not counted when None")
     research_multiple: float = Field(default=0.0, ge=0, strict=True,
                                      description="research and ablation compute as a multiple of the run's marginal cost")
@@ -316,13 +318,16 @@ class Costs(_Frozen):
                                   description="average power over TDP for GPUs (Epoch AI)")
     depreciation_rate: float = Field(default=0.3224, gt=0, strict=True,
                                      description="per year: 0.14 OOM/yr price-performance x ln 10 (Epoch AI)")
+    priced_for: str | None = Field(
+        default=None, min_length=1,
+        description="the GPU the prices above were set for; stamped with cluster.gpu when the config is "
+                    "built with prices, so a later change of GPU is reported (Estimate.warnings)")
 
-    @field_validator("gpu_hour_price", "gpu_price", "interconnect_per_gpu", "facility", "electricity_price")
-    @classmethod
-    def _non_negative(cls, v, info):
-        if v is not None and v.m < 0:
-            raise ValueError(f"{info.field_name} must not be negative; got {v:~}")
-        return v
+    @property
+    def has_prices(self) -> bool:
+        """True if any GPU-specific price or fleet is given."""
+        return any(v is not None for v in (self.gpu_hour_price, self.gpu_price, self.interconnect_per_gpu,
+                                           self.fleet_gpus))
 
 
 class TrainingConfig(_Frozen):
@@ -383,7 +388,43 @@ class TrainingConfig(_Frozen):
             raise ValueError(
                 f"parallelism.recompute='mla-up-proj' needs MLA attention; model {m.name!r} has GQA"
             )
+        self._check_sms()
+        self._check_costs()
         return self
+
+    def _check_sms(self) -> None:
+        p, g = self.parallelism, self.cluster.gpu
+        if not p.comm_sms:
+            return
+        if g.sms is None:
+            raise ValueError(
+                f"parallelism.comm_sms={p.comm_sms} needs the SM count of cluster.gpu={g.name!r}: "
+                "give cluster.gpu.sms, or set comm_sms=0"
+            )
+        if p.comm_sms >= g.sms:
+            raise ValueError(
+                f"parallelism.comm_sms={p.comm_sms} must be below cluster.gpu.sms={g.sms} "
+                f"({g.name}): at least one SM must be left to compute"
+            )
+
+    def _check_costs(self) -> None:
+        c = self.costs
+        if c.fleet_gpus is not None and c.fleet_gpus < self.cluster.num_gpus:
+            raise ValueError(
+                f"costs.fleet_gpus={c.fleet_gpus} must be at least cluster.num_gpus={self.cluster.num_gpus}: "
+                "the fleet that was bought holds the run's cluster"
+            )
+        if c.priced_for is None and c.has_prices:  # stamp the prices with the GPU they were given for
+            self.__dict__["costs"] = c.model_copy(update={"priced_for": self.cluster.gpu.name})
+
+    @property
+    def price_mismatch(self) -> str | None:
+        """A sentence if the prices were set for another GPU than the run's, else None."""
+        c, g = self.costs, self.cluster.gpu
+        if c.priced_for is None or c.priced_for == g.name or c.priced_for.lower() in (a.lower() for a in g.aliases):
+            return None
+        return (f"the prices (costs.*) were set for {c.priced_for}, but the run uses {g.name}; they are used "
+                f"as given. Give {g.name}'s prices, or set costs.priced_for={g.name!r} to confirm them")
 
     def _check_experts(self) -> None:
         p, m = self.parallelism, self.model
@@ -401,10 +442,11 @@ class TrainingConfig(_Frozen):
 
     def _check_shapes(self) -> None:
         p, m = self.parallelism, self.model
-        chunks = p.pp * p.virtual_stages
+        chunks = chunk_count(p.schedule, p.pp, p.virtual_stages)
         if chunks > m.n_layers:
             raise ValueError(
-                f"parallelism.pp*virtual_stages = {p.pp}*{p.virtual_stages} = {chunks} must not exceed "
+                f"parallelism.schedule={p.schedule!r} cuts the model into {chunk_formula(p.schedule)} = {chunks} "
+                f"chunks (pp={p.pp}, virtual_stages={p.virtual_stages}), which must not exceed "
                 f"model.n_layers={m.n_layers} (each model chunk needs at least one layer)"
             )
         if p.tp == 1:

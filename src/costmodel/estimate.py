@@ -122,7 +122,7 @@ def _layer_comm(cfg: TrainingConfig, tokens: float, core_fb: tuple[float, float]
     (exposed F, exposed B, all-to-all F, all-to-all B) [s]."""
     arch, p, c = cfg.model, cfg.parallelism, cfg.cluster
     nvl, ib = _links(cfg)
-    d, gpn = arch.hidden, c.gpus_per_node
+    d, gpn = arch.hidden, c.node_size
     out = np.zeros((2, 4))
     act = tokens * d * compute.BF16_BYTES
     tp_t = 2 * network.ring_allreduce_time(act, p.tp, *_bw_lat(network.group_link(p.tp, gpn, nvl, ib)))
@@ -146,7 +146,7 @@ def _bw_lat(link: network.Link) -> tuple[float, float]:
 
 def _all_to_all(cfg: TrainingConfig, tokens: float, nvl: network.Link, ib: network.Link) -> tuple[float, float]:
     """Expert-parallel dispatch + combine of one MoE layer, forward and backward [s]."""
-    arch, p, gpn = cfg.model, cfg.parallelism, cfg.cluster.gpus_per_node
+    arch, p, gpn = cfg.model, cfg.parallelism, cfg.cluster.node_size
     k, d = arch.moe.top_k, arch.hidden
     disp = 1.0 if cfg.precision.gemm == "fp8" else 2.0  # FP8 dispatch, BF16 combine (V3 Sec. 3.3.4)
     nodes = math.ceil(p.ep / gpn)
@@ -234,7 +234,7 @@ def _p2p(cfg: TrainingConfig, w: _Ranks) -> float:
     if p.pp == 1:
         return 0.0
     nvl, ib = _links(cfg)
-    link = network.group_link(p.tp * p.cp * p.dp * p.pp, cfg.cluster.gpus_per_node, nvl, ib)
+    link = network.group_link(p.tp * p.cp * p.dp * p.pp, cfg.cluster.node_size, nvl, ib)
     act = w.tokens * cfg.model.hidden * compute.BF16_BYTES / p.tp
     return float(network.p2p_time(act, link.bandwidth, link.latency))
 
@@ -308,7 +308,7 @@ def _dp_sync(cfg: TrainingConfig, ne: float, ex: float, sched: dict, m: float, s
     """
     p, prec = cfg.parallelism, cfg.precision
     nvl, ib = _links(cfg)
-    link = network.group_link(p.tp * p.cp * p.dp, cfg.cluster.gpus_per_node, nvl, ib)
+    link = network.group_link(p.tp * p.cp * p.dp, cfg.cluster.node_size, nvl, ib)
     g = memory.BYTES[prec.grads]
     rs = ag = 0.0
     for params, n in ((ne, p.dp * p.cp), (ex, p.dp * p.cp * p.tp // p.ep)):

@@ -12,18 +12,22 @@ import copy
 import tomllib
 from functools import cache
 from importlib import resources
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import pint
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .errors import UnknownName, UnknownPeak, UnsupportedPrecision
-from .units import Bandwidth, FlopRate, Memory, Power, quantity, to_base
+from .frozen import freeze
+from .units import Bandwidth, FlopRate, MemoryCapacity, Power, quantity, to_base
 
 __all__ = ["GPU", "Precision", "PRECISIONS", "gpu", "gpus", "gpu_names"]
 
 Precision = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp4"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+#: Rates per precision, read-only once validated (catalogue entries are shared process-wide).
+_Rates = Annotated[dict[Precision, FlopRate], AfterValidator(freeze)]
 
 
 class GPU(BaseModel):
@@ -39,7 +43,8 @@ class GPU(BaseModel):
     unsupported : tuple
         Precisions the part has no tensor-core support for.
     hbm_capacity : Quantity
-        HBM per GPU [GB].
+        HBM per GPU [GiB]. Decimal prefixes are read as binary ("80 GB" is 80 GiB), the
+        JEDEC convention datasheets follow for memory capacities (specs/units.md).
     hbm_bandwidth : Quantity
         HBM bandwidth [GB/s].
     scale_up_bidirectional : Quantity
@@ -47,7 +52,12 @@ class GPU(BaseModel):
     typical_nic : Quantity or None
         Scale-out bandwidth per GPU, one direction, of the reference system [GB/s].
     sms : int or None
-        Streaming multiprocessors (compute units), where known.
+        Streaming multiprocessors (AMD: compute units). Needed to reserve SMs for
+        communication (``parallelism.comm_sms``).
+    scale_up_domain : int or None
+        GPUs that share the scale-up fabric (NVLink through NVSwitch) in the reference
+        system: 8 for HGX H100/H800, 2 for NVLink-bridged PCIe cards, 72 for GB200 NVL72.
+        ``cluster.gpus_per_node`` may not exceed it and defaults to it.
     tdp : Quantity or None
         Thermal design power [W].
     """
@@ -58,21 +68,36 @@ class GPU(BaseModel):
     aliases: tuple[str, ...] = ()
     vendor: str = ""
     architecture: str = ""
-    peaks: dict[Precision, FlopRate]
+    peaks: _Rates
     unsupported: tuple[Precision, ...] = ()
-    hbm_capacity: Memory
+    hbm_capacity: MemoryCapacity
     hbm_bandwidth: Bandwidth
     scale_up_bidirectional: Bandwidth
     scale_up: str = ""
     typical_nic: Bandwidth | None = None
     sms: int | None = Field(default=None, gt=0, strict=True)
+    scale_up_domain: int | None = Field(default=None, gt=0, strict=True)
     tdp: Power | None = None
-    achievable: dict[Precision, FlopRate] = Field(default_factory=dict)
+    achievable: _Rates = Field(default_factory=dict)
     server_power_multiplier: float | None = Field(default=None, gt=0)
     source: str = "user-defined (no source given)"
     verification: str = "user"
     recalled: tuple[str, ...] = ()
     notes: str = ""
+
+    @model_validator(mode="after")
+    def _rules(self):
+        for dtype, rate in self.achievable.items():
+            if dtype not in self.peaks:
+                raise ValueError(f"achievable.{dtype} needs a peak: peaks.{dtype} is not given")
+            if rate > self.peaks[dtype]:
+                raise ValueError(
+                    f"achievable.{dtype}={rate:~} must not exceed peaks.{dtype}={self.peaks[dtype]:~}"
+                )
+        both = [d for d in self.unsupported if d in self.peaks]
+        if both:
+            raise ValueError(f"unsupported lists {', '.join(both)}, which peaks also gives")
+        return self
 
     def peak(self, dtype: str) -> pint.Quantity:
         """Dense peak throughput for ``dtype`` [TFLOP/s].

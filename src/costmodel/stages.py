@@ -23,7 +23,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Placement", "balanced_chunks", "placement"]
+__all__ = ["Placement", "balanced_chunks", "placement", "chunk_count", "chunk_formula"]
+
+#: Model chunks per pipeline rank, by schedule (the module docstring says which ranks run them).
+_CHUNKS_PER_RANK = {"interleaved": "v", "dualpipev": 2, "zbv": 2}
+
+
+def chunk_count(schedule: str, pp: int, v: int = 1) -> int:
+    """How many contiguous model chunks ``schedule`` cuts the layers into on ``pp`` ranks."""
+    per = _CHUNKS_PER_RANK.get(schedule, 1)
+    return pp * (v if per == "v" else per)
+
+
+def chunk_formula(schedule: str) -> str:
+    """:func:`chunk_count` in words, for error messages ("2*pp")."""
+    per = _CHUNKS_PER_RANK.get(schedule, 1)
+    return "pp*virtual_stages" if per == "v" else ("pp" if per == 1 else f"{per}*pp")
 
 
 def balanced_chunks(n_layers: int, chunks: int, last_extra: float) -> np.ndarray:
@@ -64,7 +79,7 @@ class Placement:
 
 def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float) -> Placement:
     """Chunks for ``schedule`` on ``pp`` ranks (``v`` virtual stages for interleaved)."""
-    k = {"interleaved": pp * v, "dualpipev": 2 * pp, "zbv": 2 * pp}.get(schedule, pp)
+    k = chunk_count(schedule, pp, v)
     layers = balanced_chunks(n_layers, k, last_extra)
     runs = np.zeros((pp, k))
     ranks = np.arange(pp)

@@ -13,6 +13,7 @@ See specs/units.md.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from numbers import Real
@@ -30,9 +31,11 @@ __all__ = [
     "unit",
     "quantity",
     "format_quantity",
+    "normalize",
     "quantity_field",
     "Bandwidth",
     "Memory",
+    "MemoryCapacity",
     "FlopRate",
     "Time",
     "Power",
@@ -48,6 +51,9 @@ ureg.define("token = [token] = token = tok = tokens")
 ureg.define("dollar = [currency] = USD = usd")
 ureg.formatter.default_format = "~"
 Q_ = ureg.Quantity
+# pint unpickles every Quantity into its *application* registry; making ours that registry is
+# what lets configs, GPUs and results cross process boundaries (ProcessPoolExecutor, Dask).
+pint.set_application_registry(ureg)
 
 
 @dataclass(frozen=True)
@@ -64,13 +70,22 @@ class Kind:
         Canonical unit the value is stored and dumped in ("GB/s").
     example : str
         An example input shown in error messages.
+    base : str
+        SI base unit that :func:`to_base` converts to ("B/s").
     information : bool
         True if the value must carry a bit or byte unit (memory, bandwidth), because
         pint treats bytes as dimensionless.
     wanted : str
         The dimension in words, for error messages; defaults to ``dimensionality``.
-    base : str
-        SI base unit that :func:`to_base` converts to ("B/s").
+    bare : str
+        Unit a bare number (or numeric text) is read in; empty means a bare number is
+        refused, because its unit would be a guess. Only counts have one (tokens).
+    positive : bool
+        True if the value must be above zero; False if zero is allowed (prices). No kind
+        accepts a negative value.
+    jedec : bool
+        Decimal byte prefixes are read as binary (``"80 GB"`` is 80 GiB), the JEDEC
+        convention for memory-device capacities (JESD100B.01); see specs/units.md.
     """
 
     name: str
@@ -80,22 +95,52 @@ class Kind:
     base: str
     information: bool = False
     wanted: str = ""
+    bare: str = ""
+    positive: bool = True
+    jedec: bool = False
 
 
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
-        Kind("bandwidth", "1/[time]", "GB/s", "'400 GB/s'", "B/s", True, "bytes/[time]"),
+        Kind("bandwidth", "1/[time]", "GB/s", "'400 GB/s' or '400 Gbit/s'", "B/s", True, "bytes/[time]"),
         Kind("memory", "[]", "GB", "'80 GB'", "B", True, "bytes"),
-        Kind("flop rate", "[flop]/[time]", "TFLOP/s", "'1979 TFLOP/s'", "FLOP/s"),
+        Kind("memory capacity", "[]", "GiB", "'80 GB' (read as 80 GiB)", "B", True, "bytes", jedec=True),
+        Kind("flop rate", "[flop]/[time]", "TFLOP/s", "'1979 TFLOP/s' or '1979 TFLOPS'", "FLOP/s"),
         Kind("time", "[time]", "s", "'3.7 us'", "s"),
         Kind("power", "[power]", "W", "'700 W'", "W"),
-        Kind("price per hour", "[currency]/[time]", "USD/hour", "'2 USD/hour'", "USD/s"),
-        Kind("money", "[currency]", "USD", "'30000 USD'", "USD"),
-        Kind("energy price", "[currency]/[energy]", "USD/kWh", "'0.08 USD/kWh'", "USD/J"),
-        Kind("tokens", "[token]", "token", "'14.8e12 token'", "token"),
+        Kind("price per hour", "[currency]/[time]", "USD/hour", "'2 USD/hour'", "USD/s", positive=False),
+        Kind("money", "[currency]", "USD", "'30000 USD'", "USD", positive=False),
+        Kind("energy price", "[currency]/[energy]", "USD/kWh", "'0.08 USD/kWh'", "USD/J", positive=False),
+        Kind("tokens", "[token]", "token", "'14.8e12 token', '14.8T tokens' or 14.8e12", "token",
+             bare="token"),
     )
 }
+
+# ---------------------------------------------------------------------- text people type
+
+_NUMBER = r"[-+]?(?:\d[\d_,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+#: Count multipliers written after a number: "15T tokens", "1.5B tokens", "$2M", "10k tokens".
+_MULTIPLIERS = {"k": 1e3, "K": 1e3, "thousand": 1e3, "M": 1e6, "million": 1e6, "B": 1e9, "billion": 1e9,
+                "G": 1e9, "T": 1e12, "trillion": 1e12, "P": 1e15}
+_LETTERS = "|".join(k for k in _MULTIPLIERS if len(k) == 1)
+_WORDS = "|".join(k for k in _MULTIPLIERS if len(k) > 1)
+#: A letter multiplier touches its number ("15T", never "80 B", which is 80 bytes); a word
+#: may stand apart ("1.5 billion").
+_COUNT = re.compile(rf"^\s*(?P<num>{_NUMBER})(?:(?P<letter>{_LETTERS})|\s*(?P<word>{_WORDS}))"
+                    r"(?:\s+(?P<rest>\S.*?))?\s*$")
+_DOLLARS = re.compile(rf"^\s*\$\s*(?P<num>{_NUMBER})\s*(?P<rest>.*?)\s*$")
+_PREFIX = r"(?P<p>[kKMGTPE]i?)?"
+#: Spellings of this field that pint reads otherwise: b is a bit (not a barn; Gb not a
+#: gilbert), bps/Bps are per second, FLOPS/FLOPs/flops a FLOP rate.
+_SPELLINGS = [
+    (re.compile(rf"(?<![A-Za-z]){_PREFIX}bps(?![A-Za-z])"), r"\g<p>bit/s"),
+    (re.compile(rf"(?<![A-Za-z]){_PREFIX}Bps(?![A-Za-z])"), r"\g<p>B/s"),
+    (re.compile(rf"(?<![A-Za-z]){_PREFIX}b(?![A-Za-z])"), r"\g<p>bit"),
+    (re.compile(r"(?<![A-Za-z])(?P<p>[kMGTPE]?)(?:FLOPS|FLOPs|flops|Flops)(?![A-Za-z/])"), r"\g<p>FLOP/s"),
+]
+_JEDEC = {"kilobyte": "kibibyte", "megabyte": "mebibyte", "gigabyte": "gibibyte", "terabyte": "tebibyte",
+          "petabyte": "pebibyte"}
 
 
 def _dim_text(q: pint.Quantity) -> str:
@@ -107,15 +152,59 @@ def _has_information_unit(q: pint.Quantity) -> bool:
     return any("bit" in name or "byte" in name for name, _ in q.unit_items())
 
 
+def _number(text: str) -> float:
+    return float(text.replace("_", "").replace(",", ""))
+
+
+def _plain_number(text: str) -> float | None:
+    """The value of ``text`` if it is only a number ("1.5e13", "14_800_000"), else None."""
+    try:
+        return _number(text.strip()) if re.fullmatch(_NUMBER, text.strip()) else None
+    except ValueError:
+        return None
+
+
+def normalize(text: str, counts: bool = True) -> tuple[float | None, str]:
+    """Read the spellings people use for this domain's quantities into pint's.
+
+    Returns ``(multiplier, unit text)``: ``"15T tokens"`` -> ``(15e12, "tokens")``,
+    ``"$2/hour"`` -> ``(2, "USD/hour")``, ``"400 Gb/s"`` -> ``(None, "400 Gbit/s")``,
+    ``"989 TFLOPS"`` -> ``(None, "989 TFLOP/s")``. A multiplier of None means the text is
+    to be parsed whole. With ``counts=False`` a multiplier needs a unit after it ("15T" alone
+    is then left to pint). See specs/units.md for the rules.
+    """
+    m = _DOLLARS.match(text)
+    if m:
+        num = repr(_number(m["num"]))
+        text = f"{num} USD{m['rest']}" if m["rest"].startswith("/") or not m["rest"] else f"{num}{m['rest']} USD"
+    for pattern, repl in _SPELLINGS:
+        text = pattern.sub(repl, text)
+    m = _COUNT.match(text)
+    if m and (m["rest"] or counts):
+        return _number(m["num"]) * _MULTIPLIERS[m["letter"] or m["word"]], (m["rest"] or "")
+    return None, text
+
+
+def _advice(kind: Kind) -> str:
+    if kind.information:
+        return " (bits: 'Gbit/s', 'Gb/s' or 'Gbps'; bytes: 'GB/s' or 'GBps'; 'GiB' for binary)"
+    if kind.name == "flop rate":
+        return " ('TFLOP/s' and 'TFLOPS' both mean 10^12 FLOP per second)"
+    if kind.name == "tokens":
+        return " ('14.8e12', '14.8T tokens' and '14.8e12 token' are the same)"
+    return ""
+
+
 def parse(value: Any, kind: Kind | str, field: str = "value") -> pint.Quantity:
     """Parse ``value`` as a Quantity of ``kind``, converted to the kind's canonical unit.
 
     Parameters
     ----------
-    value : str or pint.Quantity
-        ``"400 GB/s"``, ``Q_(400, "GB/s")``. For the ``tokens`` kind a plain number is
-        accepted as a count of tokens; for every other kind a bare number is refused,
-        because its unit would be a guess.
+    value : str, number or pint.Quantity
+        ``"400 GB/s"``, ``"400 Gb/s"`` (bits), ``"989 TFLOPS"``, ``"15T tokens"``,
+        ``Q_(400, "GB/s")``. A bare number, or text that is only a number, is read in the
+        kind's ``bare`` unit (tokens) and refused for every other kind, because its unit
+        would be a guess. See :func:`normalize` for the spellings accepted.
     kind : Kind or str
         The kind wanted, or its name in :data:`KINDS`.
     field : str
@@ -124,31 +213,23 @@ def parse(value: Any, kind: Kind | str, field: str = "value") -> pint.Quantity:
     Raises
     ------
     ValueError
-        Naming the field, the dimension wanted and the one given.
+        Naming the field, the rule and the value given.
     """
     kind = KINDS[kind] if isinstance(kind, str) else kind
     if isinstance(value, bool):
         raise ValueError(f"{field} must be a {kind.name} such as {kind.example}; got {value!r}")
+    given = value
+    if isinstance(value, str) and _plain_number(value) is not None:
+        value = _plain_number(value)
     if isinstance(value, Real):
-        if kind.name == "tokens":
-            value = Q_(float(value), "token")
-        else:
+        if not kind.bare:
             raise ValueError(
                 f"{field} must be a {kind.name} with a unit, such as {kind.example}; "
-                f"got the bare number {value!r}"
+                f"got the bare number {given!r}"
             )
+        value = Q_(float(value), kind.bare)
     if isinstance(value, str):
-        try:
-            q = Q_(value)
-        except Exception as exc:  # pint raises several types for unparsable text
-            raise ValueError(
-                f"{field} could not be read as a {kind.name} such as {kind.example}; "
-                f"got {value!r} ({exc})"
-            ) from None
-        if not isinstance(q, pint.Quantity):  # "5" parses to a plain number
-            raise ValueError(
-                f"{field} must be a {kind.name} with a unit, such as {kind.example}; got {value!r}"
-            )
+        q = _parse_text(value, kind, field)
     elif isinstance(value, pint.Quantity):
         q = value if value._REGISTRY is ureg else Q_(str(value))
     else:
@@ -159,13 +240,46 @@ def parse(value: Any, kind: Kind | str, field: str = "value") -> pint.Quantity:
     if q.dimensionality != want or (kind.information and not _has_information_unit(q)):
         raise ValueError(
             f"{field} must be a {kind.name} ({kind.wanted or kind.dimensionality}, "
-            f"e.g. {kind.example}); "
-            f"got {value!r} with dimension {_dim_text(q)}"
+            f"e.g. {kind.example}); got {given!r} with dimension {_dim_text(q)}{_advice(kind)}"
         )
     m = q.m
     if not isinstance(m, Real) or m != m or m in (float("inf"), float("-inf")):
-        raise ValueError(f"{field} must be a finite {kind.name}; got {value!r}")
+        raise ValueError(f"{field} must be a finite {kind.name}; got {given!r}")
+    if m < 0 or (kind.positive and m == 0):
+        rule = "positive" if kind.positive else "zero or more"
+        raise ValueError(f"{field} must be {rule}; got {given!r}")
+    if kind.jedec:
+        q = _binary_bytes(q)
     return q.to(kind.unit)
+
+
+def _parse_text(text: str, kind: Kind, field: str) -> pint.Quantity:
+    multiplier, rest = normalize(text, counts=bool(kind.bare))
+    try:
+        if multiplier is None:
+            q = Q_(rest)
+        elif not rest:
+            q = Q_(multiplier, kind.bare)
+        else:
+            q = multiplier * Q_(rest)
+    except Exception as exc:  # pint raises several types for unparsable text
+        raise ValueError(
+            f"{field} could not be read as a {kind.name} such as {kind.example}; "
+            f"got {text!r} ({exc}){_advice(kind)}"
+        ) from None
+    if not isinstance(q, pint.Quantity):  # "5 %" and the like parse to plain numbers
+        raise ValueError(
+            f"{field} must be a {kind.name} with a unit, such as {kind.example}; got {text!r}"
+        )
+    return q
+
+
+def _binary_bytes(q: pint.Quantity) -> pint.Quantity:
+    """``80 GB`` -> ``80 GiB`` (JEDEC reading of a memory-device capacity)."""
+    items = list(q.unit_items())
+    if len(items) == 1 and items[0][1] == 1 and items[0][0] in _JEDEC:
+        return Q_(q.m, _JEDEC[items[0][0]])
+    return q
 
 
 @lru_cache(maxsize=None)
@@ -222,6 +336,7 @@ def quantity_field(kind: Kind | str) -> Any:
 
 Bandwidth = quantity_field("bandwidth")
 Memory = quantity_field("memory")
+MemoryCapacity = quantity_field("memory capacity")
 FlopRate = quantity_field("flop rate")
 Time = quantity_field("time")
 Power = quantity_field("power")

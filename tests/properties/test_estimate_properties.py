@@ -54,7 +54,7 @@ def test_h800_never_faster_than_h100(cfg):
 @given(training_configs(gpu=H100))
 def test_tensor_parallelism_over_nvlink_costs_more_on_h800(cfg):
     p = cfg.parallelism
-    assume(p.tp > 1 and p.tp <= cfg.cluster.gpus_per_node)
+    assume(p.tp > 1 and p.tp <= cfg.cluster.node_size)
     # The TP collectives of every layer take strictly longer on the H800's 400 GB/s NVLink; the
     # step is never shorter (it may be equal when another bottleneck, such as ZeRO-3's
     # parameter gathers over a slow NIC, hides them).

@@ -122,7 +122,7 @@ def test_catalogue_entries_dump_by_name_custom_ones_in_full():
 def test_custom_gpu_in_config():
     cfg = small(cluster={"gpu": {"name": "X200", "peaks": {"bf16": "2000 TFLOP/s"}, "hbm_capacity": "288 GB",
                                  "hbm_bandwidth": "8 TB/s", "scale_up_bidirectional": "1800 GB/s",
-                                 "typical_nic": "800 Gbit/s"}, "num_gpus": 64})
+                                 "typical_nic": "800 Gbit/s"}, "num_gpus": 64, "gpus_per_node": 8})
     assert cfg.cluster.gpu.peak("bf16").m == 2000
     assert TrainingConfig.from_toml(cfg.to_toml()) == cfg
 

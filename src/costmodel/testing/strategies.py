@@ -131,11 +131,14 @@ def training_configs(draw, model: Architecture | None = None, gpu: hardware.GPU 
     tp = draw(st.sampled_from(tp_ok))
     schedule = draw(st.sampled_from(SCHEDULES))
     pp_max = min(64, arch.n_layers)
-    if schedule in ("dualpipe", "dualpipev", "zbv", "interleaved") and pp_max < 2:
+    if schedule in ("dualpipe", "dualpipev", "zbv", "interleaved") and pp_max < 2 or (
+            schedule in ("dualpipev", "zbv") and arch.n_layers < 4):
         schedule = "1f1b"
     if schedule == "dualpipe":
         pp = 2 * draw(st.integers(1, pp_max // 2))
-    elif schedule in ("dualpipev", "zbv", "interleaved"):
+    elif schedule in ("dualpipev", "zbv") and arch.n_layers >= 4:
+        pp = draw(st.integers(2, min(pp_max, arch.n_layers // 2)))  # 2*pp chunks of one layer or more
+    elif schedule == "interleaved":
         pp = draw(st.integers(2, pp_max))
     else:
         pp = draw(st.integers(1, pp_max))
@@ -170,7 +173,7 @@ def training_configs(draw, model: Architecture | None = None, gpu: hardware.GPU 
         cluster={
             "gpu": part,
             "num_gpus": num_gpus,
-            "gpus_per_node": math.gcd(num_gpus, 8),
+            "gpus_per_node": math.gcd(num_gpus, part.scale_up_domain),
             "scale_out_bandwidth": f"{draw(st.sampled_from([25, 50, 100, 200, 400, 800]))} Gbit/s",
         },
         parallelism={

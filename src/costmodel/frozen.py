@@ -1,0 +1,46 @@
+"""A read-only mapping for catalogue data and results.
+
+``FrozenDict`` is a ``dict`` (so pydantic, json and pandas take it as one) whose contents
+cannot change after it is built: every mutating method raises ``TypeError``. It pickles and
+deep-copies as itself. Catalogue entries and ``Estimate`` hold their mappings in it, so no
+caller can change a number that every later estimate in the process would see.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+__all__ = ["FrozenDict", "freeze"]
+
+
+class FrozenDict(dict):
+    """A ``dict`` that refuses every change after construction."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any):
+        raise TypeError(f"{type(self).__name__} is read-only: build a new mapping instead "
+                        "(dict(m) gives a mutable copy)")
+
+    __setitem__ = __delitem__ = _read_only
+    clear = pop = popitem = setdefault = update = __ior__ = _read_only
+
+    def __reduce__(self):
+        return (type(self), (dict(self),))
+
+    def __copy__(self) -> "FrozenDict":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "FrozenDict":
+        return type(self)({k: copy.deepcopy(v, memo) for k, v in self.items()})
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({dict.__repr__(self)})"
+
+
+def freeze(value: Any) -> Any:
+    """``value`` with every dict inside it (at any depth) made a :class:`FrozenDict`."""
+    if isinstance(value, dict):
+        return FrozenDict({k: freeze(v) for k, v in value.items()})
+    return value
