@@ -11,8 +11,8 @@ The public API, re-exported::
 
 from . import models, pipeline, presets
 from .config import TrainingConfig
-from .errors import InfeasibleConfig, UnknownName, UnknownPeak, UnsupportedPrecision
-from .estimate import Estimate, estimate
+from .errors import EstimateOutOfRange, InfeasibleConfig, UnknownName, UnknownPeak, UnsupportedPrecision
+from .estimate import Estimate, estimate, pipeline_of
 from .hardware import GPU, gpu, gpus
 from .units import Q_, ureg
 from .workload import Architecture, FlopsPerToken
@@ -32,7 +32,9 @@ __all__ = [
     "TrainingConfig",
     "estimate",
     "Estimate",
+    "pipeline_of",
     "InfeasibleConfig",
+    "EstimateOutOfRange",
     "pipeline",
     "UnknownName",
     "UnknownPeak",

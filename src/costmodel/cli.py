@@ -1,4 +1,9 @@
-"""The ``costmodel`` command. Run ``costmodel --help`` or ``costmodel COMMAND --help``."""
+"""The ``costmodel`` command. Run ``costmodel --help`` or ``costmodel COMMAND --help``.
+
+Exit status: 0 success; 2 a user error (bad input, unknown name, unreadable file), printed as
+one line ``costmodel: error: ...`` with no traceback (``--debug`` shows it); 3 the layout does
+not fit in GPU memory (``estimate`` and ``compare`` still print the estimate, flagged).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,29 @@ import argparse
 import json
 import sys
 import textwrap
+import time
+import traceback
+from pathlib import Path
 from typing import Sequence
 
-from pathlib import Path
-
+import yaml
 from pydantic import ValidationError
 
 from . import models, presets
 from .config import SCHEDULES, TrainingConfig
 from .errors import InfeasibleConfig, UnknownName
-from .estimate import Estimate, estimate
+from .estimate import BUBBLE_LINE, Estimate, estimate, pipeline_of
 from .hardware import gpus
 from .workload import RECOMPUTE
 
-__all__ = ["main"]
+__all__ = ["main", "EXIT_USER_ERROR", "EXIT_DOES_NOT_FIT", "describe_error"]
+
+#: Exit status of a user error (bad input, unknown name, unreadable file).
+EXIT_USER_ERROR = 2
+#: Exit status when the layout does not fit in GPU memory.
+EXIT_DOES_NOT_FIT = 3
+#: Above this many ops, ``pipeline`` reports progress on standard error.
+_PROGRESS_OPS = 50_000
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: set[int] = frozenset()) -> str:
@@ -53,14 +67,17 @@ def _cmd_gpus(args) -> int:
         peak = {p: (_num(g.peaks[p].to("TFLOP/s").m) if g.supports(p) else "-") for p in ("fp64", "tf32", "bf16", "fp8")}
         rows.append([
             g.name, peak["fp64"], peak["tf32"], peak["bf16"], peak["fp8"],
-            _num(g.hbm_capacity.to("GB").m), _num(g.hbm_bandwidth.to("TB/s").m),
-            _num(g.scale_up_bandwidth.to("GB/s").m), _num(g.typical_nic.to("Gbit/s").m) if g.typical_nic else "-",
+            _num(g.hbm_capacity.to("GiB").m), _num(g.hbm_bandwidth.to("TB/s").m),
+            _num(g.scale_up_bandwidth.to("GB/s").m), g.scale_up_domain or "-",
+            _num(g.typical_nic.to("Gbit/s").m) if g.typical_nic else "-",
             g.sms or "-", _num(g.tdp.to("W").m) if g.tdp else "-", g.verification,
         ])
-    print("Dense peaks [TFLOP/s]; NVLink and NIC per GPU per direction.")
+    print("Dense peaks [TFLOP/s]; HBM in GiB (datasheet 'GB' capacities are binary, JEDEC); NVLink and NIC\n"
+          "per GPU per direction (Gbit/s = 10^9 bits/s); NVL domain: GPUs sharing the NVLink fabric.")
     print(_table(
-        ["GPU", "FP64", "TF32", "BF16", "FP8", "HBM GB", "HBM TB/s", "NVLink GB/s", "NIC Gb/s", "SMs", "TDP W", "verification"],
-        rows, right=set(range(1, 11)),
+        ["GPU", "FP64", "TF32", "BF16", "FP8", "HBM GiB", "HBM TB/s", "NVLink GB/s", "NVL domain", "NIC Gbit/s",
+         "SMs", "TDP W", "verification"],
+        rows, right=set(range(1, 12)),
     ))
     print("\nSources (fields marked 'recalled' are unverified):")
     for g in parts:
@@ -70,6 +87,11 @@ def _cmd_gpus(args) -> int:
 
 
 def _cmd_models(args) -> int:
+    if args.json:
+        print(json.dumps([{**m.model_dump(mode="json"), "params_total": m.params_total,
+                           "params_active": m.params_active, "params_mtp": m.params_mtp}
+                          for m in models.all_models()], indent=2))
+        return 0
     rows = []
     for m in models.all_models():
         kind = f"MoE {m.moe.n_shared}+{m.moe.top_k}/{m.moe.n_routed}" if m.moe else "dense"
@@ -81,6 +103,10 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_presets(args) -> int:
+    if args.json:
+        print(json.dumps([{"name": n, "source": presets.info(n).source, "assumptions": list(presets.info(n).assumptions),
+                           "config": presets.get(n).to_dict()} for n in presets.names()], indent=2))
+        return 0
     rows = []
     for name in presets.names():
         c = presets.get(name)
@@ -106,9 +132,10 @@ def _resolve_flops_target(name: str, args):
     """A preset gives its model, sequence length and recomputation; a model name the flags."""
     if name.lower() in presets.names():
         cfg = presets.get(name)
-        return cfg.model, args.seq_len or cfg.data.seq_len, args.recompute or cfg.parallelism.recompute
+        seq = cfg.data.seq_len if args.seq_len is None else args.seq_len
+        return cfg.model, seq, args.recompute or cfg.parallelism.recompute
     if name.lower() in models.names():
-        return models.get(name), args.seq_len or 4096, args.recompute or "none"
+        return models.get(name), 4096 if args.seq_len is None else args.seq_len, args.recompute or "none"
     raise UnknownName("preset or model", name, presets.names() + models.names())
 
 
@@ -149,9 +176,14 @@ def _load(target: str, sets: Sequence[str]) -> TrainingConfig:
     if target.lower() in presets.names():
         cfg = presets.get(target)
     elif Path(target).suffix in (".json", ".yaml", ".yml", ".toml"):
-        cfg = TrainingConfig.from_file(target)
+        try:
+            cfg = TrainingConfig.from_file(target)
+        except (OSError, yaml.YAMLError, ValueError) as exc:  # unreadable or malformed file
+            if isinstance(exc, ValidationError):
+                raise
+            raise ValueError(f"cannot read config file {target!r}: {_one_line(exc)}") from None
     else:
-        raise UnknownName("preset or config file", target, presets.names())
+        raise UnknownName("preset or config file (.json, .yaml, .yml, .toml)", target, presets.names())
     changes = {}
     for item in sets:
         path, sep, text = item.partition("=")
@@ -170,25 +202,42 @@ def _money(q) -> str:
 
 def _summary(e: Estimate) -> list[tuple[str, str]]:
     c = e.config
+    hbm = c.cluster.gpu.hbm_capacity
+    mem = (f"{e.memory_per_gpu.to('GB').m:.1f} GB of {hbm.to('GB').m:.1f} GB HBM "
+           f"({e.memory_per_gpu.to('GiB').m:.1f} of {hbm.to('GiB').m:.1f} GiB)")
     return [
-        ("run", f"{c.model.name} on {c.cluster.num_gpus} x {c.cluster.gpu.name}, {c.parallelism.schedule}, "
+        ("run", f"{c.model.name} on {c.cluster.num_gpus:,} x {c.cluster.gpu.name}, {c.parallelism.schedule}, "
                 f"{c.precision.gemm} GEMMs"),
         ("step time", f"{e.step_time.to('s').m:.3f} s"),
-        ("pipeline bubble", f"{e.bubble_time.to('s').m:.3f} s"),
+        (f"{BUBBLE_LINE}", f"{e.step_breakdown[BUBBLE_LINE].to('s').m:.3f} s"),
+        ("pipeline idle, mean per rank", f"{e.pipeline_idle.to('s').m:.3f} s"),
         ("tokens per second", f"{e.tokens_per_second.m:,.0f}"),
         ("achieved model TFLOP/s per GPU", f"{e.flops_per_gpu.to('TFLOP/s').m:.1f}"),
-        ("MFU (causal, BF16 peak)", f"{100 * e.mfu:.2f}%"),
-        (f"MFU at {c.precision.gemm} peak", f"{100 * e.mfu_at_precision:.2f}%"),
+        ("MFU (model FLOPs / dense BF16 peak)", f"{100 * e.mfu:.2f}%"),
+        (f"MFU (model FLOPs / dense {c.precision.gemm.upper()} peak)", f"{100 * e.mfu_at_precision:.2f}%"),
         ("optimizer steps", f"{e.steps:,.0f}"),
         ("wall time", f"{e.wall_time.to('day').m:.1f} days"),
         ("GPU-hours", f"{e.gpu_hours.to('hour').m:,.0f}"),
         ("GPU-hours per trillion tokens", f"{e.gpu_hours.to('hour').m / (c.tokens / 1e12):,.0f}"),
-        ("memory per GPU", f"{e.memory_per_gpu.to('GB').m:.1f} GB of {c.cluster.gpu.hbm_capacity.to('GB').m:.1f} GB"
-                           + ("" if e.fits else "  DOES NOT FIT")),
+        ("memory per GPU (fullest rank)", mem + ("" if e.fits else "  DOES NOT FIT")),
         ("marginal cost of the run", _money(e.marginal_cost)),
+        ("  priced as", e.cost_basis.get("marginal", "no price given (costs.gpu_hour_price or costs.gpu_price)")),
         ("capital behind it", _money(e.capital_cost)),
+        ("  assuming", e.cost_basis.get("capital", "no GPU price given (costs.gpu_price)")),
         ("capital / marginal", "-" if e.capital_over_marginal is None else f"{e.capital_over_marginal:,.0f}x"),
+        ("prices set for", e.cost_basis.get("priced_for", "-")),
     ]
+
+
+def _warn(e: Estimate, label: str = "") -> None:
+    for w in e.warnings:
+        print(f"costmodel: warning{label}: {w}", file=sys.stderr)
+
+
+def _does_not_fit(e: Estimate, label: str = "") -> str:
+    parts = ", ".join(f"{k} {v.to('GB').m:.1f} GB" for k, v in e.memory_breakdown.items())
+    return (f"costmodel: does not fit{label}: {e.memory_per_gpu.to('GB').m:.1f} GB needed per GPU on the fullest "
+            f"rank, {e.config.cluster.gpu.hbm_capacity.to('GB').m:.1f} GB of HBM ({parts})")
 
 
 def _breakdowns(e: Estimate) -> list[tuple[str, dict, str, str]]:
@@ -199,9 +248,18 @@ def _breakdowns(e: Estimate) -> list[tuple[str, dict, str, str]]:
 
 def _cmd_estimate(args) -> int:
     e = estimate(_load(args.target, args.set), check=False)
+    _warn(e)
     if args.json:
         print(json.dumps({"config": e.config.to_dict(), "estimate": e.to_dict()}, indent=2))
-        return 0
+    else:
+        _print_estimate(e)
+    if not e.fits:
+        print(_does_not_fit(e), file=sys.stderr)
+        return EXIT_DOES_NOT_FIT
+    return 0
+
+
+def _print_estimate(e: Estimate) -> None:
     print(_table(["quantity", "value"], _summary(e)))
     for title, parts, unit, fmt in _breakdowns(e):
         if parts:
@@ -209,14 +267,13 @@ def _cmd_estimate(args) -> int:
             rows.append(["total", fmt.format(sum(v.to(unit).m for v in parts.values()))])
             print(f"\n{title} [{unit}]")
             print(_table(["line", unit], rows, right={1}))
-    if not e.fits:
-        print("\nwarning: this layout does not fit in HBM; estimate(cfg) raises InfeasibleConfig for it")
-    return 0
 
 
 def _cmd_compare(args) -> int:
     a = estimate(_load(args.a, list(args.set) + list(args.set_a)), check=False)
     b = estimate(_load(args.b, list(args.set) + list(args.set_b)), check=False)
+    _warn(a, " (A)")
+    _warn(b, " (B)")
     rows = []
     for (name, va), (_, vb) in zip(_summary(a), _summary(b)):
         rows.append([name, va, vb])
@@ -228,35 +285,82 @@ def _cmd_compare(args) -> int:
             rows.append([f"{title}: {k} [{unit}]", fmt.format(x), fmt.format(y)
                          + (f"  ({(y - x) / x:+.1%})" if x else "")])
     print(_table(["quantity", "A", "B"], rows))
-    return 0
+    for label, e in (("A", a), ("B", b)):
+        for w in e.warnings:
+            print(f"\nnote ({label}): {w}")
+    bad = [(label, e) for label, e in (("A", a), ("B", b)) if not e.fits]
+    for label, e in bad:
+        print(_does_not_fit(e, f" ({label})"), file=sys.stderr)
+    return EXIT_DOES_NOT_FIT if bad else 0
+
+
+def _progress(text: str, ops: int) -> float:
+    if ops > _PROGRESS_OPS:
+        print(f"costmodel: {text} ...", file=sys.stderr, flush=True)
+    return time.perf_counter()
+
+
+def _done(t0: float, ops: int) -> None:
+    if ops > _PROGRESS_OPS:
+        print(f"costmodel: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
 
 
 def _cmd_pipeline(args) -> int:
-    from .estimate import pipeline_of
-
     changes = list(args.set)
     if args.schedule:
         changes.append(f"parallelism.schedule={args.schedule}")
         if args.schedule != "interleaved":
             changes.append("parallelism.virtual_stages=1")
     cfg = _load(args.target, changes)
+    if args.plot:
+        _check_writable(args.plot)
+        _import_matplotlib()
+    p = cfg.parallelism
+    ops = 3 * p.pp * cfg.microbatches * (2 if p.schedule in ("dualpipev", "zbv") else p.virtual_stages)
+    t0 = _progress(f"simulating ~{ops:,} ops ({p.schedule}, {p.pp} ranks, {cfg.microbatches:,} micro-batches)", ops)
     result = pipeline_of(cfg)
+    _done(t0, ops)
+    if args.json:
+        print(json.dumps({"schedule": p.schedule, "pp": p.pp, "microbatches": cfg.microbatches,
+                          "makespan [s]": result.makespan, "bubble_fraction": result.bubble_fraction,
+                          "per_rank_busy [s]": result.per_rank_busy.tolist(),
+                          "per_rank_idle [s]": result.per_rank_bubble.tolist(),
+                          "peak_activations": result.peak_activations.tolist()}, indent=2))
+    else:
+        _print_pipeline(cfg, result)
+    if args.plot:
+        from .plot import timeline
+
+        t0 = _progress(f"drawing {len(result.ops['rank']):,} ops into {args.plot}", len(result.ops["rank"]))
+        ax = timeline(result)
+        ax.figure.savefig(args.plot, dpi=args.dpi, bbox_inches="tight")
+        _done(t0, len(result.ops["rank"]))
+        print(f"timeline written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _check_writable(path: str) -> None:
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise ValueError(f"--plot {path!r}: the folder {str(folder)!r} does not exist")
+
+
+def _import_matplotlib() -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'costmodel[plot]'") from None
+    matplotlib.use("Agg")
+
+
+def _print_pipeline(cfg: TrainingConfig, result) -> None:
     p = cfg.parallelism
     print(f"{cfg.model.name}: {p.schedule} on {p.pp} ranks, {cfg.microbatches} micro-batches per step")
     rows = [[r, f"{result.per_rank_busy[r]:.3f}", f"{result.per_rank_bubble[r]:.3f}", int(result.peak_activations[r])]
             for r in range(p.pp)]
     print(_table(["rank", "busy s", "idle s", "peak activations"], rows, right={0, 1, 2, 3}))
-    print(f"makespan {result.makespan:.3f} s, bubble fraction {100 * result.bubble_fraction:.2f}%")
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from .plot import timeline
-
-        ax = timeline(result)
-        ax.figure.savefig(args.plot, dpi=args.dpi, bbox_inches="tight")
-        print(f"timeline written to {args.plot}")
-    return 0
+    print(f"makespan {result.makespan:.3f} s, idle fraction {100 * result.bubble_fraction:.2f}% "
+          "(idle time over ranks x makespan)")
 
 
 # ------------------------------------------------------------------------- parser
@@ -271,7 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="costmodel",
         description="Estimate what training a large language model takes and costs, from first principles.",
+        epilog="Exit status: 0 ok; 2 a user error (one 'costmodel: error:' line); 3 the layout does not fit "
+               "in GPU memory.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("gpus", help="the GPU catalogue: dense peaks, memory, bandwidth, power, sources",
@@ -281,11 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="the architecture catalogue with parameter counts",
                        description="List the catalogued architectures with total and activated parameters.")
+    p.add_argument("--json", action="store_true", help="print the architectures and their counts as JSON")
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("presets", help="the published training setups available as presets",
                        description="List the presets (published training setups); --verbose adds sources and assumptions.")
     p.add_argument("-v", "--verbose", action="store_true", help="print each preset's source and assumptions")
+    p.add_argument("--json", action="store_true", help="print the presets, with sources and configs, as JSON")
     p.set_defaults(func=_cmd_presets)
 
     p = sub.add_parser("flops", help="parameters and training FLOPs per token, by layer kind",
@@ -328,9 +437,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the config's schedule")
     _add_set(p)
     p.add_argument("--plot", metavar="FILE.png", help="write the timeline image")
+    p.add_argument("--json", action="store_true", help="print per-rank busy and idle time as JSON")
     p.add_argument("--dpi", type=int, default=110, help="image resolution (default 110)")
     p.set_defaults(func=_cmd_pipeline)
     return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a user error: a validation error's problems by field, without pydantic's
+    input dumps and documentation links; any other error's message."""
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(x) for x in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            parts.append(msg if not loc or loc in msg else f"{loc}: {msg}")
+        return "; ".join(" ".join(p.split()) for p in parts)
+    if isinstance(exc, FileNotFoundError):
+        return f"no such file: {exc.filename!r}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: {exc.filename!r}" if exc.filename else _one_line(exc)
+    return _one_line(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -341,12 +472,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (UnknownName, ValueError, ValidationError, InfeasibleConfig) as exc:
-        print(f"costmodel: error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # output piped into `head`
         sys.stderr.close()
         return 0
+    except InfeasibleConfig as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"costmodel: does not fit: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_DOES_NOT_FIT
+    except (UnknownName, ValueError, ValidationError, OSError, yaml.YAMLError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"costmodel: error: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,7 @@ types here are for lookups and for questions a valid object cannot answer.
 
 from __future__ import annotations
 
-__all__ = ["UnknownName", "UnsupportedPrecision", "UnknownPeak", "InfeasibleConfig"]
+__all__ = ["UnknownName", "UnsupportedPrecision", "UnknownPeak", "InfeasibleConfig", "EstimateOutOfRange"]
 
 
 class UnknownName(KeyError, ValueError):
@@ -49,4 +49,19 @@ class InfeasibleConfig(Exception):
         super().__init__(
             f"does not fit: {needed / 1e9:.1f} GB needed per GPU on the fullest rank, "
             f"{capacity / 1e9:.1f} GB of HBM ({parts}); estimate(cfg, check=False) returns it flagged"
+        )
+
+
+class EstimateOutOfRange(ValueError):
+    """Valid inputs whose estimate falls outside floating-point range or below zero (for
+    instance a GPU peak of 1e-300 FLOP/s): the result would hold inf, NaN or a non-positive
+    time, so none is returned. Attributes: ``quantity`` (the result field), ``value``."""
+
+    def __init__(self, quantity: str, value: float, config=None):
+        self.quantity, self.value = quantity, value
+        gpu = getattr(getattr(config, "cluster", None), "gpu", None)
+        hint = f" (cluster.gpu={gpu.name!r}: check its peaks, bandwidths and SMs)" if gpu is not None else ""
+        super().__init__(
+            f"the estimate's {quantity} would be {value!r}: the inputs are outside the range the model "
+            f"can represent{hint}"
         )

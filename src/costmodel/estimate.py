@@ -14,8 +14,9 @@ import numpy as np
 
 from . import compute, ledger, memory, network
 from .config import TrainingConfig
-from .errors import InfeasibleConfig
-from .pipeline import makespan, simulate
+from .errors import EstimateOutOfRange, InfeasibleConfig
+from .frozen import FrozenDict, freeze
+from .pipeline import makespan, simulate, step_totals
 from .pipeline.orders import topology
 from .stages import placement
 from .units import quantity, to_base
@@ -28,8 +29,11 @@ _KINDS = ("dense", "moe")
 
 
 _UNITS = {"step_time": "s", "wall_time": "day", "gpu_hours": "hour", "tokens_per_second": "token/s",
-          "flops_per_gpu": "TFLOP/s", "bubble_time": "s", "memory_per_gpu": "GB",
+          "flops_per_gpu": "TFLOP/s", "pipeline_idle": "s", "memory_per_gpu": "GB",
           "marginal_cost": "USD", "capital_cost": "USD"}
+#: The step-breakdown line of the pipeline's critical-path bubble; ``pipeline_idle`` is the
+#: other bubble concept, the mean idle time per rank (specs/estimate.md, "Two bubbles").
+BUBBLE_LINE = "pipeline bubble (critical path)"
 _BREAKDOWN_UNITS = {"step_breakdown": "s", "memory_breakdown": "GB", "marginal_breakdown": "USD",
                     "capital_breakdown": "USD"}
 
@@ -40,24 +44,36 @@ class Estimate:
 
     Totals are Quantities: ``step_time``, ``wall_time``, ``gpu_hours``, ``tokens_per_second``
     (steady state at the full batch), ``flops_per_gpu`` (achieved model FLOP/s per GPU),
-    ``bubble_time``, ``memory_per_gpu`` (fullest rank), ``marginal_cost``, ``capital_cost``
-    (``None`` when the config gives no price for them). Each ``*_breakdown`` maps a line to a
-    Quantity and sums exactly to its total. ``mfu`` counts model FLOPs (causal attention, no
-    MTP, no recomputation) against the dense BF16 peak, the convention of the DeepSeek-V3 and
-    Llama 3 reports; ``mfu_at_precision`` divides by the dense peak of ``precision.gemm``.
+    ``pipeline_idle`` (mean idle time per pipeline rank in a step, what a profile shows),
+    ``memory_per_gpu`` (fullest rank), ``marginal_cost``, ``capital_cost`` (``None`` when the
+    config gives no price for them). Each ``*_breakdown`` maps a line to a Quantity and sums
+    exactly to its total; the step's ``"pipeline bubble (critical path)"`` line is the
+    makespan beyond the slowest rank's work, which differs from ``pipeline_idle``.
+    ``mfu`` counts model FLOPs (causal attention, no MTP, no recomputation) against the dense
+    **BF16** peak, whatever ``precision.gemm`` is (the convention of the DeepSeek-V3 and Llama
+    3 reports); ``mfu_at_precision`` divides by the dense peak of ``precision.gemm``.
 
-    Values are held as plain floats (in the units of ``to_dict``) and turned into
-    Quantities when read, so sweeps that read ``to_dict()`` pay nothing for units.
+    ``cost_basis`` says in words which prices and fleet each ledger used; ``warnings`` holds
+    sentences about inputs that may not mean what the user thinks (prices set for another
+    GPU). Values are held as plain floats (in the units of ``to_dict``) in read-only
+    mappings and turned into Quantities when read, so sweeps pay nothing for units.
     """
 
     config: TrainingConfig
-    values: dict
-    breakdowns: dict
+    values: FrozenDict
+    breakdowns: FrozenDict
     mfu: float
     mfu_at_precision: float
     fits: bool
     steps: float
-    stage_times: dict = field(default_factory=dict)
+    stage_times: FrozenDict = field(default_factory=FrozenDict)
+    cost_basis: FrozenDict = field(default_factory=FrozenDict)
+    warnings: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        for name in ("values", "breakdowns", "stage_times", "cost_basis"):
+            object.__setattr__(self, name, freeze(dict(getattr(self, name))))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
 
     def __getattr__(self, name: str):
         if name in _UNITS:
@@ -65,7 +81,7 @@ class Estimate:
             return None if v is None else quantity(v, _UNITS[name])
         if name in _BREAKDOWN_UNITS:
             u = _BREAKDOWN_UNITS[name]
-            return {k: quantity(v, u) for k, v in self.breakdowns[name].items()}
+            return FrozenDict({k: quantity(v, u) for k, v in self.breakdowns[name].items()})
         raise AttributeError(name)
 
     @property
@@ -77,10 +93,12 @@ class Estimate:
     def to_dict(self) -> dict[str, Any]:
         """Plain floats with the unit in the key, for JSON and pandas."""
         out: dict[str, Any] = {f"{k} [{u}]": self.values[k] for k, u in _UNITS.items()}
-        out["mfu"], out["mfu_at_precision"], out["fits"] = self.mfu, self.mfu_at_precision, self.fits
-        out["steps"], out["capital_over_marginal"] = self.steps, self.capital_over_marginal
+        out["mfu [model FLOPs / dense BF16 peak]"] = self.mfu
+        out["mfu_at_precision [model FLOPs / dense precision.gemm peak]"] = self.mfu_at_precision
+        out["fits"], out["steps"], out["capital_over_marginal"] = self.fits, self.steps, self.capital_over_marginal
         for name, unit in _BREAKDOWN_UNITS.items():
             out[name] = {f"{k} [{unit}]": v for k, v in self.breakdowns[name].items()}
+        out["cost_basis"], out["warnings"] = dict(self.cost_basis), list(self.warnings)
         return out
 
 
@@ -211,8 +229,10 @@ def _fb_pair(f, b, w, exposed_f, exposed_b, a2a_f, a2a_b):
     return exposed_f + exposed_b + np.maximum(f + b + w, a2a_f + a2a_b)
 
 
-def _simulate(cfg: TrainingConfig, w: _Ranks, m: int, p2p: float):
-    """Run the event simulator on the config's chunks (specs/pipeline.md)."""
+def _simulate(cfg: TrainingConfig, w: _Ranks, m: int, p2p: float, run=simulate):
+    """Run the event simulator on the config's chunks (specs/pipeline.md); ``run`` is
+    :func:`~costmodel.pipeline.simulate` (the op log, for plots) or
+    :func:`~costmodel.pipeline.step_totals` (totals only, extrapolated for long steps)."""
     p = cfg.parallelism
     cc, cm = w.chunk_compute, w.chunk_comm
     stage_times = np.column_stack([cc[:, 0] + cm[:, 0] + cm[:, 2], cc[:, 1] + cm[:, 1] + cm[:, 3], cc[:, 2]])
@@ -224,8 +244,7 @@ def _simulate(cfg: TrainingConfig, w: _Ranks, m: int, p2p: float):
             for ph in range(2):
                 a, b = phases[ph][1], phases[1 - ph][1]
                 fb[r, ph] = _fb_pair(cc[a, 0], cc[b, 1], cc[b, 2], cm[a, 0], cm[b, 1], cm[a, 2], cm[b, 3])
-    return simulate(p.schedule, p.pp, m, stage_times=stage_times, FB=fb, p2p=p2p,
-                    virtual_stages=p.virtual_stages)
+    return run(p.schedule, p.pp, m, stage_times=stage_times, FB=fb, p2p=p2p, virtual_stages=p.virtual_stages)
 
 
 def _p2p(cfg: TrainingConfig, w: _Ranks) -> float:
@@ -265,7 +284,7 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
     simulated = mode == "simulate" or p.schedule == "zbv" or (  # ZB-V has no closed form
         mode == "auto" and p.pp > 1 and work.max() > work.min() * (1 + SIMULATE_ABOVE_SPREAD))
     if simulated:
-        sim = _simulate(cfg, w, m, p2p)
+        sim = _simulate(cfg, w, m, p2p, run=step_totals)
         bubble = sim.makespan - m * pair[r]
         idle = float(sim.per_rank_bubble.mean())
     else:
@@ -273,7 +292,10 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
         _, bubble = makespan(p.schedule, p.pp, m, f * half, b * half, W * half, pair[r] * half, p.virtual_stages)
         bubble += 2 * (len(w.place.layers) - 1) * p2p
         idle = bubble
-    return {"compute": F + B + W, "comm": pair[r] - (F + B + W), "bubble": max(0.0, float(bubble)),
+    # compute: the busiest rank's work, the same on any network; the rest of the slowest
+    # rank's time per micro-batch is exposed communication (specs/estimate.md)
+    busiest = float(work.max())
+    return {"compute": busiest, "comm": pair[r] - busiest, "bubble": max(0.0, float(bubble)),
             "idle": idle, "simulated": float(simulated), "f": f, "b": b, "w": W, "f_compute": F,
             "b_compute": B, "rank": r}
 
@@ -410,7 +432,7 @@ def estimate(cfg: TrainingConfig, check: bool = True, pipeline: str = "auto") ->
     step_parts = {
         "compute": m * sched["compute"],
         "exposed communication": m * sched["comm"],
-        "pipeline bubble": sched["bubble"],
+        BUBBLE_LINE: sched["bubble"],
         "data-parallel sync (exposed)": dp_exposed,
         "optimizer": optimizer,
     }
@@ -441,7 +463,7 @@ def _result(cfg: TrainingConfig, step: float, step_parts: dict, wall: float, gpu
     values = {
         "step_time": float(step), "wall_time": float(wall) / 86400.0, "gpu_hours": float(gpu_hours),
         "tokens_per_second": float(tps), "flops_per_gpu": float(flops_gpu) / 1e12,
-        "bubble_time": float(sched["idle"]), "memory_per_gpu": sum(mem_gb.values()),
+        "pipeline_idle": float(sched["idle"]), "memory_per_gpu": sum(mem_gb.values()),
         "marginal_cost": float(sum(marginal.values())) if marginal else None,
         "capital_cost": float(sum(capital.values())) if capital else None,
     }
@@ -451,13 +473,30 @@ def _result(cfg: TrainingConfig, step: float, step_parts: dict, wall: float, gpu
         "marginal_breakdown": {k: float(v) for k, v in marginal.items()},
         "capital_breakdown": {k: float(v) for k, v in capital.items()},
     }
-    return Estimate(
+    mfu = float(flops_gpu / gpu.peak_flops("bf16" if gpu.supports("bf16") else "fp16"))
+    result = Estimate(
         config=cfg,
         values=values,
         breakdowns=breakdowns,
-        mfu=float(flops_gpu / gpu.peak_flops("bf16")),
+        mfu=mfu,
         mfu_at_precision=float(flops_gpu / gpu.peak_flops(cfg.precision.gemm)),
         fits=bool(fits),
         steps=float(steps),
         stage_times={k: float(v) for k, v in sched.items()},
+        cost_basis=ledger.basis(cfg, gpu_hours),
+        warnings=tuple(w for w in (cfg.price_mismatch,) if w),
     )
+    _check_finite(result)
+    return result
+
+
+def _check_finite(e: Estimate) -> None:
+    """Refuse a result outside floating-point range (inputs at extreme scales): never NaN or
+    inf, never a non-positive time, throughput or memory."""
+    positive = ("step_time", "wall_time", "gpu_hours", "tokens_per_second", "flops_per_gpu", "memory_per_gpu")
+    checks = [(k, e.values[k], k in positive) for k in _UNITS if e.values[k] is not None]
+    checks += [(f"{b}.{k}", v, False) for b in _BREAKDOWN_UNITS for k, v in e.breakdowns[b].items()]
+    checks += [("mfu", e.mfu, True), ("mfu_at_precision", e.mfu_at_precision, True)]
+    for name, value, must_be_positive in checks:
+        if not math.isfinite(value) or value < 0 or (must_be_positive and value <= 0):
+            raise EstimateOutOfRange(name, value, e.config)

@@ -18,7 +18,7 @@ multiple of the run's marginal cost.
 
 from __future__ import annotations
 
-__all__ = ["HOURS_PER_YEAR", "marginal_rental", "marginal_owned", "capital"]
+__all__ = ["HOURS_PER_YEAR", "marginal_rental", "marginal_owned", "capital", "basis"]
 
 #: Hours in a (Julian) year, as Epoch AI uses.
 HOURS_PER_YEAR = 8766.0
@@ -59,4 +59,41 @@ def capital(fleet_gpus, gpu_price, server_overhead, interconnect_fraction, inter
     if facility is not None:
         out["facility"] = facility
     out["research compute"] = research_multiple * marginal_total
+    return out
+
+
+def _usd(q) -> str:
+    from .units import to_base
+
+    return f"{to_base(q, 'money'):,.0f} USD"
+
+
+def basis(cfg, gpu_hours: float) -> dict[str, str]:
+    """What each ledger assumed, in words: the prices, the fleet and where they came from.
+
+    Keys ``marginal`` and ``capital`` (absent when the config gives no price for them) and
+    ``priced_for``, the GPU the prices were set for (``costs.priced_for``).
+    """
+    from .units import to_base
+
+    c, run_gpus = cfg.costs, cfg.cluster.num_gpus
+    out: dict[str, str] = {}
+    if c.gpu_hour_price is not None:
+        per_hour = to_base(c.gpu_hour_price, "price per hour") * 3600
+        out["marginal"] = (f"rental: {gpu_hours:,.0f} GPU-hours x {per_hour:g} USD per GPU-hour "
+                           "(costs.gpu_hour_price)")
+    elif c.gpu_price is not None:
+        out["marginal"] = (f"owned fleet, amortized: {_usd(c.gpu_price)} per GPU x server overhead "
+                           f"{c.server_overhead:g} at {c.depreciation_rate:g}/year, interconnect, energy at "
+                           f"{to_base(c.electricity_price, 'energy price') * 3.6e6:g} USD/kWh and PUE {c.pue:g}")
+    if c.gpu_price is not None:
+        fleet = c.fleet_gpus or run_gpus
+        network = (f"{_usd(c.interconnect_per_gpu)} of interconnect per GPU" if c.interconnect_per_gpu is not None
+                   else f"interconnect {c.interconnect_fraction:.0%} of cluster cost")
+        out["capital"] = (f"a fleet of {fleet:,} GPUs (the run uses {run_gpus:,}) at {_usd(c.gpu_price)} each x "
+                          f"server overhead {c.server_overhead:g}, {network}"
+                          + (f", facility {_usd(c.facility)}" if c.facility is not None else ", no facility")
+                          + f", research compute {c.research_multiple:g}x the run's marginal cost")
+    if c.priced_for is not None:
+        out["priced_for"] = c.priced_for
     return out

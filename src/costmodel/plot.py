@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 __all__ = ["timeline", "COLORS"]
 
 #: Colours by op kind (forward, input-gradient backward, weight gradient, full backward, F&B).
@@ -45,7 +47,11 @@ def timeline(result, ax: Any = None, title: str | None = None, annotate: bool | 
         if not sel.any():
             continue
         starts, ends, ranks = ops["start"][sel] - t0, ops["end"][sel] - t0, ops["rank"][sel]
-        ax.barh(ranks, ends - starts, left=starts, height=0.8, color=color, edgecolor="white", linewidth=0.4)
+        edge = {"edgecolor": "white", "linewidth": 0.4} if annotate else {"linewidth": 0}
+        for r in np.unique(ranks):  # one collection per rank and kind: fast for 10^5+ ops
+            on = ranks == r
+            ax.broken_barh(np.column_stack([starts[on], ends[on] - starts[on]]), (r - 0.4, 0.8),
+                           facecolors=color, **edge)
         if annotate:
             for s_, e_, r_, mb in zip(starts, ends, ranks, ops["mb"][sel]):
                 ax.text((s_ + e_) / 2, r_, str(mb), ha="center", va="center", fontsize=6)
@@ -59,5 +65,5 @@ def timeline(result, ax: Any = None, title: str | None = None, annotate: bool | 
               loc="upper center", bbox_to_anchor=(0.5, -0.15 if result.pp > 4 else -0.3), ncol=len(kinds),
               fontsize=8, frameon=False)
     ax.set_title(title or f"{result.schedule}: {result.pp} ranks, {result.microbatches} micro-batches, "
-                          f"bubble {100 * result.bubble_fraction:.1f}%")
+                          f"idle {100 * result.bubble_fraction:.1f}%")
     return ax

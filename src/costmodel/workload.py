@@ -44,6 +44,7 @@ __all__ = [
     "mla_matrix_params",
     "mlp_matrix_params",
     "attention_core_flops",
+    "check_seq_len",
 ]
 
 Recompute = Literal["none", "selective", "mla-up-proj", "full"]
@@ -99,12 +100,28 @@ def mlp_matrix_params(hidden: int, ffn_hidden: int, gated: bool) -> int:
     return (3 if gated else 2) * hidden * ffn_hidden
 
 
+def check_seq_len(seq_len) -> None:
+    """Raise a ValueError unless ``seq_len`` (scalar or array) holds finite values of at least
+    one token."""
+    if isinstance(seq_len, (int, float)) and not isinstance(seq_len, bool):  # the common, cheap case
+        if 1 <= seq_len < float("inf"):
+            return
+        raise ValueError(f"seq_len must be finite and at least 1 token; got {seq_len!r}")
+    try:
+        arr = np.asarray(seq_len, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"seq_len must be a number of tokens; got {seq_len!r}") from None
+    if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr < 1):
+        raise ValueError(f"seq_len must be finite and at least 1 token; got {seq_len!r}")
+
+
 def attention_core_flops(seq_len, n_heads: int, qk_head_dim: int, v_head_dim: int, causal: bool):
     """Forward FLOPs per token of one layer's attention core (QK^T and AV) [FLOP/token].
 
     ``2 n_h (d_qk + d_v) L`` with ``L = (s + 1) / 2`` keys per query under a causal mask
     (the lower triangle with its diagonal) and ``L = s`` without. Broadcasts over arrays.
     """
+    check_seq_len(seq_len)
     keys = (np.asarray(seq_len, dtype=float) + 1.0) / 2.0 if causal else np.asarray(seq_len, float)
     out = 2.0 * n_heads * (qk_head_dim + v_head_dim) * keys
     return float(out) if np.ndim(out) == 0 else out
@@ -494,6 +511,7 @@ class Architecture(BaseModel):
             Include the multi-token-prediction modules (work a training step does, but not
             part of the published per-token model FLOPs).
         """
+        check_seq_len(seq_len)
         if recompute not in RECOMPUTE:
             raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)}; got {recompute!r}")
         if recompute == "mla-up-proj" and not isinstance(self.attention, MLA):

@@ -39,7 +39,7 @@ def test_v3_step_time(v3):
 
 def test_v3_bubble(v3):
     # mean idle time per rank in the simulated step (the closed form alone gives 1.07 s)
-    assert v3.bubble_time.to("s").m == pytest.approx(V3_BUBBLE_S, rel=0.25)
+    assert v3.pipeline_idle.to("s").m == pytest.approx(V3_BUBBLE_S, rel=0.25)
 
 
 def test_v3_mfu(v3):

@@ -4,6 +4,7 @@
 from . import closed_form
 from .closed_form import *  # noqa: F403 - the closed forms are this package's API
 from .orders import SCHEDULES as SIMULATED_SCHEDULES
-from .simulate import SimulationResult, simulate
+from .simulate import SimulationResult, StepTotals, simulate, step_totals
 
-__all__ = [*closed_form.__all__, "simulate", "SimulationResult", "SIMULATED_SCHEDULES"]
+__all__ = [*closed_form.__all__, "simulate", "SimulationResult", "step_totals", "StepTotals",
+           "SIMULATED_SCHEDULES"]

@@ -1,0 +1,70 @@
+"""Execute the notebooks; with no arguments, rewrite their saved outputs in place.
+
+    .venv/bin/python tools/notebooks.py            # regenerate every notebook's outputs
+    .venv/bin/python tools/notebooks.py --check    # exit 1 if a saved output is stale
+
+The test suite runs the check (tests/test_notebooks.py), so a change that moves a number
+shown in a notebook fails until the outputs are regenerated with this command.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbclient
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def execute(path: Path):
+    """The notebook at ``path``, executed from its own folder (outputs in memory)."""
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    return nb
+
+
+def text_outputs(nb) -> list[list[str]]:
+    """Per code cell, its printed text and plain-text results (images are left out: their
+    bytes vary with the plotting library's version)."""
+    out = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        texts = []
+        for o in cell.get("outputs", []):
+            if o.output_type == "stream":
+                texts.append(o.text)
+            elif o.output_type in ("execute_result", "display_data") and "image/png" not in o.get("data", {}):
+                texts.append(o.get("data", {}).get("text/plain", ""))
+            elif o.output_type == "error":
+                texts.append(f"{o.ename}: {o.evalue}")
+        out.append(texts)
+    return out
+
+
+def stale(path: Path) -> list[int]:
+    """Indices of code cells whose saved text differs from a fresh run."""
+    saved, fresh = text_outputs(nbformat.read(path, as_version=4)), text_outputs(execute(path))
+    return [i for i, (a, b) in enumerate(zip(saved, fresh)) if a != b] + (
+        [] if len(saved) == len(fresh) else [min(len(saved), len(fresh))])
+
+
+def main(argv: list[str]) -> int:
+    if "--check" in argv:
+        bad = {p.name: stale(p) for p in NOTEBOOKS}
+        bad = {k: v for k, v in bad.items() if v}
+        for name, cells in bad.items():
+            print(f"{name}: stale outputs in code cells {cells}; run: python tools/notebooks.py")
+        return 1 if bad else 0
+    for path in NOTEBOOKS:
+        nbformat.write(execute(path), path)
+        print(f"regenerated {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
