@@ -371,8 +371,15 @@ def _add_set(p: argparse.ArgumentParser, flag: str = "--set", to: str = "") -> N
                    help=f"change a field by dotted path{to}, e.g. {flag} cluster.gpu=H100-SXM (repeatable)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in the command's one-line form (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"costmodel: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="costmodel",
         description="Estimate what training a large language model takes and costs, from first principles.",
         epilog="Exit status: 0 ok; 2 a user error (one 'costmodel: error:' line); 3 the layout does not fit "
@@ -455,6 +462,11 @@ def describe_error(exc: BaseException) -> str:
         for err in exc.errors(include_url=False):
             loc = ".".join(str(x) for x in err["loc"])
             msg = err["msg"].removeprefix("Value error, ")
+            leaf = str(err["loc"][-1]) if err["loc"] else ""
+            if loc and msg.startswith(leaf + " "):  # "tokens must be ..." -> "data.tokens must be ..."
+                msg, loc = loc + msg[len(leaf):], ""
+            if err["type"] != "value_error" and not isinstance(err.get("input"), (dict, list)):
+                msg += f"; got {err.get('input')!r}"
             parts.append(msg if not loc or loc in msg else f"{loc}: {msg}")
         return "; ".join(" ".join(p.split()) for p in parts)
     if isinstance(exc, FileNotFoundError):

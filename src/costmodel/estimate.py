@@ -286,18 +286,20 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
     if simulated:
         sim = _simulate(cfg, w, m, p2p, run=step_totals)
         bubble = sim.makespan - m * pair[r]
+        unverified = not sim.verified
         idle = float(sim.per_rank_bubble.mean())
     else:
         half = 0.5 if p.schedule == "dualpipev" else 1.0  # DualPipeV: two half-rank chunks
         _, bubble = makespan(p.schedule, p.pp, m, f * half, b * half, W * half, pair[r] * half, p.virtual_stages)
         bubble += 2 * (len(w.place.layers) - 1) * p2p
         idle = bubble
+        unverified = False
     # compute: the busiest rank's work, the same on any network; the rest of the slowest
     # rank's time per micro-batch is exposed communication (specs/estimate.md)
     busiest = float(work.max())
     return {"compute": busiest, "comm": pair[r] - busiest, "bubble": max(0.0, float(bubble)),
             "idle": idle, "simulated": float(simulated), "f": f, "b": b, "w": W, "f_compute": F,
-            "b_compute": B, "rank": r}
+            "b_compute": B, "rank": r, "unverified_extrapolation": float(unverified)}
 
 
 def _rank_params(cfg: TrainingConfig, place) -> tuple[np.ndarray, np.ndarray]:
@@ -422,6 +424,11 @@ def estimate(cfg: TrainingConfig, check: bool = True, pipeline: str = "auto") ->
     """
     if pipeline not in ("auto", "closed", "simulate"):
         raise ValueError(f"pipeline must be 'auto', 'closed' or 'simulate'; got {pipeline!r}")
+    with np.errstate(all="ignore"):  # overflow at extreme inputs is refused by _check_finite
+        return _estimate(cfg, check, pipeline)
+
+
+def _estimate(cfg: TrainingConfig, check: bool, pipeline: str) -> Estimate:
     p = cfg.parallelism
     m = cfg.microbatches
     work = _rank_work(cfg)
@@ -484,10 +491,17 @@ def _result(cfg: TrainingConfig, step: float, step_parts: dict, wall: float, gpu
         steps=float(steps),
         stage_times={k: float(v) for k, v in sched.items()},
         cost_basis=ledger.basis(cfg, gpu_hours),
-        warnings=tuple(w for w in (cfg.price_mismatch,) if w),
+        warnings=tuple(w for w in (cfg.price_mismatch, _timing_note(sched)) if w),
     )
     _check_finite(result)
     return result
+
+
+def _timing_note(sched: dict) -> str | None:
+    if sched["unverified_extrapolation"]:
+        return ("the pipeline step was extrapolated from short simulations whose makespan had not yet become "
+                "linear in the micro-batch count; the bubble may be off (pipeline.step_totals)")
+    return None
 
 
 def _check_finite(e: Estimate) -> None:

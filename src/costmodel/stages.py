@@ -46,8 +46,18 @@ def balanced_chunks(n_layers: int, chunks: int, last_extra: float) -> np.ndarray
     layer-equivalents of other work; every chunk but possibly the last holds a layer."""
     if chunks == 1:
         return np.array([n_layers])
+    # worst(x) = max(ceil((n - x)/(k - 1)), x + e) falls, then rises, in x (layers on the last
+    # chunk); the first minimum lies within k of the crossing x* = (n - (k-1) e) / k, since
+    # moving k - 1 layers left raises the first term by one. Searching that window keeps
+    # this O(chunks) instead of O(layers).
+    if not np.isfinite(last_extra):  # 0/0 (no work at all) places evenly; x/0 leaves the last chunk empty
+        last_extra = 0.0 if np.isnan(last_extra) else float(n_layers)
+    k1 = chunks - 1
+    cross = (n_layers - k1 * last_extra) / chunks
+    lo = max(0, int(np.floor(cross)) - k1 - 1)
+    hi = min(n_layers - k1, max(lo, int(np.ceil(cross)) + 2))
     best, best_x = None, 0
-    for x in range(0, n_layers - (chunks - 1) + 1):  # x layers on the last chunk
+    for x in range(lo, hi + 1):  # x layers on the last chunk
         others = -(-(n_layers - x) // (chunks - 1))
         worst = max(others, x + last_extra)
         if best is None or worst < best - 1e-12:

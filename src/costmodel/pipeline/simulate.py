@@ -285,13 +285,25 @@ class StepTotals:
     """Makespan and per-rank busy and idle time of one step, without the op log.
 
     ``extrapolated_from`` is None when the whole step was simulated, else the micro-batch
-    counts of the short simulations the totals were extrapolated from (:func:`step_totals`).
+    counts of the short simulations the totals were extrapolated from (:func:`step_totals`);
+    ``verified`` is False if their makespans were not yet linear (see there).
     """
 
     makespan: float
     per_rank_busy: np.ndarray
     per_rank_bubble: np.ndarray
     extrapolated_from: tuple[int, ...] | None = None
+    verified: bool = True
+
+
+#: :func:`step_totals` stops doubling its short steps at this many micro-batches per rank and
+#: virtual stage, so a step of any length costs at most a few short simulations.
+MAX_EXTRAPOLATION_START = 64
+
+
+#: :func:`step_totals` simulates a step whole below this many ops (about 0.5 s at ~2 us an
+#: op), exactly; only longer steps are extrapolated.
+SIMULATE_BELOW_OPS = 200_000
 
 
 def _increment(schedule: str, pp: int) -> int:
@@ -299,34 +311,52 @@ def _increment(schedule: str, pp: int) -> int:
     return {"interleaved": pp, "dualpipe": 2}.get(schedule, 1)
 
 
+def _ops(schedule: str, pp: int, microbatches: int, v: int) -> int:
+    """Ops a simulation of the step runs (3 per micro-batch and model chunk of a rank)."""
+    return 3 * pp * microbatches * (2 if schedule in ("dualpipev", "zbv") else v)
+
+
 def step_totals(schedule: str, pp: int, microbatches: int, *, start: int | None = None,
-                **kwargs) -> StepTotals:
+                simulate_below: int | None = None, **kwargs) -> StepTotals:
     """:func:`simulate`'s makespan and per-rank busy and idle time, extrapolated for long steps.
 
-    Every order is static, so after a warm-up transient each extra micro-batch adds the same
-    time to the makespan (the schedule's steady period; busy time is exactly linear in the
-    micro-batch count). When ``microbatches`` is large, four short steps are simulated, of
+    Steps under ``simulate_below`` ops (default :data:`SIMULATE_BELOW_OPS`) are simulated
+    whole, exactly. Longer ones are extrapolated: every order is static, so after a warm-up
+    transient each extra micro-batch adds the schedule's steady period to the makespan (busy
+    time is exactly linear in the micro-batch count). Four short steps are simulated, of
     ``m1``, ``m1 + k``, ``2 m1`` and ``2 m1 + k`` micro-batches (``k`` the smallest valid
     change of the count; ``m1`` from ``start``, default ``4 pp v``, never below ``2 pp v``,
     where the pipeline has filled). If the makespan is linear over all four (the increments
-    at both ends and the chord between them agree to 1e-9, relative), it is extrapolated;
-    otherwise ``m1`` doubles. When the short steps would cost as much as the step itself,
-    the whole step is simulated. specs/pipeline.md gives the measured agreement.
+    at both ends and the chord between them agree to 1e-9, relative) and grows no slower
+    than the busiest rank's busy time per micro-batch (a slower slope belongs to a less
+    busy rank's line, which the busiest rank's overtakes later), it is extrapolated;
+    otherwise ``m1`` doubles, up to ``64 pp v``; past that the last increment is used and
+    the totals say ``verified=False``. When the short steps would cost as much as the step
+    itself, the whole step is simulated.
+
+    The check is necessary, not sufficient: when a cycle through point-to-point transfers
+    sets the steady period, the makespan can keep the busiest rank's slope for dozens of
+    micro-batches before settling into a slower, periodic one. specs/pipeline.md gives the
+    measured disagreement with full simulation.
     """
     v = kwargs.get("virtual_stages", 1) if schedule == "interleaved" else 1
     k = _increment(schedule, pp)
     m1 = max(start or 4 * pp * v, 2 * pp * v)
     m1 = -(-m1 // k) * k
-    while 2 * (2 * m1 + k) < microbatches:
+    below = SIMULATE_BELOW_OPS if simulate_below is None else simulate_below
+    while _ops(schedule, pp, microbatches, v) >= below and 2 * (2 * m1 + k) < microbatches:
         counts = (m1, m1 + k, 2 * m1, 2 * m1 + k)
         runs = [simulate(schedule, pp, c, **kwargs) for c in counts]
         span = [r.makespan for r in runs]
         slopes = np.array([span[1] - span[0], span[3] - span[2], (span[2] - span[0]) * k / m1])
-        if np.all(np.abs(slopes - slopes[1]) <= 1e-9 * max(abs(slopes[1]), 1e-300)):
+        tol = 1e-9 * max(abs(slopes[1]), 1e-300)
+        busiest = float(np.max(runs[-1].per_rank_busy - runs[-2].per_rank_busy))  # busy time is linear
+        verified = bool(np.all(np.abs(slopes - slopes[1]) <= tol)) and slopes[1] >= busiest - tol
+        if verified or m1 >= MAX_EXTRAPOLATION_START * pp * v:
             steps = (microbatches - counts[-1]) / k
             makespan = float(span[-1] + steps * slopes[1])
             busy = runs[-1].per_rank_busy + steps * (runs[-1].per_rank_busy - runs[-2].per_rank_busy)
-            return StepTotals(makespan, busy, makespan - busy, counts)
+            return StepTotals(makespan, busy, makespan - busy, counts, verified)
         m1 *= 2
     r = simulate(schedule, pp, microbatches, **kwargs)
     return StepTotals(r.makespan, r.per_rank_busy, r.per_rank_bubble)

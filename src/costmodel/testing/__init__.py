@@ -21,6 +21,8 @@ from .strategies import (
     invalid_assignments,
     mla_architectures,
     moe_architectures,
+    numeric_edge_cases,
+    numeric_fields,
     training_configs,
 )
 
@@ -32,5 +34,7 @@ __all__ = [
     "invalid_assignments",
     "mla_architectures",
     "moe_architectures",
+    "numeric_edge_cases",
+    "numeric_fields",
     "training_configs",
 ]

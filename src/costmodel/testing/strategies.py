@@ -25,6 +25,9 @@ __all__ = [
     "training_configs",
     "constrained_fields",
     "invalid_assignments",
+    "numeric_fields",
+    "numeric_edge_cases",
+    "EDGE_NUMBERS",
 ]
 
 
@@ -272,3 +275,92 @@ def invalid_assignments(draw) -> tuple[str, Any]:
     """A constrained field's dotted path and a value its rule refuses."""
     path, rule, field = draw(st.sampled_from(list(constrained_fields())))
     return path, draw(_invalid_values(rule, field))
+
+
+# ------------------------------------------------------------------ every numeric input
+
+#: Values at the edges of what a float or int can say: signs, zero, the extremes, NaN, inf.
+EDGE_NUMBERS = (0, -1, 1, 0.5, -0.5, 1e-300, 1e300, -1e300, 2**31, 2**63, 10**12, float("nan"), float("inf"),
+                float("-inf"))
+
+
+def _numeric_leaves(cls: type[BaseModel], prefix: str) -> Iterator[tuple[str, Any]]:
+    for name, field in cls.model_fields.items():
+        path = f"{prefix}{name}"
+        kinds = [m for m in field.metadata if isinstance(m, Kind)]
+        for alt in _unwrap(field.annotation):
+            if typing.get_origin(alt) is typing.Annotated:
+                kinds += [m for m in typing.get_args(alt)[1:] if isinstance(m, Kind)]
+            elif isinstance(alt, type) and issubclass(alt, BaseModel) and name not in ("attention",):
+                yield from _numeric_leaves(alt, path + ".")
+        base = _unwrap(field.annotation)[0]
+        if typing.get_origin(base) is typing.Annotated:
+            base = typing.get_args(base)[0]
+        if typing.get_origin(base) is dict:  # rates per precision: one leaf per precision
+            value_kind = [m for m in typing.get_args(typing.get_args(base)[1])[1:] if isinstance(m, Kind)]
+            for dtype in ("bf16", "fp8"):
+                yield f"{path}.{dtype}", value_kind[0] if value_kind else None
+        elif kinds:
+            yield path, kinds[0]
+        elif base in (int, float) and name not in ("zero",):
+            yield path, base
+
+
+def numeric_fields() -> list[tuple[str, Any]]:
+    """Every numeric input of a config, its architecture and a user-defined GPU, as
+    ``(dotted path, Kind or int or float)``; rates per precision appear as ``peaks.bf16`` etc."""
+    from ..hardware import GPU
+    from ..workload import Architecture
+
+    out = [(p, k) for p, k in _numeric_leaves(TrainingConfig, "") if not p.startswith(("model", "cluster.gpu"))]
+    out += list(_numeric_leaves(GPU, "cluster.gpu."))
+    out += list(_numeric_leaves(Architecture, "model."))
+    out.append(("model.attention.n_heads", int))  # GQA and MLA share it
+    return out
+
+
+def _edge_value(draw, kind: Any, current: Any) -> Any:
+    """Half the time an edge number; otherwise the current value scaled by 10^u, |u| <= 6,
+    or a small integer: plausible but unusual inputs that reach the estimate."""
+    if current is not None and draw(st.booleans()):
+        scale = 10.0 ** draw(st.floats(-6, 6))
+        if isinstance(current, bool):
+            return current
+        if isinstance(current, int):
+            return draw(st.one_of(st.integers(1, 64), st.just(max(1, round(current * scale)))))
+        if isinstance(current, float):
+            return current * scale
+        if hasattr(current, "units"):  # a Quantity
+            return f"{float(current.m) * scale!r} {current.units:~}"
+    x = draw(st.one_of(st.sampled_from(EDGE_NUMBERS), st.floats(allow_nan=True, allow_infinity=True),
+                       st.integers(-10**13, 10**13)))
+    if isinstance(kind, Kind):
+        return draw(st.sampled_from([x, f"{x!r} {kind.unit}"]))
+    return x
+
+
+def _parent(data: dict, path: str) -> dict | None:
+    """The dict holding ``path``'s last key, or None if a part above it is absent."""
+    for key in path.split(".")[:-1]:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+@st.composite
+def numeric_edge_cases(draw, base: TrainingConfig, path: str | None = None) -> tuple[dict, list[str]]:
+    """A config dict made from ``base`` with its GPU and architecture spelled out (a
+    user-defined GPU), and numeric inputs set to edge values: ``path`` (a dotted path from
+    :func:`numeric_fields`), or one to three drawn ones. Returns the dict and the paths
+    changed; a path absent from ``base`` (``model.moe.*`` of a dense model) changes nothing."""
+    data = base.model_dump()
+    data["cluster"]["gpu"] = base.cluster.gpu.model_dump()
+    data["model"] = base.model.model_dump()
+    fields = [(p, k) for p, k in numeric_fields() if _parent(data, p) is not None]  # e.g. no moe.* if dense
+    if path is not None:
+        chosen = [f for f in fields if f[0] == path]
+    else:
+        chosen = draw(st.lists(st.sampled_from(fields), min_size=1, max_size=3, unique_by=lambda f: f[0]))
+    for path, kind in chosen:
+        parent, key = _parent(data, path), path.rsplit(".", 1)[-1]
+        parent[key] = _edge_value(draw, kind, parent.get(key))
+    return data, [p for p, _ in chosen]

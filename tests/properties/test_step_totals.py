@@ -1,0 +1,58 @@
+"""Long pipeline steps are extrapolated from short simulations (issue #7, item 10). With
+realistic stage imbalance (every stage within +-30% of the mean, as layer counts and the
+head make them) and point-to-point transfers, the extrapolated totals agree with a full
+simulation within 0.5% (tolerance): the linearity check is necessary, not sufficient, and
+a cycle through transfers can set a slower, periodic steady state late. Measured (specs/
+pipeline.md): exact (< 1e-12) in 396 of 396 random heterogeneous cases, 627 of 628
+structured ones (worst 0.054%); the worst hypothesis has found is 0.29%."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from costmodel.pipeline import simulate, step_totals
+from costmodel.pipeline.orders import topology
+
+
+@st.composite
+def long_steps(draw):
+    schedule = draw(st.sampled_from(["gpipe", "1f1b", "interleaved", "zb1p", "zbv", "dualpipe", "dualpipev"]))
+    pp = draw(st.sampled_from([2, 4, 6, 8])) if schedule == "dualpipe" else draw(st.integers(2, 8))
+    v = draw(st.integers(2, 3)) if schedule == "interleaved" else 1
+    n = topology(schedule, pp, v)[0][0]
+    base = np.array(draw(st.tuples(*(st.floats(0.2, 2.0) for _ in range(3)))))
+    spread = np.array(draw(st.lists(st.floats(0.7, 1.3), min_size=n, max_size=n)))
+    stage_times = np.outer(spread, base)
+    fb = None
+    if schedule.startswith("dualpipe"):
+        fb = np.array(draw(st.lists(st.floats(0.9, 1.1), min_size=2 * pp, max_size=2 * pp))).reshape(pp, 2)
+        fb *= base.sum() * (2 if schedule == "dualpipe" else 1)
+    k = {"interleaved": pp, "dualpipe": 2}.get(schedule, 1)
+    m = k * draw(st.integers(-(-40 * pp * v // k), -(-60 * pp * v // k)))
+    kw = dict(stage_times=stage_times, FB=fb, p2p=draw(st.floats(0, 0.05)), virtual_stages=v)
+    return schedule, pp, m, kw
+
+
+@settings(max_examples=40)
+@given(long_steps())
+def test_extrapolated_totals_equal_full_simulation(case):
+    schedule, pp, m, kw = case
+    tot = step_totals(schedule, pp, m, simulate_below=0, **kw)  # extrapolate whatever the size
+    full = simulate(schedule, pp, m, **kw)
+    assert tot.verified  # extrapolated from a verified steady period, or simulated whole
+    assert tot.makespan == pytest.approx(full.makespan, rel=5e-3)
+    np.testing.assert_allclose(tot.per_rank_busy, full.per_rank_busy, rtol=1e-9)
+    np.testing.assert_allclose(tot.per_rank_bubble, full.per_rank_bubble, rtol=0, atol=5e-3 * full.makespan)
+
+
+def test_long_uniform_step_is_extrapolated():
+    tot = step_totals("zbv", 8, 5000, F=1.0, B=1.0, W=1.0)  # 240,000 ops
+    assert tot.extrapolated_from == (32, 33, 64, 65) and tot.verified
+    assert tot.makespan == pytest.approx(simulate("zbv", 8, 5000, F=1.0, B=1.0, W=1.0).makespan, rel=1e-12)
+
+
+def test_short_steps_are_simulated_whole():
+    tot = step_totals("1f1b", 4, 2000, F=1.0, B=1.0, W=1.0)  # 24,000 ops: cheap enough
+    assert tot.extrapolated_from is None
+    assert tot.makespan == simulate("1f1b", 4, 2000, F=1.0, B=1.0, W=1.0).makespan

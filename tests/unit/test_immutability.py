@@ -1,0 +1,71 @@
+"""Catalogue data and results cannot be changed in place (issue #7, item 1): an attempt
+raises, and later estimates are unchanged."""
+
+import copy
+
+import pytest
+from pydantic import ValidationError
+
+import costmodel
+from costmodel import presets
+from costmodel.frozen import FrozenDict
+
+
+@pytest.fixture(scope="module")
+def v3_step():
+    return costmodel.estimate(presets.get("deepseek-v3")).step_time.m
+
+
+MUTATIONS = [
+    ("peaks item", lambda g: g.peaks.__setitem__("fp8", costmodel.Q_(1e6, "TFLOP/s"))),
+    ("achievable item", lambda g: g.achievable.__setitem__("fp8", costmodel.Q_(1e6, "TFLOP/s"))),
+    ("peaks update", lambda g: g.peaks.update({"bf16": costmodel.Q_(1, "TFLOP/s")})),
+    ("achievable pop", lambda g: g.achievable.pop("bf16")),
+    ("peaks clear", lambda g: g.peaks.clear()),
+    ("peaks del", lambda g: g.peaks.__delitem__("bf16")),
+    ("peaks |=", lambda g: g.peaks.__ior__({"bf16": costmodel.Q_(1, "TFLOP/s")})),
+    ("peaks setdefault", lambda g: g.peaks.setdefault("fp4", costmodel.Q_(1, "TFLOP/s"))),
+    ("attribute", lambda g: setattr(g, "sms", 1)),
+]
+
+
+@pytest.mark.parametrize("what, mutate", MUTATIONS, ids=[m[0] for m in MUTATIONS])
+def test_catalogue_gpu_cannot_be_mutated(what, mutate, v3_step):
+    for name in ("H800-SXM", "H100-SXM"):
+        with pytest.raises((TypeError, AttributeError, ValidationError)):
+            mutate(costmodel.gpu(name))
+    assert costmodel.estimate(presets.get("deepseek-v3")).step_time.m == v3_step
+
+
+def test_estimate_maps_cannot_be_mutated(v3_step):
+    e = costmodel.estimate(presets.get("deepseek-v3"))
+    attempts = [
+        lambda: e.values.__setitem__("step_time", 1.0),
+        lambda: e.breakdowns["step_breakdown"].__setitem__("compute", 0.0),
+        lambda: e.breakdowns.__setitem__("step_breakdown", {}),
+        lambda: e.step_breakdown.__setitem__("compute", 0.0),
+        lambda: e.stage_times.__setitem__("f", 0.0),
+        lambda: e.cost_basis.__setitem__("marginal", "free"),
+        lambda: setattr(e, "mfu", 1.0),
+        lambda: setattr(e, "values", {}),
+    ]
+    for attempt in attempts:
+        with pytest.raises((TypeError, AttributeError)):
+            attempt()
+    assert e.step_time.m == v3_step
+
+
+def test_configs_and_architectures_are_frozen():
+    cfg = presets.get("deepseek-v3")
+    for obj, field in ((cfg, "goodput"), (cfg.parallelism, "pp"), (cfg.model, "n_layers"), (cfg.costs, "pue")):
+        with pytest.raises(ValidationError):
+            setattr(obj, field, 2)
+
+
+def test_frozen_dict_is_a_dict_that_copies_and_compares():
+    d = FrozenDict({"a": {"b": 1}})
+    assert isinstance(d, dict) and d == {"a": {"b": 1}}
+    assert copy.copy(d) is d and copy.deepcopy(d) == d
+    mutable = dict(d)
+    mutable["c"] = 2  # a copy is the way to change it
+    assert "c" not in d
