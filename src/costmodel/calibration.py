@@ -1,6 +1,7 @@
 """The calibration set and the fit of the global compute efficiency. See specs/compute.md.
 
-Only the published outcomes of ../shared/reference/calibration.yaml are used, each turned
+Only the team's calibration set of published outcomes is used (ISCA'25 arXiv 2505.09343
+Table 4; arXiv 2407.21783 Table 4; arXiv 2104.04473 Table 1), each turned
 into training tokens per second per GPU under its own FLOP-counting convention:
 
 - DeepSeek-V3: 2048 H800, step 19.926 s for 15360 x 4096 tokens (Zhao et al. ISCA'25,

@@ -52,11 +52,11 @@ DEFAULT_COMPUTE_EFFICIENCY = 0.7
 #: Hopper: DeepGEMM's measured grouped-GEMM rates for DeepSeek-V3's MoE shapes on H800
 #: (github.com/deepseek-ai/DeepGEMM README, contiguous layout: 1297, 1099, 1288, 1093 TFLOPS,
 #: mean 1194) over the H100/H800 FP8 maximum achievable matmul rate 1402.6 TFLOPS
-#: (ml-engineering, reference/hardware.yaml): 1194.25 / 1402.6.
+#: (stas00/ml-engineering, compute/accelerator/README.md, MAMF): 1194.25 / 1402.6.
 FP8_RECIPE_FACTOR = round(((1297 + 1099 + 1288 + 1093) / 4) / 1402.6, 4)
 
 #: Achievable over nominal HBM bandwidth for streaming kernels: 1861 of 2039 GB/s measured on
-#: H800 PCIe (arXiv 2501.12084 as cited in reference/hardware.yaml).
+#: H800 PCIe (arXiv 2501.12084, as quoted by GPU-spec repositories).
 HBM_EFFICIENCY = round(1861 / 2039, 4)
 
 #: Default scale-out latency per message: InfiniBand across leaf switches, measured by
@@ -276,7 +276,7 @@ class Kernels(_Frozen):
 class Efficiency(_Frozen):
     """Global efficiency factors. Each default is documented in specs/compute.md and
     specs/network.md with its source; ``compute`` is the one fitted to the calibration runs
-    of ../shared/reference/calibration.yaml (``costmodel.calibration``)."""
+    listed in ``costmodel.calibration`` (DeepSeek-V3, Llama 3 405B, four Megatron-LM runs)."""
 
     compute: float = Field(default=DEFAULT_COMPUTE_EFFICIENCY, gt=0, le=1, strict=True,
                            description="fraction of the GPU's measured achievable matmul rate reached in training")

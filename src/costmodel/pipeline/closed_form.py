@@ -1,4 +1,4 @@
-"""Closed-form bubbles and makespans of pipeline schedules (../shared/reference/pipeline.md).
+"""Closed-form bubbles and makespans of pipeline schedules (sources in the table below).
 
 Notation: ``pp`` pipeline ranks, ``m`` micro-batches per step; ``f``, ``b``, ``w`` the
 forward, input-gradient backward and weight-gradient backward time of one micro-batch on
