@@ -42,3 +42,33 @@ def test_simulate_pp16_120_microbatches_dualpipe(benchmark):
 def test_estimate_deepseek_v3_closed_form(benchmark):
     cfg = costmodel.presets.get("deepseek-v3")
     benchmark(costmodel.estimate, cfg, pipeline="closed")
+
+
+def _long_zbv():
+    """The slow corner of issue #7: ZB-V, pp=64, 8,192 micro-batches (3.1M ops)."""
+    return costmodel.TrainingConfig(
+        model="megatron-gpt-1t", data={"tokens": 1e12, "seq_len": 2048, "global_batch": 8192},
+        cluster={"gpu": "A100-SXM-80GB", "num_gpus": 512, "scale_out_bandwidth": "200 Gbit/s"},
+        parallelism={"tp": 8, "pp": 64, "dp": 1, "schedule": "zbv", "recompute": "full"})
+
+
+def test_estimate_zbv_pp64_8192_microbatches(benchmark):
+    cfg = _long_zbv()
+    e = benchmark.pedantic(costmodel.estimate, args=(cfg,), kwargs={"check": False}, rounds=3, iterations=1)
+    assert e.step_time.m > 0
+
+
+def test_timeline_of_12000_microbatches(benchmark, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from costmodel.plot import timeline
+
+    sim = costmodel.pipeline_of(costmodel.presets.get("deepseek-v3").replace(**{"data.global_batch": 1536000}))
+
+    def draw():
+        ax = timeline(sim)
+        ax.figure.savefig(tmp_path / "t.png", dpi=60)
+        matplotlib.pyplot.close(ax.figure)
+
+    benchmark.pedantic(draw, rounds=2, iterations=1)
