@@ -214,19 +214,27 @@ def _summary(e: Estimate) -> list[tuple[str, str]]:
         ("tokens per second", f"{e.tokens_per_second.m:,.0f}"),
         ("achieved model TFLOP/s per GPU", f"{e.flops_per_gpu.to('TFLOP/s').m:.1f}"),
         ("MFU (model FLOPs / dense BF16 peak)", f"{100 * e.mfu:.2f}%"),
-        (f"MFU (model FLOPs / dense {c.precision.gemm.upper()} peak)", f"{100 * e.mfu_at_precision:.2f}%"),
+        ("MFU (model FLOPs / dense GEMM-precision peak)",
+         f"{100 * e.mfu_at_precision:.2f}% ({c.precision.gemm.upper()} peak)"),
         ("optimizer steps", f"{e.steps:,.0f}"),
         ("wall time", f"{e.wall_time.to('day').m:.1f} days"),
         ("GPU-hours", f"{e.gpu_hours.to('hour').m:,.0f}"),
         ("GPU-hours per trillion tokens", f"{e.gpu_hours.to('hour').m / (c.tokens / 1e12):,.0f}"),
         ("memory per GPU (fullest rank)", mem + ("" if e.fits else "  DOES NOT FIT")),
         ("marginal cost of the run", _money(e.marginal_cost)),
-        ("  priced as", e.cost_basis.get("marginal", "no price given (costs.gpu_hour_price or costs.gpu_price)")),
-        ("capital behind it", _money(e.capital_cost)),
-        ("  assuming", e.cost_basis.get("capital", "no GPU price given (costs.gpu_price)")),
+        ("capital behind it", _money(e.capital_cost)
+         + (f" (fleet of {c.fleet_gpus:,} GPUs)" if e.capital_cost else "")),
         ("capital / marginal", "-" if e.capital_over_marginal is None else f"{e.capital_over_marginal:,.0f}x"),
         ("prices set for", e.cost_basis.get("priced_for", "-")),
     ]
+
+
+def _basis_lines(e: Estimate, label: str = "") -> list[str]:
+    """What each ledger assumed, one wrapped paragraph each."""
+    b = e.cost_basis
+    return [_wrap(f"marginal cost{label}: " + b.get("marginal", "no price given (costs.gpu_hour_price or "
+                                                                 "costs.gpu_price)"), ""),
+            _wrap(f"capital{label}: " + b.get("capital", "no GPU price given (costs.gpu_price)"), "")]
 
 
 def _warn(e: Estimate, label: str = "") -> None:
@@ -261,6 +269,8 @@ def _cmd_estimate(args) -> int:
 
 def _print_estimate(e: Estimate) -> None:
     print(_table(["quantity", "value"], _summary(e)))
+    print()
+    print("\n".join(_basis_lines(e)))
     for title, parts, unit, fmt in _breakdowns(e):
         if parts:
             rows = [[k, fmt.format(v.to(unit).m)] for k, v in parts.items()]
@@ -285,6 +295,8 @@ def _cmd_compare(args) -> int:
             rows.append([f"{title}: {k} [{unit}]", fmt.format(x), fmt.format(y)
                          + (f"  ({(y - x) / x:+.1%})" if x else "")])
     print(_table(["quantity", "A", "B"], rows))
+    print()
+    print("\n".join(_basis_lines(a, " (A)") + _basis_lines(b, " (B)")))
     for label, e in (("A", a), ("B", b)):
         for w in e.warnings:
             print(f"\nnote ({label}): {w}")

@@ -491,6 +491,11 @@ class TrainingConfig(_Frozen):
         return self.data.global_batch // (self.parallelism.micro_batch * self.parallelism.dp)
 
     @property
+    def fleet_gpus(self) -> int:
+        """GPUs the capital ledger prices: ``costs.fleet_gpus``, or the run's cluster."""
+        return self.costs.fleet_gpus or self.cluster.num_gpus
+
+    @property
     def tokens(self) -> float:
         """Training tokens as a plain float."""
         return to_base(self.data.tokens, "tokens")

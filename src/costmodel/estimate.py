@@ -402,7 +402,7 @@ def _ledgers(cfg: TrainingConfig, gpu_hours: float) -> tuple[dict[str, float], d
         marginal = {}
     capital = {}
     if price is not None:
-        capital = ledger.capital(c.fleet_gpus or cfg.cluster.num_gpus, price, c.server_overhead,
+        capital = ledger.capital(cfg.fleet_gpus, price, c.server_overhead,
                                  c.interconnect_fraction, interconnect, usd(c.facility), c.research_multiple,
                                  sum(marginal.values()))
     return marginal, capital

@@ -87,7 +87,7 @@ def basis(cfg, gpu_hours: float) -> dict[str, str]:
                            f"{c.server_overhead:g} at {c.depreciation_rate:g}/year, interconnect, energy at "
                            f"{to_base(c.electricity_price, 'energy price') * 3.6e6:g} USD/kWh and PUE {c.pue:g}")
     if c.gpu_price is not None:
-        fleet = c.fleet_gpus or run_gpus
+        fleet = cfg.fleet_gpus
         network = (f"{_usd(c.interconnect_per_gpu)} of interconnect per GPU" if c.interconnect_per_gpu is not None
                    else f"interconnect {c.interconnect_fraction:.0%} of cluster cost")
         out["capital"] = (f"a fleet of {fleet:,} GPUs (the run uses {run_gpus:,}) at {_usd(c.gpu_price)} each x "
