@@ -43,6 +43,13 @@ CASES = [
     (["no-such-command"], 2, ["no-such-command"]),
     (["estimate"], 2, ["target"]),
     (["estimate", "llama3-405b"], 3, ["does not fit", "GB"]),
+    (["pipeline", V3, "--plot", "timeline.txt"], 2, ["timeline.txt", ".png"]),  # refused before simulating
+    (["pipeline", V3, "--plot", "t.png", "--dpi", "0"], 2, ["--dpi", "0"]),
+    (["estimate", V3, "--set", "data.tokens=1" + "0" * 400], 2, ["data.tokens", "finite"]),
+    (["estimate", V3, "--set", "costs.fleet_gpus=1" + "0" * 400], 2, ["outside the range"]),
+    (["flops", V3, "--seq-len", "1" + "0" * 400], 2, ["seq_len"]),
+    (["estimate", V3, "--set", "cluster.gpu=GB200"], 2, ["num_gpus=2048", "72", "scale_up_domain"]),
+    (["estimate", V3, "--set", "cluster.scale_up_bandwidth=1e-308 GB/s"], 2, ["outside the range"]),
 ]
 
 
@@ -71,6 +78,8 @@ def test_user_error_is_one_clean_line(results, args, code, words):
         return
     prefix = "costmodel: does not fit:" if code == 3 else "costmodel: error:"
     assert len(lines) == 1 and lines[0].startswith(prefix), r.stderr
+    if code == 2:
+        assert not r.stdout, r.stdout[:300]  # an error prints no partial result
     for w in words:
         assert w in lines[0], (w, lines[0])
     assert "errors.pydantic.dev" not in lines[0] and "input_value=" not in lines[0]
@@ -83,5 +92,5 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_exit_codes_are_documented():
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert "exit status" in readme.lower() and "3" in readme
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    assert "2 for a user error" in readme and "3 when the layout does not fit" in readme

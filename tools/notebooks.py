@@ -34,31 +34,36 @@ def text_outputs(nb) -> list[list[str]]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        texts = []
+        texts, stream = [], {"stdout": "", "stderr": ""}
         for o in cell.get("outputs", []):
-            if o.output_type == "stream":
-                texts.append(o.text)
+            if o.output_type == "stream":  # joined: the kernel splits printed text into chunks at random
+                stream[o.name] = stream.get(o.name, "") + o.text
             elif o.output_type in ("execute_result", "display_data") and "image/png" not in o.get("data", {}):
                 texts.append(o.get("data", {}).get("text/plain", ""))
             elif o.output_type == "error":
                 texts.append(f"{o.ename}: {o.evalue}")
-        out.append(texts)
+        out.append([stream["stdout"], stream["stderr"], *texts])
     return out
 
 
-def stale(path: Path) -> list[int]:
-    """Indices of code cells whose saved text differs from a fresh run."""
-    saved, fresh = text_outputs(nbformat.read(path, as_version=4)), text_outputs(execute(path))
-    return [i for i, (a, b) in enumerate(zip(saved, fresh)) if a != b] + (
-        [] if len(saved) == len(fresh) else [min(len(saved), len(fresh))])
+def check(path: Path) -> tuple[list[str], list[int]]:
+    """Run the notebook: (its errors, indices of code cells whose saved text is stale)."""
+    nb = execute(path)
+    errors = [f"{o.ename}: {o.evalue}" for c in nb.cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.output_type == "error"]
+    saved, fresh = text_outputs(nbformat.read(path, as_version=4)), text_outputs(nb)
+    stale = [i for i, (a, b) in enumerate(zip(saved, fresh)) if a != b]
+    if len(saved) != len(fresh):
+        stale.append(min(len(saved), len(fresh)))
+    return errors, stale
 
 
 def main(argv: list[str]) -> int:
     if "--check" in argv:
-        bad = {p.name: stale(p) for p in NOTEBOOKS}
-        bad = {k: v for k, v in bad.items() if v}
-        for name, cells in bad.items():
-            print(f"{name}: stale outputs in code cells {cells}; run: python tools/notebooks.py")
+        bad = {p.name: check(p) for p in NOTEBOOKS}
+        bad = {k: v for k, v in bad.items() if v[0] or v[1]}
+        for name, (errors, cells) in bad.items():
+            print(f"{name}: errors {errors}, stale outputs in code cells {cells}; run: python tools/notebooks.py")
         return 1 if bad else 0
     for path in NOTEBOOKS:
         nbformat.write(execute(path), path)

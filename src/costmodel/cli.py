@@ -24,6 +24,7 @@ from .config import SCHEDULES, TrainingConfig
 from .errors import InfeasibleConfig, UnknownName
 from .estimate import BUBBLE_LINE, Estimate, estimate, pipeline_of
 from .hardware import gpus
+from .pipeline import op_count
 from .workload import RECOMPUTE
 
 __all__ = ["main", "EXIT_USER_ERROR", "EXIT_DOES_NOT_FIT", "describe_error"]
@@ -289,11 +290,12 @@ def _cmd_compare(args) -> int:
         rows.append([name, va, vb])
     for title, pa, unit, fmt in _breakdowns(a):
         pb = dict(_breakdowns(b)[[t for t, *_ in _breakdowns(b)].index(title)][1])
-        for k in dict.fromkeys([*pa, *pb]):
-            x = pa[k].to(unit).m if k in pa else 0.0
-            y = pb[k].to(unit).m if k in pb else 0.0
-            rows.append([f"{title}: {k} [{unit}]", fmt.format(x), fmt.format(y)
-                         + (f"  ({(y - x) / x:+.1%})" if x else "")])
+        for k in dict.fromkeys([*pa, *pb]):  # a line one side lacks (no price given) shows as "-"
+            x = pa[k].to(unit).m if k in pa else None
+            y = pb[k].to(unit).m if k in pb else None
+            change = f"  ({(y - x) / x:+.1%})" if x and y is not None else ""
+            rows.append([f"{title}: {k} [{unit}]", "-" if x is None else fmt.format(x),
+                         ("-" if y is None else fmt.format(y)) + change])
     print(_table(["quantity", "A", "B"], rows))
     print()
     print("\n".join(_basis_lines(a, " (A)") + _basis_lines(b, " (B)")))
@@ -325,10 +327,10 @@ def _cmd_pipeline(args) -> int:
             changes.append("parallelism.virtual_stages=1")
     cfg = _load(args.target, changes)
     if args.plot:
-        _check_writable(args.plot)
+        _check_plot(args.plot, args.dpi)
         _import_matplotlib()
     p = cfg.parallelism
-    ops = 3 * p.pp * cfg.microbatches * (2 if p.schedule in ("dualpipev", "zbv") else p.virtual_stages)
+    ops = op_count(p.schedule, p.pp, cfg.microbatches, p.virtual_stages)
     t0 = _progress(f"simulating ~{ops:,} ops ({p.schedule}, {p.pp} ranks, {cfg.microbatches:,} micro-batches)", ops)
     result = pipeline_of(cfg)
     _done(t0, ops)
@@ -351,10 +353,19 @@ def _cmd_pipeline(args) -> int:
     return 0
 
 
-def _check_writable(path: str) -> None:
+#: Image formats the timeline may be written in (matplotlib's Agg and vector backends).
+_PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp")
+
+
+def _check_plot(path: str, dpi: int) -> None:
+    """Refuse a bad --plot or --dpi before any work is done."""
     folder = Path(path).expanduser().resolve().parent
     if not folder.is_dir():
         raise ValueError(f"--plot {path!r}: the folder {str(folder)!r} does not exist")
+    if Path(path).suffix.lower() not in _PLOT_SUFFIXES:
+        raise ValueError(f"--plot {path!r} must end in one of {', '.join(_PLOT_SUFFIXES)}")
+    if dpi <= 0:
+        raise ValueError(f"--dpi must be a positive number of dots per inch; got {dpi}")
 
 
 def _import_matplotlib() -> None:

@@ -39,7 +39,7 @@ FP8_COMPONENTS = frozenset(
 @dataclass(frozen=True)
 class Rates:
     """Achievable rates of one GPU in a training step: GEMM FLOP/s in the chosen precision
-    and in BF16, and HBM bytes/s."""
+    and in BF16 (FP16 on a GPU without BF16), and HBM bytes/s."""
 
     gemm: float
     bf16: float
@@ -55,7 +55,8 @@ def rates(gpu: GPU, gemm: str, compute_eff: float, fp8_recipe: float, hbm_eff: f
             raise ValueError(f"comm_sms={comm_sms} must be below the SM count of {gpu.name} ({gpu.sms})")
         sm_share = (gpu.sms - comm_sms) / gpu.sms
     recipe = fp8_recipe if gemm == "fp8" else 1.0
-    bf16 = gpu.achievable_flops("bf16") * compute_eff * sm_share
+    half = "bf16" if gpu.supports("bf16") else "fp16"  # the 16-bit format of the rest (FP16 on pre-BF16 parts)
+    bf16 = gpu.achievable_flops(half) * compute_eff * sm_share
     low = gpu.achievable_flops(gemm) * compute_eff * sm_share * recipe
     hbm = gpu.hbm_bandwidth.to("B/s").m * hbm_eff
     return Rates(gemm=low, bf16=bf16, hbm=hbm)

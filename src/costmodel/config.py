@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from . import models as _models
+from .frozen import PicklesAsJson
 from .hardware import GPU, gpu as _gpu
 from .stages import chunk_count, chunk_formula
 from .units import Bandwidth, EnergyPrice, Money, PricePerHour, Time, Tokens, to_base
@@ -64,7 +65,7 @@ HBM_EFFICIENCY = round(1861 / 2039, 4)
 DEFAULT_SCALE_OUT_LATENCY = "3.7 us"
 
 
-class _Frozen(BaseModel):
+class _Frozen(PicklesAsJson, BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", arbitrary_types_allowed=True, validate_default=True
     )
@@ -82,7 +83,8 @@ class Data(_Frozen):
     """What is trained on: token budget, sequence length, global batch and its ramp."""
 
     tokens: Tokens = Field(description="training tokens, e.g. 14.8e12 or '14.8e12 token'")
-    seq_len: int = Field(gt=0, strict=True, description="tokens per sequence")
+    seq_len: int = Field(gt=0, lt=10**15, strict=True,
+                         description="tokens per sequence (below 1e15, the FLOP counts' range)")
     global_batch: int = Field(gt=0, strict=True, description="sequences per optimizer step")
     batch_ramp: BatchRamp | None = None
 
@@ -158,21 +160,16 @@ class Cluster(_Frozen):
     @model_validator(mode="after")
     def _rules(self):
         domain, n = self.gpu.scale_up_domain, self.gpus_per_node
-        if n is None and domain is None:
-            raise ValueError(
-                f"cluster.gpus_per_node must be given: cluster.gpu={self.gpu.name!r} has no scale_up_domain"
-            )
-        if n is not None and domain is not None and n > domain:
+        if n is not None and n > domain:
             raise ValueError(
                 f"cluster.gpus_per_node={n} must not exceed the scale-up domain of "
                 f"cluster.gpu={self.gpu.name!r}: {domain} GPUs share its NVLink fabric ({self.gpu.scale_up or 'catalogue'})"
             )
         size = self.node_size
         if self.num_gpus > size and self.num_gpus % size:
-            raise ValueError(
-                f"cluster.num_gpus={self.num_gpus} must be a whole number of nodes of "
-                f"cluster.gpus_per_node={size}"
-            )
+            given = (f"cluster.gpus_per_node={size}" if n is not None else
+                     f"{size} GPUs (cluster.gpus_per_node, by default cluster.gpu.scale_up_domain of {self.gpu.name})")
+            raise ValueError(f"cluster.num_gpus={self.num_gpus} must be a whole number of nodes of {given}")
         if self.scale_out_bandwidth is None and self.gpu.typical_nic is None:
             raise ValueError(
                 f"cluster.scale_out_bandwidth must be given: the catalogue has no typical NIC "

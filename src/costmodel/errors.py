@@ -20,6 +20,9 @@ class UnknownName(KeyError, ValueError):
         self.what, self.name, self.known = what, name, list(known)
         super().__init__(f"unknown {what} {name!r}; known: {', '.join(self.known)}")
 
+    def __reduce__(self):  # so a process pool can send it back to the caller
+        return (type(self), (self.what, self.name, self.known))
+
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 
@@ -51,17 +54,22 @@ class InfeasibleConfig(Exception):
             f"{capacity / 1e9:.1f} GB of HBM ({parts}); estimate(cfg, check=False) returns it flagged"
         )
 
+    def __reduce__(self):
+        return (type(self), (self.needed, self.capacity, self.breakdown))
+
 
 class EstimateOutOfRange(ValueError):
     """Valid inputs whose estimate falls outside floating-point range or below zero (for
     instance a GPU peak of 1e-300 FLOP/s): the result would hold inf, NaN or a non-positive
     time, so none is returned. Attributes: ``quantity`` (the result field), ``value``."""
 
-    def __init__(self, quantity: str, value: float, config=None):
+    def __init__(self, quantity: str, value: float):
         self.quantity, self.value = quantity, value
-        gpu = getattr(getattr(config, "cluster", None), "gpu", None)
-        hint = f" (cluster.gpu={gpu.name!r}: check its peaks, bandwidths and SMs)" if gpu is not None else ""
         super().__init__(
             f"the estimate's {quantity} would be {value!r}: the inputs are outside the range the model "
-            f"can represent{hint}"
+            "can represent (look for a value at an extreme scale: a GPU's peaks or bandwidths, latencies, "
+            "goodput, prices, multiples, counts)"
         )
+
+    def __reduce__(self):
+        return (type(self), (self.quantity, self.value))

@@ -270,6 +270,9 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
     and the idle time per rank (closed form, or the simulator)."""
     p = cfg.parallelism
     comp, comm = w.compute, w.comm
+    for name, arr in (("compute time per micro-batch", comp), ("communication time per micro-batch", comm)):
+        if not np.all(np.isfinite(arr)):
+            raise EstimateOutOfRange(name, float(arr[~np.isfinite(arr)].flat[0]))
     if p.schedule in ("dualpipe", "dualpipev"):
         pair = _fb_pair(comp[:, 0], comp[:, 1], comp[:, 2], *comm.T)
     else:
@@ -279,6 +282,8 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
     fx, bx, af, ab = comm[r]
     f, b = F + fx + af, B + bx + ab
     p2p = _p2p(cfg, w)
+    if not np.isfinite(p2p):
+        raise EstimateOutOfRange("pipeline transfer time", p2p)
     # decided on compute alone, so the same layout is timed the same way on any GPU or network
     work = comp.sum(1)
     simulated = mode == "simulate" or p.schedule == "zbv" or (  # ZB-V has no closed form
@@ -425,7 +430,10 @@ def estimate(cfg: TrainingConfig, check: bool = True, pipeline: str = "auto") ->
     if pipeline not in ("auto", "closed", "simulate"):
         raise ValueError(f"pipeline must be 'auto', 'closed' or 'simulate'; got {pipeline!r}")
     with np.errstate(all="ignore"):  # overflow at extreme inputs is refused by _check_finite
-        return _estimate(cfg, check, pipeline)
+        try:
+            return _estimate(cfg, check, pipeline)
+        except OverflowError:  # an integer input beyond float range (10**400 GPUs)
+            raise EstimateOutOfRange("a value", float("inf")) from None
 
 
 def _estimate(cfg: TrainingConfig, check: bool, pipeline: str) -> Estimate:
@@ -491,10 +499,16 @@ def _result(cfg: TrainingConfig, step: float, step_parts: dict, wall: float, gpu
         steps=float(steps),
         stage_times={k: float(v) for k, v in sched.items()},
         cost_basis=ledger.basis(cfg, gpu_hours),
-        warnings=tuple(w for w in (cfg.price_mismatch, _timing_note(sched)) if w),
+        warnings=tuple(w for w in (cfg.price_mismatch, _timing_note(sched), _mfu_note(gpu)) if w),
     )
     _check_finite(result)
     return result
+
+
+def _mfu_note(gpu) -> str | None:
+    if not gpu.supports("bf16"):
+        return f"{gpu.name} has no BF16 peak: mfu divides by its dense FP16 peak instead"
+    return None
 
 
 def _timing_note(sched: dict) -> str | None:
@@ -513,4 +527,4 @@ def _check_finite(e: Estimate) -> None:
     checks += [("mfu", e.mfu, True), ("mfu_at_precision", e.mfu_at_precision, True)]
     for name, value, must_be_positive in checks:
         if not math.isfinite(value) or value < 0 or (must_be_positive and value <= 0):
-            raise EstimateOutOfRange(name, value, e.config)
+            raise EstimateOutOfRange(name, value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["FrozenDict", "freeze"]
+__all__ = ["FrozenDict", "freeze", "PicklesAsJson"]
 
 
 class FrozenDict(dict):
@@ -37,6 +37,18 @@ class FrozenDict(dict):
 
     def __repr__(self) -> str:
         return f"FrozenDict({dict.__repr__(self)})"
+
+
+def _from_json(cls: type, text: str) -> Any:
+    return cls.model_validate_json(text)
+
+
+class PicklesAsJson:
+    """Mixin for pydantic models: pickle as the model's own lossless JSON, so that unpickling
+    needs no particular pint registry (Quantities inside travel as text) and revalidates."""
+
+    def __reduce__(self):
+        return (_from_json, (type(self), self.model_dump_json()))
 
 
 def freeze(value: Any) -> Any:

@@ -18,7 +18,7 @@ import pint
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .errors import UnknownName, UnknownPeak, UnsupportedPrecision
-from .frozen import freeze
+from .frozen import PicklesAsJson, freeze
 from .units import Bandwidth, FlopRate, MemoryCapacity, Power, quantity, to_base
 
 __all__ = ["GPU", "Precision", "PRECISIONS", "gpu", "gpus", "gpu_names"]
@@ -30,7 +30,7 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 _Rates = Annotated[dict[Precision, FlopRate], AfterValidator(freeze)]
 
 
-class GPU(BaseModel):
+class GPU(PicklesAsJson, BaseModel):
     """One GPU part: dense peaks per precision, HBM, scale-up bandwidth, power.
 
     Catalogue entries come from catalog/gpus.toml; users may build their own (a custom or
@@ -54,10 +54,11 @@ class GPU(BaseModel):
     sms : int or None
         Streaming multiprocessors (AMD: compute units). Needed to reserve SMs for
         communication (``parallelism.comm_sms``).
-    scale_up_domain : int or None
+    scale_up_domain : int
         GPUs that share the scale-up fabric (NVLink through NVSwitch) in the reference
         system: 8 for HGX H100/H800, 2 for NVLink-bridged PCIe cards, 72 for GB200 NVL72.
-        ``cluster.gpus_per_node`` may not exceed it and defaults to it.
+        ``cluster.gpus_per_node`` may not exceed it and defaults to it. Required: a
+        user-defined GPU says how many GPUs its NVLink reaches.
     tdp : Quantity or None
         Thermal design power [W].
     """
@@ -76,7 +77,7 @@ class GPU(BaseModel):
     scale_up: str = ""
     typical_nic: Bandwidth | None = None
     sms: int | None = Field(default=None, gt=0, strict=True)
-    scale_up_domain: int | None = Field(default=None, gt=0, strict=True)
+    scale_up_domain: int = Field(gt=0, strict=True)
     tdp: Power | None = None
     achievable: _Rates = Field(default_factory=dict)
     server_power_multiplier: float | None = Field(default=None, gt=0)

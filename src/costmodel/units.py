@@ -51,8 +51,9 @@ ureg.define("token = [token] = token = tok = tokens")
 ureg.define("dollar = [currency] = USD = usd")
 ureg.formatter.default_format = "~"
 Q_ = ureg.Quantity
-# pint unpickles every Quantity into its *application* registry; making ours that registry is
-# what lets configs, GPUs and results cross process boundaries (ProcessPoolExecutor, Dask).
+# pint unpickles every Quantity into its *application* registry; making ours that registry
+# lets a bare Quantity cross process boundaries. Configs, GPUs and results do not depend on
+# it: they pickle as their own JSON (costmodel.frozen.PicklesAsJson).
 pint.set_application_registry(ureg)
 
 
@@ -86,6 +87,8 @@ class Kind:
     jedec : bool
         Decimal byte prefixes are read as binary (``"80 GB"`` is 80 GiB), the JEDEC
         convention for memory-device capacities (JESD100B.01); see specs/units.md.
+    noun : str
+        The kind with its article, for messages ("a token count"); default "a <name>".
     """
 
     name: str
@@ -98,28 +101,36 @@ class Kind:
     bare: str = ""
     positive: bool = True
     jedec: bool = False
+    noun: str = ""
+
+    @property
+    def a(self) -> str:
+        """The kind with its article: "a bandwidth", "an energy price", "a token count"."""
+        return self.noun or f"a {self.name}"
 
 
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
         Kind("bandwidth", "1/[time]", "GB/s", "'400 GB/s' or '400 Gbit/s'", "B/s", True, "bytes/[time]"),
-        Kind("memory", "[]", "GB", "'80 GB'", "B", True, "bytes"),
+        Kind("memory", "[]", "GB", "'80 GB'", "B", True, "bytes", noun="a memory size"),
         Kind("memory capacity", "[]", "GiB", "'80 GB' (read as 80 GiB)", "B", True, "bytes", jedec=True),
         Kind("flop rate", "[flop]/[time]", "TFLOP/s", "'1979 TFLOP/s' or '1979 TFLOPS'", "FLOP/s"),
         Kind("time", "[time]", "s", "'3.7 us'", "s"),
         Kind("power", "[power]", "W", "'700 W'", "W"),
         Kind("price per hour", "[currency]/[time]", "USD/hour", "'2 USD/hour'", "USD/s", positive=False),
         Kind("money", "[currency]", "USD", "'30000 USD'", "USD", positive=False),
-        Kind("energy price", "[currency]/[energy]", "USD/kWh", "'0.08 USD/kWh'", "USD/J", positive=False),
+        Kind("energy price", "[currency]/[energy]", "USD/kWh", "'0.08 USD/kWh'", "USD/J", positive=False,
+             noun="an energy price"),
         Kind("tokens", "[token]", "token", "'14.8e12 token', '14.8T tokens' or 14.8e12", "token",
-             bare="token"),
+             bare="token", noun="a token count"),
     )
 }
 
 # ---------------------------------------------------------------------- text people type
 
-_NUMBER = r"[-+]?(?:\d[\d_,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d[\d_]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_NON_FINITE = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan"}
 #: Count multipliers written after a number: "15T tokens", "1.5B tokens", "$2M", "10k tokens".
 _MULTIPLIERS = {"k": 1e3, "K": 1e3, "thousand": 1e3, "M": 1e6, "million": 1e6, "B": 1e9, "billion": 1e9,
                 "G": 1e9, "T": 1e12, "trillion": 1e12, "P": 1e15}
@@ -134,10 +145,12 @@ _PREFIX = r"(?P<p>[kKMGTPE]i?)?"
 #: Spellings of this field that pint reads otherwise: b is a bit (not a barn; Gb not a
 #: gilbert), bps/Bps are per second, FLOPS/FLOPs/flops a FLOP rate.
 _SPELLINGS = [
+    (re.compile(r"(?<![A-Za-z])K(?=i?(?:bps|Bps|b|B|bit|byte)(?![A-Za-z]))"), "k"),  # pint's kilo is k
     (re.compile(rf"(?<![A-Za-z]){_PREFIX}bps(?![A-Za-z])"), r"\g<p>bit/s"),
     (re.compile(rf"(?<![A-Za-z]){_PREFIX}Bps(?![A-Za-z])"), r"\g<p>B/s"),
     (re.compile(rf"(?<![A-Za-z]){_PREFIX}b(?![A-Za-z])"), r"\g<p>bit"),
-    (re.compile(r"(?<![A-Za-z])(?P<p>[kMGTPE]?)(?:FLOPS|FLOPs|flops|Flops)(?![A-Za-z/])"), r"\g<p>FLOP/s"),
+    (re.compile(r"(?<![A-Za-z])(?P<p>[kKMGTPEgtpe]?)(?:FLOPS|FLOPs|flops|Flops)(?![A-Za-z/])"),
+     lambda m: {"K": "k", "g": "G", "t": "T", "p": "P", "e": "E"}.get(m["p"], m["p"]) + "FLOP/s"),
 ]
 _JEDEC = {"kilobyte": "kibibyte", "megabyte": "mebibyte", "gigabyte": "gibibyte", "terabyte": "tebibyte",
           "petabyte": "pebibyte"}
@@ -157,10 +170,14 @@ def _number(text: str) -> float:
 
 
 def _plain_number(text: str) -> float | None:
-    """The value of ``text`` if it is only a number ("1.5e13", "14_800_000"), else None."""
+    """The value of ``text`` if it is only a number ("1.5e13", "14_800_000", "14,800", "inf"),
+    else None."""
+    t = text.strip()
+    if t.lower() in _NON_FINITE:
+        return float(t)
     try:
-        return _number(text.strip()) if re.fullmatch(_NUMBER, text.strip()) else None
-    except ValueError:
+        return _number(t) if re.fullmatch(_NUMBER, t) else None
+    except (ValueError, OverflowError):
         return None
 
 
@@ -217,34 +234,42 @@ def parse(value: Any, kind: Kind | str, field: str = "value") -> pint.Quantity:
     """
     kind = KINDS[kind] if isinstance(kind, str) else kind
     if isinstance(value, bool):
-        raise ValueError(f"{field} must be a {kind.name} such as {kind.example}; got {value!r}")
+        raise ValueError(f"{field} must be {kind.a} such as {kind.example}; got {value!r}")
     given = value
     if isinstance(value, str) and _plain_number(value) is not None:
         value = _plain_number(value)
     if isinstance(value, Real):
         if not kind.bare:
             raise ValueError(
-                f"{field} must be a {kind.name} with a unit, such as {kind.example}; "
+                f"{field} must be {kind.a} with a unit, such as {kind.example}; "
                 f"got the bare number {given!r}"
             )
-        value = Q_(float(value), kind.bare)
+        try:
+            value = Q_(float(value), kind.bare)
+        except OverflowError:
+            raise ValueError(f"{field} must be finite; got a number of {len(str(value))} digits") from None
     if isinstance(value, str):
         q = _parse_text(value, kind, field)
     elif isinstance(value, pint.Quantity):
         q = value if value._REGISTRY is ureg else Q_(str(value))
     else:
         raise ValueError(
-            f"{field} must be a {kind.name} such as {kind.example}; got {type(value).__name__} {value!r}"
+            f"{field} must be {kind.a} such as {kind.example}; got {type(value).__name__} {value!r}"
         )
     want = ureg.get_dimensionality(kind.dimensionality)
     if q.dimensionality != want or (kind.information and not _has_information_unit(q)):
         raise ValueError(
-            f"{field} must be a {kind.name} ({kind.wanted or kind.dimensionality}, "
+            f"{field} must be {kind.a} ({kind.wanted or kind.dimensionality}, "
             f"e.g. {kind.example}); got {given!r} with dimension {_dim_text(q)}{_advice(kind)}"
         )
-    m = q.m
-    if not isinstance(m, Real) or m != m or m in (float("inf"), float("-inf")):
-        raise ValueError(f"{field} must be a finite {kind.name}; got {given!r}")
+    try:
+        m = float(q.m)  # ints beyond float range overflow; Decimal and numpy scalars convert
+    except (OverflowError, TypeError, ValueError):
+        m = float("nan")
+    if m != m or m in (float("inf"), float("-inf")):
+        raise ValueError(f"{field} must be finite; got {given!r}")
+    if m != q.m:
+        q = Q_(m, q.units)
     if m < 0 or (kind.positive and m == 0):
         rule = "positive" if kind.positive else "zero or more"
         raise ValueError(f"{field} must be {rule}; got {given!r}")
@@ -264,12 +289,12 @@ def _parse_text(text: str, kind: Kind, field: str) -> pint.Quantity:
             q = multiplier * Q_(rest)
     except Exception as exc:  # pint raises several types for unparsable text
         raise ValueError(
-            f"{field} could not be read as a {kind.name} such as {kind.example}; "
+            f"{field} could not be read as {kind.a} such as {kind.example}; "
             f"got {text!r} ({exc}){_advice(kind)}"
         ) from None
     if not isinstance(q, pint.Quantity):  # "5 %" and the like parse to plain numbers
         raise ValueError(
-            f"{field} must be a {kind.name} with a unit, such as {kind.example}; got {text!r}"
+            f"{field} must be {kind.a} with a unit, such as {kind.example}; got {text!r}"
         )
     return q
 

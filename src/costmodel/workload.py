@@ -104,15 +104,15 @@ def check_seq_len(seq_len) -> None:
     """Raise a ValueError unless ``seq_len`` (scalar or array) holds finite values of at least
     one token."""
     if isinstance(seq_len, (int, float)) and not isinstance(seq_len, bool):  # the common, cheap case
-        if 1 <= seq_len < float("inf"):
+        if 1 <= seq_len < 1e15:  # a million billion tokens: past any sequence, inside float range
             return
-        raise ValueError(f"seq_len must be finite and at least 1 token; got {seq_len!r}")
+        raise ValueError(f"seq_len must be finite, at least 1 token and below 1e15; got {seq_len!r}")
     try:
         arr = np.asarray(seq_len, dtype=float)
     except (TypeError, ValueError):
         raise ValueError(f"seq_len must be a number of tokens; got {seq_len!r}") from None
-    if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr < 1):
-        raise ValueError(f"seq_len must be finite and at least 1 token; got {seq_len!r}")
+    if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr < 1) or np.any(arr >= 1e15):
+        raise ValueError(f"seq_len must be finite, at least 1 token and below 1e15; got {seq_len!r}")
 
 
 def attention_core_flops(seq_len, n_heads: int, qk_head_dim: int, v_head_dim: int, causal: bool):

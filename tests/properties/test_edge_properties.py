@@ -19,8 +19,14 @@ BASES = {name: presets.get(name) for name in ("megatron-gpt-1.7b", "megatron-gpt
 
 
 def _names_a_changed_field(message: str, paths: list[str]) -> bool:
-    leaves = {part for p in paths for part in p.split(".")[-2:]}
-    return any(leaf in message for leaf in leaves)
+    """The message names a changed field by its own name (``peaks.bf16``: "peaks" or "bf16")."""
+    names = set()
+    for p in paths:
+        parts = p.split(".")
+        names.add(parts[-1])
+        if len(parts) > 1 and parts[-2] in ("peaks", "achievable"):
+            names.add(parts[-2])
+    return any(name in message for name in names)
 
 
 def _check(data: dict, paths: list[str]) -> None:

@@ -52,6 +52,15 @@ def test_long_uniform_step_is_extrapolated():
     assert tot.makespan == pytest.approx(simulate("zbv", 8, 5000, F=1.0, B=1.0, W=1.0).makespan, rel=1e-12)
 
 
+def test_long_uneven_step_is_extrapolated_exactly():
+    """Stage imbalance as the estimate makes it (a heavier last stage) and a transfer time."""
+    stages = np.array([[1.0, 1.0, 1.0]] * 7 + [[1.2, 1.2, 1.2]])
+    kw = dict(stage_times=stages, p2p=0.01)
+    tot = step_totals("1f1b", 8, 10_000, **kw)  # 240,000 ops
+    assert tot.extrapolated_from is not None and tot.verified
+    assert tot.makespan == pytest.approx(simulate("1f1b", 8, 10_000, **kw).makespan, rel=1e-12)
+
+
 def test_short_steps_are_simulated_whole():
     tot = step_totals("1f1b", 4, 2000, F=1.0, B=1.0, W=1.0)  # 24,000 ops: cheap enough
     assert tot.extrapolated_from is None

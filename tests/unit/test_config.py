@@ -54,7 +54,7 @@ def test_frozen_and_extra_forbidden():
         ({"cluster.gpu": "A100-SXM-80GB"}, ["precision.gemm='fp8'", "A100-SXM-80GB"]),
         ({"parallelism.schedule": "1f1b", "parallelism.virtual_stages": 2}, ["parallelism.virtual_stages=2"]),
         ({"data.global_batch": 3072, "data.batch_ramp": None}, ["dualpipe", "2*pp = 32", "24"]),
-        ({"cluster.num_gpus": 2044}, ["cluster.num_gpus=2044", "gpus_per_node=8"]),
+        ({"cluster.num_gpus": 2044}, ["cluster.num_gpus=2044", "8 GPUs (cluster.gpus_per_node"]),
         ({"data.batch_ramp": {"start": 20000, "tokens": 1e9}}, ["data.batch_ramp.start=20000"]),
         ({"goodput": 0}, ["goodput", "greater than 0"]),
         ({"cluster.scale_out_bandwidth": "2 USD/hour"}, ["cluster.scale_out_bandwidth", "[currency] / [time]"]),
@@ -122,7 +122,7 @@ def test_catalogue_entries_dump_by_name_custom_ones_in_full():
 def test_custom_gpu_in_config():
     cfg = small(cluster={"gpu": {"name": "X200", "peaks": {"bf16": "2000 TFLOP/s"}, "hbm_capacity": "288 GB",
                                  "hbm_bandwidth": "8 TB/s", "scale_up_bidirectional": "1800 GB/s",
-                                 "typical_nic": "800 Gbit/s"}, "num_gpus": 64, "gpus_per_node": 8})
+                                 "typical_nic": "800 Gbit/s", "scale_up_domain": 8}, "num_gpus": 64})
     assert cfg.cluster.gpu.peak("bf16").m == 2000
     assert TrainingConfig.from_toml(cfg.to_toml()) == cfg
 

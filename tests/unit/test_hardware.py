@@ -78,7 +78,7 @@ def test_peak_flops_is_a_plain_float_in_flop_per_second():
 
 def test_user_defined_gpu():
     g = GPU(name="X200", peaks={"bf16": "2000 TFLOP/s", "fp8": "4 PFLOP/s"}, hbm_capacity="288 GB",
-            hbm_bandwidth="8 TB/s", scale_up_bidirectional="1.8 TB/s", tdp="1.2 kW")
+            hbm_bandwidth="8 TB/s", scale_up_bidirectional="1.8 TB/s", tdp="1.2 kW", scale_up_domain=72)
     assert g.peak("fp8").to("TFLOP/s").m == pytest.approx(4000)
     assert g.scale_up_bandwidth.to("GB/s").m == pytest.approx(900)
     with pytest.raises(UnknownPeak):

@@ -1,10 +1,14 @@
 """Configs, GPUs and results pickle, so a process pool can run estimates (issue #7, item 2)."""
 
 import pickle
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
+import pytest
+
 import costmodel
-from costmodel import TrainingConfig, presets
+from costmodel import EstimateOutOfRange, InfeasibleConfig, TrainingConfig, UnknownName, presets
 
 
 def test_pickle_round_trips_config_gpu_estimate_and_quantity():
@@ -34,3 +38,31 @@ def test_process_pool_map_matches_a_serial_loop():
     with ProcessPoolExecutor(max_workers=2) as pool:
         parallel = list(pool.map(costmodel.estimate, cfgs))
     assert [e.to_dict() for e in parallel] == [e.to_dict() for e in serial]
+
+
+def test_models_pickle_without_our_application_registry():
+    """Another library may set pint's application registry; configs and results still
+    pickle, because they travel as their own JSON."""
+    code = (
+        "import pickle, pint, costmodel\n"
+        "cfg = costmodel.presets.get('deepseek-v3')\n"
+        "e = costmodel.estimate(cfg, pipeline='closed')\n"
+        "pint.set_application_registry(pint.UnitRegistry())\n"
+        "assert pickle.loads(pickle.dumps(cfg)) == cfg\n"
+        "assert pickle.loads(pickle.dumps(e)).to_dict() == e.to_dict()\n"
+        "assert pickle.loads(pickle.dumps(costmodel.gpu('GB200'))) == costmodel.gpu('GB200')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_errors_cross_a_process_pool():
+    """A config that does not fit raises InfeasibleConfig in the caller, not BrokenProcessPool."""
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(costmodel.estimate, presets.get(n)) for n in ("megatron-gpt-1.7b", "llama3-405b")]
+        assert futures[0].result().fits
+        with pytest.raises(InfeasibleConfig) as err:
+            futures[1].result()
+    assert err.value.needed > err.value.capacity
+    for exc in (err.value, EstimateOutOfRange("step_time", float("inf")), UnknownName("GPU", "X9", ["H100-SXM"])):
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and str(back) == str(exc)

@@ -55,3 +55,18 @@ def test_json_everywhere(capsys):
                 ["pipeline", "megatron-gpt-145.6b", "--json"], ["estimate", "deepseek-v3", "--json"]):
         assert main(cmd) == 0
         json.loads(capsys.readouterr().out)
+
+
+def test_compare_shows_a_missing_ledger_as_absent_not_zero(capsys):
+    main(["compare", "deepseek-v3", "megatron-gpt-1.7b"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("capital ledger: GPU servers"))
+    assert line.split()[-1] == "-" and "-100" not in line
+
+
+def test_mfu_without_a_bf16_peak_says_its_basis():
+    cfg = presets.get("megatron-gpt-1.7b")
+    g = cfg.cluster.gpu.model_dump()
+    g.update(name="fp16-only", peaks={k: v for k, v in g["peaks"].items() if k != "bf16"},
+             achievable={"fp16": g["achievable"]["fp16"]}, unsupported=["bf16", "fp8", "fp4"])
+    e = costmodel.estimate(cfg.replace(**{"cluster.gpu": g}))
+    assert any("FP16 peak" in w for w in e.warnings)

@@ -4,7 +4,7 @@
 from . import closed_form
 from .closed_form import *  # noqa: F403 - the closed forms are this package's API
 from .orders import SCHEDULES as SIMULATED_SCHEDULES
-from .simulate import SimulationResult, StepTotals, simulate, step_totals
+from .simulate import SimulationResult, StepTotals, op_count, simulate, step_totals
 
-__all__ = [*closed_form.__all__, "simulate", "SimulationResult", "step_totals", "StepTotals",
+__all__ = [*closed_form.__all__, "simulate", "SimulationResult", "step_totals", "StepTotals", "op_count",
            "SIMULATED_SCHEDULES"]

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..stages import chunk_count
 from .orders import orders, topology
 
-__all__ = ["SimulationResult", "simulate", "StepTotals", "step_totals"]
+__all__ = ["SimulationResult", "simulate", "StepTotals", "step_totals", "op_count"]
 
 
 @dataclass(frozen=True)
@@ -311,9 +312,9 @@ def _increment(schedule: str, pp: int) -> int:
     return {"interleaved": pp, "dualpipe": 2}.get(schedule, 1)
 
 
-def _ops(schedule: str, pp: int, microbatches: int, v: int) -> int:
-    """Ops a simulation of the step runs (3 per micro-batch and model chunk of a rank)."""
-    return 3 * pp * microbatches * (2 if schedule in ("dualpipev", "zbv") else v)
+def op_count(schedule: str, pp: int, microbatches: int, v: int = 1) -> int:
+    """Ops a simulation of the step runs: F, B and W of every micro-batch on every chunk."""
+    return 3 * microbatches * chunk_count(schedule, pp, v)
 
 
 def step_totals(schedule: str, pp: int, microbatches: int, *, start: int | None = None,
@@ -325,7 +326,7 @@ def step_totals(schedule: str, pp: int, microbatches: int, *, start: int | None 
     transient each extra micro-batch adds the schedule's steady period to the makespan (busy
     time is exactly linear in the micro-batch count). Four short steps are simulated, of
     ``m1``, ``m1 + k``, ``2 m1`` and ``2 m1 + k`` micro-batches (``k`` the smallest valid
-    change of the count; ``m1`` from ``start``, default ``4 pp v``, never below ``2 pp v``,
+    change of the count; ``m1`` from ``start``, default ``4 pp``, never below ``2 pp``,
     where the pipeline has filled). If the makespan is linear over all four (the increments
     at both ends and the chord between them agree to 1e-9, relative) and grows no slower
     than the busiest rank's busy time per micro-batch (a slower slope belongs to a less
@@ -341,10 +342,10 @@ def step_totals(schedule: str, pp: int, microbatches: int, *, start: int | None 
     """
     v = kwargs.get("virtual_stages", 1) if schedule == "interleaved" else 1
     k = _increment(schedule, pp)
-    m1 = max(start or 4 * pp * v, 2 * pp * v)
+    m1 = max(start or 4 * pp, 2 * pp)
     m1 = -(-m1 // k) * k
     below = SIMULATE_BELOW_OPS if simulate_below is None else simulate_below
-    while _ops(schedule, pp, microbatches, v) >= below and 2 * (2 * m1 + k) < microbatches:
+    while op_count(schedule, pp, microbatches, v) >= below and 2 * (2 * m1 + k) < microbatches:
         counts = (m1, m1 + k, 2 * m1, 2 * m1 + k)
         runs = [simulate(schedule, pp, c, **kwargs) for c in counts]
         span = [r.makespan for r in runs]

@@ -280,8 +280,8 @@ def invalid_assignments(draw) -> tuple[str, Any]:
 # ------------------------------------------------------------------ every numeric input
 
 #: Values at the edges of what a float or int can say: signs, zero, the extremes, NaN, inf.
-EDGE_NUMBERS = (0, -1, 1, 0.5, -0.5, 1e-300, 1e300, -1e300, 2**31, 2**63, 10**12, float("nan"), float("inf"),
-                float("-inf"))
+EDGE_NUMBERS = (0, -1, 1, 0.5, -0.5, 1e-300, 1e300, -1e300, 2**31, 2**63, 10**12, 10**400, float("nan"),
+                float("inf"), float("-inf"))
 
 
 def _numeric_leaves(cls: type[BaseModel], prefix: str) -> Iterator[tuple[str, Any]]:
@@ -315,7 +315,8 @@ def numeric_fields() -> list[tuple[str, Any]]:
     out = [(p, k) for p, k in _numeric_leaves(TrainingConfig, "") if not p.startswith(("model", "cluster.gpu"))]
     out += list(_numeric_leaves(GPU, "cluster.gpu."))
     out += list(_numeric_leaves(Architecture, "model."))
-    out.append(("model.attention.n_heads", int))  # GQA and MLA share it
+    for cls in (GQA, MLA):  # the attention union: each kind's fields (a base has one kind)
+        out += [(p, k) for p, k in _numeric_leaves(cls, "model.attention.") if p not in dict(out)]
     return out
 
 
@@ -355,7 +356,8 @@ def numeric_edge_cases(draw, base: TrainingConfig, path: str | None = None) -> t
     data = base.model_dump()
     data["cluster"]["gpu"] = base.cluster.gpu.model_dump()
     data["model"] = base.model.model_dump()
-    fields = [(p, k) for p, k in numeric_fields() if _parent(data, p) is not None]  # e.g. no moe.* if dense
+    fields = [(p, k) for p, k in numeric_fields()  # those the base has: no moe.* if dense, no MLA ranks if GQA
+              if _parent(data, p) is not None and p.rsplit(".", 1)[-1] in _parent(data, p)]
     if path is not None:
         chosen = [f for f in fields if f[0] == path]
     else:
