@@ -13,19 +13,38 @@ into training tokens per second per GPU under its own FLOP-counting convention:
 
 ``fit_compute_efficiency`` finds the one factor that minimises the sum of squared log
 errors over all of them (golden-section search); the library's default is that fit,
-rounded to three decimals, and a test checks it stays so.
+rounded to three decimals, and a test checks it stays so. ``leave_one_out`` refits without
+each run in turn and predicts the run it left out: the error on runs the factor never saw,
+which ``validate`` reports and holds to ``LOO_MEDIAN_THRESHOLD``.
+
+Each run's prediction is computed once on a grid of factors (``ETA_GRID``) and
+interpolated between (time per token is linear in ``1/eta`` wherever no overlap switches
+between compute and communication), so the fit and its seven leave-one-out refits cost
+one pass of estimates.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
 
 from . import presets
 from .config import TrainingConfig
 
 __all__ = ["Observation", "OBSERVATIONS", "observed_tokens_per_gpu", "predicted_tokens_per_gpu",
-           "fit_compute_efficiency", "residuals"]
+           "fit_compute_efficiency", "residuals", "leave_one_out", "validation", "ValidationRow",
+           "ETA_GRID", "LOO_MEDIAN_THRESHOLD"]
+
+#: Compute efficiencies at which every calibration run is estimated once.
+ETA_GRID = tuple(round(0.40 + 0.05 * i, 2) for i in range(13))  # 0.40 ... 1.00
+#: ``costmodel validate`` fails when the median absolute leave-one-out error exceeds this:
+#: one global factor should predict a published run it was not fitted to within 15% in
+#: the median (the estimate issue's 10% target for in-sample runs, plus the spread that
+#: leaving a run out adds).
+LOO_MEDIAN_THRESHOLD = 0.15
 
 
 @dataclass(frozen=True)
@@ -71,7 +90,7 @@ def predicted_tokens_per_gpu(cfg: TrainingConfig) -> float:
 
 def residuals(efficiency: float | None = None) -> dict[str, float]:
     """Predicted / observed - 1 for each calibration run, at ``efficiency`` (default: the
-    library's default)."""
+    library's default), from full estimates."""
     out = {}
     for obs in OBSERVATIONS:
         cfg = presets.get(obs.preset)
@@ -81,11 +100,31 @@ def residuals(efficiency: float | None = None) -> dict[str, float]:
     return out
 
 
-def fit_compute_efficiency(lo: float = 0.2, hi: float = 1.0, tol: float = 1e-4) -> float:
-    """The compute efficiency minimising sum(log(predicted/observed)^2) over OBSERVATIONS."""
+@cache
+def _curve(preset: str) -> tuple[float, ...]:
+    """Seconds per token per GPU predicted for ``preset`` at each factor of ``ETA_GRID``."""
+    cfg = presets.get(preset)
+    return tuple(1.0 / predicted_tokens_per_gpu(cfg.replace(**{"efficiency.compute": eta})) for eta in ETA_GRID)
+
+
+def _predicted(preset: str, eta: float) -> float:
+    """Tokens per second per GPU at ``eta``, interpolated linearly in ``1/eta``."""
+    x = 1.0 / np.array(ETA_GRID)
+    return 1.0 / float(np.interp(1.0 / eta, x[::-1], np.array(_curve(preset))[::-1]))
+
+
+def _error(obs: Observation, eta: float) -> float:
+    return _predicted(obs.preset, eta) / observed_tokens_per_gpu(obs) - 1.0
+
+
+def fit_compute_efficiency(lo: float = ETA_GRID[0], hi: float = ETA_GRID[-1], tol: float = 1e-5,
+                           exclude: tuple[str, ...] = ()) -> float:
+    """The compute efficiency minimising sum(log(predicted/observed)^2) over OBSERVATIONS
+    (less the presets in ``exclude``)."""
+    runs = [o for o in OBSERVATIONS if o.preset not in exclude]
 
     def loss(eta: float) -> float:
-        return sum(math.log1p(r) ** 2 for r in residuals(eta).values())
+        return sum(math.log1p(_error(o, eta)) ** 2 for o in runs)
 
     g = (math.sqrt(5) - 1) / 2
     a, b = lo, hi
@@ -101,3 +140,38 @@ def fit_compute_efficiency(lo: float = 0.2, hi: float = 1.0, tol: float = 1e-4) 
             d = a + g * (b - a)
             fd = loss(d)
     return (a + b) / 2
+
+
+def leave_one_out() -> dict[str, tuple[float, float]]:
+    """For each run: the factor fitted without it, and its error predicted at that factor."""
+    out = {}
+    for obs in OBSERVATIONS:
+        eta = fit_compute_efficiency(exclude=(obs.preset,))
+        out[obs.preset] = (eta, _error(obs, eta))
+    return out
+
+
+@dataclass(frozen=True)
+class ValidationRow:
+    """One calibration run: its published figure, the prediction at the library's default
+    factor, the in-sample error, and the leave-one-out factor and error."""
+
+    preset: str
+    source: str
+    observed_tokens_per_gpu: float
+    predicted_tokens_per_gpu: float
+    in_sample_error: float
+    loo_efficiency: float
+    loo_error: float
+
+
+def validation() -> list[ValidationRow]:
+    """Every calibration run with its in-sample and leave-one-out errors."""
+    ins = residuals()
+    loo = leave_one_out()
+    rows = []
+    for obs in OBSERVATIONS:
+        observed = observed_tokens_per_gpu(obs)
+        rows.append(ValidationRow(obs.preset, obs.source, observed, observed * (1 + ins[obs.preset]),
+                                  ins[obs.preset], *loo[obs.preset]))
+    return rows

@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import yaml
 from pydantic import ValidationError
 
@@ -33,6 +34,8 @@ __all__ = ["main", "EXIT_USER_ERROR", "EXIT_DOES_NOT_FIT", "describe_error"]
 EXIT_USER_ERROR = 2
 #: Exit status when the layout does not fit in GPU memory.
 EXIT_DOES_NOT_FIT = 3
+#: ``costmodel validate``: the median leave-one-out error is above the threshold.
+EXIT_VALIDATION_FAILED = 4
 #: Above this many ops, ``pipeline`` reports progress on standard error.
 _PROGRESS_OPS = 50_000
 
@@ -127,6 +130,37 @@ def _cmd_presets(args) -> int:
     else:
         print("\nSources and assumptions: costmodel presets --verbose")
     return 0
+
+
+def _cmd_validate(args) -> int:
+    from . import calibration
+    from .config import DEFAULT_COMPUTE_EFFICIENCY
+
+    threshold = calibration.LOO_MEDIAN_THRESHOLD if args.threshold is None else args.threshold
+    if not 0 < threshold < 10:
+        raise ValueError(f"--threshold must be a fraction between 0 and 10 (0.15 = 15%); got {threshold}")
+    print("estimating the calibration runs on the efficiency grid ...", file=sys.stderr, flush=True)
+    rows = calibration.validation()
+    fit = calibration.fit_compute_efficiency()
+    loo_median = float(np.median([abs(r.loo_error) for r in rows]))
+    in_median = float(np.median([abs(r.in_sample_error) for r in rows]))
+    ok = loo_median <= threshold
+    if args.json:
+        print(json.dumps({"efficiency.compute": {"default": DEFAULT_COMPUTE_EFFICIENCY, "fit": fit},
+                          "runs": [r.__dict__ for r in rows],
+                          "median_abs_in_sample_error": in_median, "median_abs_loo_error": loo_median,
+                          "threshold": threshold, "passed": ok}, indent=2))
+    else:
+        table = [[r.preset, f"{r.observed_tokens_per_gpu:,.1f}", f"{r.predicted_tokens_per_gpu:,.1f}",
+                  f"{r.in_sample_error:+.1%}", f"{r.loo_efficiency:.3f}", f"{r.loo_error:+.1%}"] for r in rows]
+        print(_table(["run", "observed tok/s/GPU", "predicted", "in-sample", "eta without it", "leave-one-out"],
+                     table, right={1, 2, 3, 4, 5}))
+        print(f"\nefficiency.compute: default {DEFAULT_COMPUTE_EFFICIENCY:.3f}, fit to all runs {fit:.4f}")
+        print(f"median |error|: in-sample {in_median:.1%}, leave-one-out {loo_median:.1%} "
+              f"(threshold {threshold:.0%}: {'passed' if ok else 'FAILED'})")
+        for r in rows:
+            print(f"  {r.preset}: {r.source}")
+    return 0 if ok else EXIT_VALIDATION_FAILED
 
 
 def _resolve_flops_target(name: str, args):
@@ -406,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="costmodel",
         description="Estimate what training a large language model takes and costs, from first principles.",
         epilog="Exit status: 0 ok; 2 a user error (one 'costmodel: error:' line); 3 the layout does not fit "
-               "in GPU memory.",
+               "in GPU memory; 4 validate's leave-one-out median error above its threshold.",
     )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -470,6 +504,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print per-rank busy and idle time as JSON")
     p.add_argument("--dpi", type=int, default=110, help="image resolution (default 110)")
     p.set_defaults(func=_cmd_pipeline)
+
+    p = sub.add_parser("validate", help="predictions against the calibration runs, in-sample and leave-one-out",
+                       description="Estimate every calibration run (costmodel.calibration.OBSERVATIONS) and print "
+                                   "its published throughput, the prediction, the in-sample error and the "
+                                   "leave-one-out error (the global efficiency refitted without that run). Exits 4 "
+                                   "when the median leave-one-out error exceeds the threshold.")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="largest acceptable median |leave-one-out error|, a fraction (default 0.15)")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(func=_cmd_validate)
     return parser
 
 

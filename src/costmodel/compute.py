@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .hardware import GPU
-from .workload import Architecture, split_backward
+from .workload import GQA, Architecture, split_backward
 
 __all__ = ["Rates", "rates", "FP8_COMPONENTS", "component_times", "elementwise_bytes", "scores_bytes",
-           "BF16_BYTES", "SCORE_BYTES", "SCORE_BYTES_BACKWARD"]
+           "BF16_BYTES", "SCORE_BYTES", "SCORE_BYTES_BACKWARD", "attention_fractions", "gemm_io_bytes",
+           "head_io_bytes", "FLASH_BACKWARD_FLOPS"]
 
 #: HBM bytes per attention-score element when scores are materialized. Forward: write QK^T
 #: (2), fused scale-mask-softmax read and write (4), dropout read, write and a 1-byte mask
@@ -36,30 +39,79 @@ FP8_COMPONENTS = frozenset(
 )
 
 
+#: Measured FlashAttention throughput, head dim 128, BF16/FP16, TFLOP/s at sequence lengths
+#: 512, 1k, 2k, 4k, 8k, 16k, counting forward ``4 s^2 d h`` (halved when causal) and backward
+#: 2.5x forward (the recomputed QK^T included), as both papers do. Each table is taken as a
+#: fraction of its GPU's dense BF16 peak and applied to other parts of its kind.
+#:
+#: Hopper (H100 SXM5, 989.4 TFLOP/s), FlashAttention-3, Shah et al. 2024, arXiv 2407.08608 v1:
+#: forward Fig. 5(c) non-causal and 5(d) causal (github.com/Dao-AILab/flash-attention
+#: assets/flash3_fp16_fwd.png); backward non-causal Fig. 6(b) (from a transcription of the
+#: figure, second-hand; its implied FA2 forward+backward is within 1-5% of FA2's own H100
+#: measurement). The paper gives no causal backward: it is taken as the non-causal backward
+#: times the forward's causal/non-causal ratio at the same length (an assumption).
+#: Ampere (A100 SXM4 80GB, 312 TFLOP/s), FlashAttention-2, Dao 2023, arXiv 2307.08691 Fig. 4(b)
+#: non-causal, 4(d) causal, forward+backward (assets/flash2_a100_fwd_bwd_benchmark.png; the
+#: 512 non-causal label is hidden by the legend, 151 read from the bar), used for both passes.
+ATTENTION_SEQ = (512, 1024, 2048, 4096, 8192, 16384)
+ATTENTION_TABLES = {
+    "Hopper": {"peak": 989.4,
+               "fwd": {False: (467, 565, 625, 638, 646, 648), True: (292, 423, 521, 579, 602, 616)},
+               "bwd": {False: (316, 424, 501, 542, 559, 561), True: None}},
+    "Ampere": {"peak": 312.0,
+               "fwd": {False: (151, 173, 187, 196, 201, 203), True: (99, 133, 155, 173, 182, 189)},
+               "bwd": {False: (151, 173, 187, 196, 201, 203), True: (99, 133, 155, 173, 182, 189)}},
+}
+#: FlashAttention's backward executes 2.5x the forward FLOPs (5 matmuls to 2: QK^T is
+#: recomputed); model FLOPs count 2x. The extra 0.5x is hardware work.
+FLASH_BACKWARD_FLOPS = 2.5
+
+
+def attention_fractions(architecture: str, seq_len, causal: bool = True) -> tuple[float, float]:
+    """FlashAttention forward and backward rates as fractions of the dense BF16 peak, for a
+    GPU of ``architecture`` ("Ampere" uses FlashAttention-2 on A100, every other part
+    FlashAttention-3 on H100), interpolated in log sequence length and held constant
+    outside 512-16K."""
+    t = ATTENTION_TABLES["Ampere" if architecture == "Ampere" else "Hopper"]
+    x = np.log2(np.clip(np.asarray(seq_len, dtype=float), ATTENTION_SEQ[0], ATTENTION_SEQ[-1]))
+    xs = np.log2(ATTENTION_SEQ)
+    fwd = np.interp(x, xs, t["fwd"][causal]) / t["peak"]
+    if t["bwd"][causal] is None:  # no causal backward published: the forward's causal ratio
+        ratio = np.array(t["fwd"][True]) / np.array(t["fwd"][False])
+        bwd = np.interp(x, xs, np.array(t["bwd"][False]) * ratio) / t["peak"]
+    else:
+        bwd = np.interp(x, xs, t["bwd"][causal]) / t["peak"]
+    return float(fwd), float(bwd)
+
+
 @dataclass(frozen=True)
 class Rates:
     """Achievable rates of one GPU in a training step: GEMM FLOP/s in the chosen precision
-    and in BF16 (FP16 on a GPU without BF16), and HBM bytes/s."""
+    and in BF16 (FP16 on a GPU without BF16), HBM bytes/s, and the attention core's forward
+    and backward FLOP/s (``None``: materialized attention runs at the BF16 GEMM rate)."""
 
     gemm: float
     bf16: float
     hbm: float
+    attention_fwd: float | None = None
+    attention_bwd: float | None = None
 
 
 def rates(gpu: GPU, gemm: str, compute_eff: float, fp8_recipe: float, hbm_eff: float,
-          comm_sms: int = 0) -> Rates:
-    """Achievable rates [FLOP/s, B/s] (see module docstring)."""
-    sm_share = 1.0
-    if comm_sms:
-        if not gpu.sms or not 0 < comm_sms < gpu.sms:
-            raise ValueError(f"comm_sms={comm_sms} must be below the SM count of {gpu.name} ({gpu.sms})")
-        sm_share = (gpu.sms - comm_sms) / gpu.sms
+          seq_len=None, attention: str = "flash") -> Rates:
+    """Achievable rates [FLOP/s, B/s] (see module docstring). SMs reserved for communication
+    cost compute only while communication runs (specs/compute.md, "Overlap")."""
     recipe = fp8_recipe if gemm == "fp8" else 1.0
     half = "bf16" if gpu.supports("bf16") else "fp16"  # the 16-bit format of the rest (FP16 on pre-BF16 parts)
-    bf16 = gpu.achievable_flops(half) * compute_eff * sm_share
-    low = gpu.achievable_flops(gemm) * compute_eff * sm_share * recipe
+    bf16 = gpu.achievable_flops(half) * compute_eff
+    low = gpu.achievable_flops(gemm) * compute_eff * recipe
     hbm = gpu.hbm_bandwidth.to("B/s").m * hbm_eff
-    return Rates(gemm=low, bf16=bf16, hbm=hbm)
+    att_f = att_b = None
+    if attention == "flash" and seq_len is not None:
+        ff, fb = attention_fractions(gpu.architecture, seq_len)
+        peak = gpu.peak_flops(half)
+        att_f, att_b = ff * peak * compute_eff, fb * peak * compute_eff
+    return Rates(gemm=low, bf16=bf16, hbm=hbm, attention_fwd=att_f, attention_bwd=att_b)
 
 
 def component_times(flops: dict[str, float], r: Rates, recompute: dict[str, float] | None = None,
@@ -68,18 +120,77 @@ def component_times(flops: dict[str, float], r: Rates, recompute: dict[str, floa
 
     ``recompute`` gives extra forward FLOPs per component, charged to the input-gradient
     backward (B), where recomputation happens. Work is divided over ``tp`` tensor-parallel
-    ranks.
+    ranks. The attention core runs at FlashAttention's measured rates when ``r`` has them,
+    its backward executing ``FLASH_BACKWARD_FLOPS`` times the forward.
     """
     f = b = w = 0.0
     for name, fwd in flops.items():
+        if name.endswith("attention_core") and r.attention_fwd is not None:
+            f += fwd / r.attention_fwd
+            b += FLASH_BACKWARD_FLOPS * fwd / r.attention_bwd
+            continue
         rate = r.gemm if name in FP8_COMPONENTS else r.bf16
         pf, pb, pw = split_backward(name, fwd)
         f += pf / rate
         b += pb / rate
         w += pw / rate
     for name, extra in (recompute or {}).items():
-        b += extra / (r.gemm if name in FP8_COMPONENTS else r.bf16)
+        if name.endswith("attention_core") and r.attention_fwd is not None:
+            b += extra / r.attention_fwd
+        else:
+            b += extra / (r.gemm if name in FP8_COMPONENTS else r.bf16)
     return f / tp, b / tp, w / tp
+
+
+def _gemm_bytes(k: float, n: float, m: float, low: bool) -> float:
+    """HBM bytes per row (token) of one GEMM ``[m, k] x [k, n]``: the input row and the
+    weights (1 byte each in FP8, else 2) amortised over ``m`` rows, and the BF16 output row."""
+    b = 1.0 if low else 2.0
+    return k * b + n * BF16_BYTES + k * n * b / m
+
+
+def gemm_io_bytes(arch: Architecture, kind: str, tokens: float, tp: int, ep: int, gemm: str) -> float:
+    """HBM bytes per token that one layer's GEMMs stream in the forward pass, per GPU of a
+    ``tp`` group [B/token]; each backward GEMM (input and weight gradient) streams as much.
+
+    ``tokens``: rows of a dense GEMM (tokens per micro-batch on the GPU); a routed expert
+    sees ``tokens * top_k * ep / n_routed`` rows. Tensor parallelism splits the output
+    width of column-parallel and the input width of row-parallel GEMMs. Fitted as a roofline
+    (time = FLOPs / rate + bytes / HBM) to DeepGEMM's 22 published FP8 shapes on H800
+    (specs/compute.md, "GEMM shapes"): median error 7.5%.
+    """
+    d, att, low = arch.hidden, arch.attention, gemm == "fp8"
+    io = 0.0
+    if isinstance(att, GQA):
+        n_h, n_kv, hd = att.dims(d)
+        io += _gemm_bytes(d, (n_h + 2 * n_kv) * hd / tp, tokens, low) + _gemm_bytes(n_h * hd / tp, d, tokens, low)
+    else:
+        qk = att.qk_nope_head_dim + att.qk_rope_head_dim
+        if att.q_lora_rank:
+            io += _gemm_bytes(d, att.q_lora_rank, tokens, low)
+            io += _gemm_bytes(att.q_lora_rank, att.n_heads * qk / tp, tokens, low)
+        else:
+            io += _gemm_bytes(d, att.n_heads * qk / tp, tokens, low)
+        io += _gemm_bytes(d, att.kv_lora_rank + att.qk_rope_head_dim, tokens, low)
+        io += _gemm_bytes(att.kv_lora_rank, att.n_heads * (att.qk_nope_head_dim + att.v_head_dim) / tp, tokens, low)
+        io += _gemm_bytes(att.n_heads * att.v_head_dim / tp, d, tokens, low)
+    up = 2 if arch.mlp.gated else 1
+    if kind == "moe":
+        m = arch.moe
+        f = m.expert_ffn / tp
+        expert = (lambda rows: _gemm_bytes(d, up * f, rows, low) + _gemm_bytes(f, d, rows, low))
+        io += m.n_shared * expert(tokens)
+        io += m.top_k * expert(max(tokens * m.top_k * ep / m.n_routed, 1e-30))
+        io += _gemm_bytes(d, m.n_routed, tokens, False)  # router, BF16
+    else:
+        f = arch.mlp.ffn_hidden / tp
+        io += _gemm_bytes(d, up * f, tokens, low) + _gemm_bytes(f, d, tokens, low)
+    return io
+
+
+def head_io_bytes(arch: Architecture, tokens: float, tp: int) -> float:
+    """HBM bytes per token of the output head's GEMM (BF16), per GPU [B/token]."""
+    return _gemm_bytes(arch.hidden, arch.vocab_size / tp, tokens, False)
 
 
 def elementwise_bytes(arch: Architecture, kind: str, gemm: str) -> float:

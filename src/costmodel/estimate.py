@@ -18,7 +18,7 @@ from .errors import EstimateOutOfRange, InfeasibleConfig
 from .frozen import FrozenDict, freeze
 from .pipeline import makespan, simulate, step_totals
 from .pipeline.orders import topology
-from .stages import placement
+from .stages import placement, placements
 from .units import quantity, to_base
 
 __all__ = ["Estimate", "estimate", "pipeline_of"]
@@ -105,7 +105,7 @@ class Estimate:
 # ---------------------------------------------------------------------------- stage work
 
 
-def _layer_work(cfg: TrainingConfig, r: compute.Rates) -> dict[str, np.ndarray]:
+def _layer_work(cfg: TrainingConfig, r: compute.Rates, tokens: float) -> np.ndarray:
     """Per-token F, B, W compute seconds of one layer of each kind (rows dense, moe)."""
     arch, s, p = cfg.model, cfg.data.seq_len, cfg.parallelism
     out = np.zeros((2, 3))
@@ -117,12 +117,35 @@ def _layer_work(cfg: TrainingConfig, r: compute.Rates) -> dict[str, np.ndarray]:
                "mla-up-proj": {"attention": 2.0 * arch.attention.up_proj_params(arch.hidden)},
                "full": flops}.get(p.recompute, {})
         f, b, w = compute.component_times(flops, r, rec, p.tp)
+        io = compute.gemm_io_bytes(arch, kind, tokens, p.tp, p.ep, cfg.precision.gemm) / r.hbm
         ew = compute.elementwise_bytes(arch, kind, cfg.precision.gemm) / r.hbm / p.tp
         sf, sb = (compute.scores_bytes(arch, s) if cfg.kernels.attention == "materialized" else (0.0, 0.0))
         sf, sb = sf / r.hbm / p.tp, sb / r.hbm / p.tp
-        redo = (ew if p.recompute == "full" else 0.0) + (sf if p.recompute in ("full", "selective") else 0.0)
-        out[i] = (f + ew + sf, b + 2 * ew + sb + redo, w)
+        redo = ((ew + io) if p.recompute == "full" else 0.0) + (sf if p.recompute in ("full", "selective") else 0.0)
+        out[i] = (f + ew + sf + io, b + 2 * ew + sb + redo + io, w + io)
     return out
+
+
+#: SMs that drive the full NVLink and InfiniBand bandwidth of DeepSeek-V3's all-to-all:
+#: "only 20 SMs are sufficient to fully utilize the bandwidths of IB and NVLink" (V3
+#: report, arXiv 2412.19437, Sec. 3.2.2). DeepEP's normal kernels with 24 SMs measure 43-58
+#: GB/s per GPU over 50 GB/s RDMA (saturated) and 153-158 GB/s over NVLink (README, commit
+#: 3b1045d). Fewer SMs drive proportionally less (specs/network.md, "SMs and bandwidth").
+SATURATING_COMM_SMS = 20
+
+
+def _driven(cfg: TrainingConfig) -> float:
+    """Share of the link bandwidth the all-to-all kernels' reserved SMs can drive (1 when
+    no SMs are reserved: the kernels then take the whole GPU and overlap nothing)."""
+    c = cfg.parallelism.comm_sms
+    return 1.0 if c == 0 else min(1.0, c / SATURATING_COMM_SMS)
+
+
+def _compute_share(cfg: TrainingConfig) -> float | None:
+    """Share of the SMs left to compute while communication kernels run, or ``None`` when
+    no SMs are reserved and communication cannot overlap compute."""
+    c, sms = cfg.parallelism.comm_sms, cfg.cluster.gpu.sms
+    return None if c == 0 else (sms - c) / sms
 
 
 def _links(cfg: TrainingConfig) -> tuple[network.Link, network.Link]:
@@ -135,9 +158,10 @@ def _links(cfg: TrainingConfig) -> tuple[network.Link, network.Link]:
     return nvl, ib
 
 
-def _layer_comm(cfg: TrainingConfig, tokens: float, core_fb: tuple[float, float]) -> np.ndarray:
+def _layer_comm(cfg: TrainingConfig, tokens: float, core_fb: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Per-micro-batch communication of one layer of each kind: rows dense, moe; columns
-    (exposed F, exposed B, all-to-all F, all-to-all B) [s]."""
+    (exposed F, exposed B, all-to-all F, all-to-all B) [s]; and the MoE dispatch of each
+    direction (what shared-expert compute can hide) [s]."""
     arch, p, c = cfg.model, cfg.parallelism, cfg.cluster
     nvl, ib = _links(cfg)
     d, gpn = arch.hidden, c.node_size
@@ -152,34 +176,44 @@ def _layer_comm(cfg: TrainingConfig, tokens: float, core_fb: tuple[float, float]
         link = network.group_link(p.tp * p.cp, gpn, nvl, ib)
         ring = (p.cp - 1) * tokens / p.tp * kv / link.bandwidth
         cp_f, cp_b = max(0.0, ring - core_fb[0]), max(0.0, 2 * ring - core_fb[1])
-    out[:, 0], out[:, 1] = tp_t + cp_f, tp_t + cp_b
+    full = p.recompute == "full"  # the recomputed forward re-runs its collectives (Megatron-LM: 6 per layer, not 4)
+    out[:, 0], out[:, 1] = tp_t + cp_f, tp_t + cp_b + (tp_t + cp_f if full else 0.0)
+    dispatch = np.zeros(2)
     if arch.is_moe and p.ep > 1:
-        out[1, 2:] = _all_to_all(cfg, tokens / p.tp, nvl, ib)
-    return out
+        a2a_f, a2a_b, first = _all_to_all(cfg, tokens / p.tp, nvl, ib)
+        out[1, 2:] = a2a_f, a2a_b + (a2a_f if full else 0.0)
+        dispatch[:] = first
+    return out, dispatch
 
 
 def _bw_lat(link: network.Link) -> tuple[float, float]:
     return link.bandwidth, link.latency
 
 
-def _all_to_all(cfg: TrainingConfig, tokens: float, nvl: network.Link, ib: network.Link) -> tuple[float, float]:
-    """Expert-parallel dispatch + combine of one MoE layer, forward and backward [s]."""
+def _all_to_all(cfg: TrainingConfig, tokens: float, nvl: network.Link, ib: network.Link) -> tuple[float, float, float]:
+    """Expert-parallel dispatch + combine of one MoE layer, forward and backward, and the
+    dispatch alone [s]. With FP8 GEMMs the dispatch sends FP8 and the combine BF16 (V3 Sec.
+    3.3.4); in the backward the gradient entering the down projection is quantized to FP8
+    too (Sec. 3.3.3), so one direction is FP8 again. The bandwidth is what the reserved SMs
+    drive (``_driven``)."""
     arch, p, gpn = cfg.model, cfg.parallelism, cfg.cluster.node_size
     k, d = arch.moe.top_k, arch.hidden
-    disp = 1.0 if cfg.precision.gemm == "fp8" else 2.0  # FP8 dispatch, BF16 combine (V3 Sec. 3.3.4)
-    nodes = math.ceil(p.ep / gpn)
+    low = 1.0 if cfg.precision.gemm == "fp8" else 2.0
+    nodes = -(-p.ep // gpn)  # exact for any integer size
     if nodes == 1:
         copies_nvl, copies_ib = k * (p.ep - 1) / p.ep, 0.0
     else:
         copies_ib = network.distinct_nodes(k, nodes, arch.moe.max_nodes_per_token) * (nodes - 1) / nodes
         copies_nvl = k * (gpn - 1) / gpn
+    share = _driven(cfg)
 
     def a2a(elem_bytes: float) -> float:
-        t_nvl = network.all_to_all_time(tokens * copies_nvl * d * elem_bytes, nvl.bandwidth, nvl.latency)
-        t_ib = network.all_to_all_time(tokens * copies_ib * d * elem_bytes, ib.bandwidth, ib.latency)
+        t_nvl = network.all_to_all_time(tokens * copies_nvl * d * elem_bytes, nvl.bandwidth * share, nvl.latency)
+        t_ib = network.all_to_all_time(tokens * copies_ib * d * elem_bytes, ib.bandwidth * share, ib.latency)
         return float(max(t_nvl, t_ib))
 
-    return a2a(disp) + a2a(2.0), 2 * a2a(2.0)
+    first = a2a(low)
+    return first + a2a(2.0), first + a2a(2.0), first
 
 
 @dataclass(frozen=True)
@@ -194,39 +228,79 @@ class _Ranks:
     chunk_comm: np.ndarray  # (chunks, 4)
 
 
-def _rank_work(cfg: TrainingConfig) -> _Ranks:
+@dataclass(frozen=True)
+class _PerLayer:
+    """Work of one average layer, and of the head and MTP, per micro-batch [s]."""
+
+    layer: np.ndarray  # F, B, W
+    comm: np.ndarray  # exposed F, exposed B, all-to-all F, all-to-all B
+    last: np.ndarray  # head + MTP compute: F, B, W
+    last_comm: np.ndarray  # MTP blocks' communication
+    tokens: float
+
+    @property
+    def last_extra(self) -> float:
+        """The last chunk's extra work in layer-equivalents."""
+        return float(self.last.sum() / self.layer.sum())
+
+
+def _per_layer(cfg: TrainingConfig) -> _PerLayer:
     arch, p, e = cfg.model, cfg.parallelism, cfg.efficiency
-    r = compute.rates(cfg.cluster.gpu, cfg.precision.gemm, e.compute, e.fp8_recipe, e.hbm, p.comm_sms)
-    tokens = p.micro_batch * cfg.data.seq_len / p.cp
+    s = cfg.data.seq_len
+    r = compute.rates(cfg.cluster.gpu, cfg.precision.gemm, e.compute, e.fp8_recipe, e.hbm, s, cfg.kernels.attention)
+    tokens = p.micro_batch * s / p.cp
     share = np.array([arch.n_dense_layers, arch.n_moe_layers], dtype=float) / arch.n_layers
-    per_token = _layer_work(cfg, r)
+    per_token = _layer_work(cfg, r, tokens)
     layer = share @ per_token * tokens  # F, B, W of an average layer per micro-batch
-    core = arch.attention.core_flops(arch.hidden, cfg.data.seq_len) * tokens / p.tp / r.bf16
-    comm = share @ _layer_comm(cfg, tokens, (core, 2 * core))
+    core_f, core_b, _ = compute.component_times({"attention_core": arch.attention.core_flops(arch.hidden, s)}, r,
+                                                None, p.tp)
+    comm_kinds, dispatch = _layer_comm(cfg, tokens, (core_f * tokens, core_b * tokens))
+    sh = _compute_share(cfg)
+    if arch.is_moe and arch.moe.n_shared and sh is not None and p.schedule not in ("dualpipe", "dualpipev"):
+        # shared-expert compute overlaps the dispatch of each direction on the SMs left to
+        # compute (DeepSeek-V2 report Sec. 3.1.3); DualPipe overlaps everything instead
+        ef, eb, ew = compute.component_times({"moe_shared": arch.layer_flops("moe", s)["moe_shared"]}, r, None, p.tp)
+        comm_kinds[1, 2] -= min(ef * tokens, sh * dispatch[0])
+        comm_kinds[1, 3] -= min((eb + ew) * tokens, sh * dispatch[1])
+    comm = share @ comm_kinds
     extra = {"head": arch.head_flops()}
     if arch.mtp_modules:
-        extra.update(arch.mtp_flops(cfg.data.seq_len))
+        extra.update(arch.mtp_flops(s))
     last = np.array(compute.component_times(extra, r, None, p.tp)) * tokens
-    mtp_comm = comm * arch.mtp_modules  # an MTP block communicates like a layer
-    place = placement(p.schedule, p.pp, p.virtual_stages, arch.n_layers, last.sum() / layer.sum())
-    chunk_compute = np.outer(place.layers, layer)
-    chunk_compute[-1] += last
-    chunk_comm = np.outer(place.layers, comm)
-    chunk_comm[-1] += mtp_comm
-    return _Ranks(place.runs @ chunk_compute, place.runs @ chunk_comm, place, tokens, chunk_compute, chunk_comm)
+    head_io = compute.head_io_bytes(arch, tokens, p.tp) / r.hbm * (1 + arch.mtp_modules) * tokens
+    last += head_io
+    if arch.mtp_modules:  # an MTP block streams its GEMMs like a layer of the last kind
+        kind = "moe" if arch.is_moe else "dense"
+        last += arch.mtp_modules * compute.gemm_io_bytes(arch, kind, tokens, p.tp, p.ep, cfg.precision.gemm) / r.hbm * tokens
+    return _PerLayer(layer, comm, last, comm * arch.mtp_modules, tokens)  # an MTP block communicates like a layer
 
 
-#: ``pipeline="auto"`` simulates when the busiest rank's compute per micro-batch exceeds the
-#: least busy one's by more than this; below it the closed forms are exact enough. Compute
-#: alone decides, so a layout is timed the same way whatever the GPU or network
-#: (specs/pipeline.md).
-SIMULATE_ABOVE_SPREAD = 0.02
+def _ranks(per: _PerLayer, place) -> _Ranks:
+    chunk_compute = np.outer(place.layers, per.layer)
+    chunk_compute[-1] += per.last
+    chunk_comm = np.outer(place.layers, per.comm)
+    chunk_comm[-1] += per.last_comm
+    return _Ranks(place.runs @ chunk_compute, place.runs @ chunk_comm, place, per.tokens, chunk_compute, chunk_comm)
 
 
-def _fb_pair(f, b, w, exposed_f, exposed_b, a2a_f, a2a_b):
-    """A DualPipe F&B pair: a forward and a full backward run together, each hiding the
-    other's all-to-all; TP/CP communication stays exposed [s]. Broadcasts over arrays."""
-    return exposed_f + exposed_b + np.maximum(f + b + w, a2a_f + a2a_b)
+def _rank_work(cfg: TrainingConfig, place=None) -> _Ranks:
+    """Per-rank work of ``cfg`` with ``place`` (default: the min-max placement)."""
+    per = _per_layer(cfg)
+    p = cfg.parallelism
+    if place is None:
+        place = placement(p.schedule, p.pp, p.virtual_stages, cfg.model.n_layers, per.last_extra)
+    return _ranks(per, place)
+
+
+def _fb_pair(f, b, w, exposed_f, exposed_b, a2a_f, a2a_b, share):
+    """A DualPipe F&B pair: a forward and a full backward run together, hiding their
+    all-to-all behind compute while the communication kernels hold their SMs: compute runs
+    at ``share`` of the GPU while the all-to-all runs, at full speed after; ``share=None``
+    (no SMs reserved) overlaps nothing. TP/CP communication stays exposed [s]. Broadcasts."""
+    work, a2a = f + b + w, a2a_f + a2a_b
+    if share is None:
+        return exposed_f + exposed_b + work + a2a
+    return exposed_f + exposed_b + a2a + np.maximum(0.0, work - share * a2a)
 
 
 def _simulate(cfg: TrainingConfig, w: _Ranks, m: int, p2p: float, run=simulate):
@@ -239,11 +313,12 @@ def _simulate(cfg: TrainingConfig, w: _Ranks, m: int, p2p: float, run=simulate):
     fb = None
     if p.schedule in ("dualpipe", "dualpipev"):
         _, _, stage_of = topology(p.schedule, p.pp)
+        share = _compute_share(cfg)
         fb = np.zeros((p.pp, 2))
         for r, phases in enumerate(stage_of):
             for ph in range(2):
                 a, b = phases[ph][1], phases[1 - ph][1]
-                fb[r, ph] = _fb_pair(cc[a, 0], cc[b, 1], cc[b, 2], cm[a, 0], cm[b, 1], cm[a, 2], cm[b, 3])
+                fb[r, ph] = _fb_pair(cc[a, 0], cc[b, 1], cc[b, 2], cm[a, 0], cm[b, 1], cm[a, 2], cm[b, 3], share)
     return run(p.schedule, p.pp, m, stage_times=stage_times, FB=fb, p2p=p2p, virtual_stages=p.virtual_stages)
 
 
@@ -260,8 +335,8 @@ def _p2p(cfg: TrainingConfig, w: _Ranks) -> float:
 
 def pipeline_of(cfg: TrainingConfig):
     """The simulated pipeline of one full-batch step of ``cfg`` (a ``SimulationResult``),
-    from the same stage times the estimate uses."""
-    work = _rank_work(cfg)
+    with the layer placement and stage times the estimate uses."""
+    work = _layout(cfg, "simulate").work
     return _simulate(cfg, work, cfg.microbatches, _p2p(cfg, work))
 
 
@@ -273,10 +348,7 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
     for name, arr in (("compute time per micro-batch", comp), ("communication time per micro-batch", comm)):
         if not np.all(np.isfinite(arr)):
             raise EstimateOutOfRange(name, float(arr[~np.isfinite(arr)].flat[0]))
-    if p.schedule in ("dualpipe", "dualpipev"):
-        pair = _fb_pair(comp[:, 0], comp[:, 1], comp[:, 2], *comm.T)
-    else:
-        pair = comp.sum(1) + comm.sum(1)
+    pair = _pairs(cfg, w)
     r = int(np.argmax(pair))
     F, B, W = comp[r]
     fx, bx, af, ab = comm[r]
@@ -284,10 +356,10 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
     p2p = _p2p(cfg, w)
     if not np.isfinite(p2p):
         raise EstimateOutOfRange("pipeline transfer time", p2p)
-    # decided on compute alone, so the same layout is timed the same way on any GPU or network
+    # auto simulates every pipeline: the closed forms are exact only for identical ranks,
+    # and a threshold between the two methods made step time jump (specs/pipeline.md)
     work = comp.sum(1)
-    simulated = mode == "simulate" or p.schedule == "zbv" or (  # ZB-V has no closed form
-        mode == "auto" and p.pp > 1 and work.max() > work.min() * (1 + SIMULATE_ABOVE_SPREAD))
+    simulated = p.pp > 1 and (mode != "closed" or p.schedule == "zbv")  # ZB-V has no closed form
     if simulated:
         sim = _simulate(cfg, w, m, p2p, run=step_totals)
         bubble = sim.makespan - m * pair[r]
@@ -304,7 +376,7 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
     busiest = float(work.max())
     return {"compute": busiest, "comm": pair[r] - busiest, "bubble": max(0.0, float(bubble)),
             "idle": idle, "simulated": float(simulated), "f": f, "b": b, "w": W, "f_compute": F,
-            "b_compute": B, "rank": r, "unverified_extrapolation": float(unverified)}
+            "b_compute": B, "a2a_b": ab, "p2p": p2p, "rank": r, "unverified_extrapolation": float(unverified)}
 
 
 def _rank_params(cfg: TrainingConfig, place) -> tuple[np.ndarray, np.ndarray]:
@@ -329,11 +401,17 @@ def _rank_params(cfg: TrainingConfig, place) -> tuple[np.ndarray, np.ndarray]:
 def _dp_sync(cfg: TrainingConfig, ne: float, ex: float, sched: dict, m: float, span: float) -> tuple[float, float]:
     """Exposed data-parallel communication per step, and the optimizer step [s].
 
-    Gradients are reduced once per step; the reduce-scatter (all-reduce for ZeRO-0) overlaps
-    the last micro-batch's backward compute and the parameter all-gather the next step's
-    first forward compute. ZeRO-3 gathers parameters for every micro-batch's forward and
-    backward: the DP link must carry those ``2 m`` gathers within the pipeline's ``span``,
-    so only their excess is exposed, and its reduce-scatter is taken as not overlapped.
+    ZeRO-0 and -1 reduce gradients once per step, overlapping the last micro-batch's
+    backward; ZeRO-2 reduce-scatters every micro-batch's gradients (DeepSpeed stage 2,
+    FSDP SHARD_GRAD_OP: that is how they keep only a shard), each overlapping the compute
+    until the next one and the last only its own backward. The
+    parameter all-gather overlaps the next step's first forward. ZeRO-3 gathers parameters
+    for every micro-batch's forward and backward: the DP link must carry those ``2 m``
+    gathers within the pipeline's ``span``, so only their excess is exposed, and its
+    reduce-scatter is taken as not overlapped. When the DP group crosses nodes it shares
+    each GPU's NIC with the expert all-to-all and the pipeline transfers of the same
+    backward: the window left to hide DP traffic is the backward's compute minus that NIC
+    time (specs/network.md, "One NIC").
     """
     p, prec = cfg.parallelism, cfg.precision
     nvl, ib = _links(cfg)
@@ -346,11 +424,20 @@ def _dp_sync(cfg: TrainingConfig, ne: float, ex: float, sched: dict, m: float, s
         else:
             rs += network.reduce_scatter_time(params * g, n, link.bandwidth, link.latency)
             ag += network.all_gather_time(params * 2.0, n, link.bandwidth, link.latency)
+    shared_nic = link is ib
+    ep_nodes = cfg.model.is_moe and p.ep > cfg.cluster.node_size
+    busy_b = (sched["a2a_b"] if ep_nodes else 0.0) + (sched["p2p"] if p.pp * p.tp * p.cp > cfg.cluster.node_size else 0.0)
+    busy_f = (sched["f"] - sched["f_compute"] if ep_nodes else 0.0)
+    window = max(0.0, sched["b_compute"] + sched["w"] - (busy_b if shared_nic else 0.0))
+    fwd_window = max(0.0, sched["f_compute"] - (busy_f if shared_nic else 0.0))
     if p.zero == 3:
         exposed = max(0.0, 2 * m * ag - span) + rs
+    elif p.zero == 2:  # each micro-batch's reduce-scatter runs on while the next computes
+        busy = (busy_b + busy_f) if shared_nic else 0.0
+        per_mb = max(0.0, sched["f_compute"] + sched["b_compute"] + sched["w"] - busy)
+        exposed = ((m - 1) * max(0.0, rs - per_mb) + max(0.0, rs - window) if p.overlap_grad_reduce else m * rs) + max(0.0, ag - fwd_window)
     else:
-        window = sched["b_compute"] + sched["w"]
-        exposed = (max(0.0, rs - window) if p.overlap_grad_reduce else rs) + max(0.0, ag - sched["f_compute"])
+        exposed = (max(0.0, rs - window) if p.overlap_grad_reduce else rs) + max(0.0, ag - fwd_window)
     per_param = g + (8.0 if prec.master_weights == "fp32" else 4.0) + 4 * memory.BYTES[prec.optimizer_moments] + 2.0
     shard = (ne / (p.dp * p.cp) + ex * p.ep / (p.dp * p.cp * p.tp)) if p.zero >= 1 else ne + ex
     hbm = to_base(cfg.cluster.gpu.hbm_bandwidth, "bandwidth") * cfg.efficiency.hbm
@@ -364,17 +451,19 @@ def _memory(cfg: TrainingConfig, w: _Ranks, ne: np.ndarray, ex: np.ndarray) -> t
     st_ex = memory.state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero,
                                          max(1, p.dp * p.cp * p.tp // p.ep))
     act_layer = sum(
-        count / arch.n_layers * memory.activation_bytes_per_token(arch, kind, p.recompute, prec.gemm,
-                                                                  cfg.kernels.attention, cfg.data.seq_len)
+        count / arch.n_layers * memory.activation_bytes_per_token(
+            arch, kind, p.recompute, prec.gemm, cfg.kernels.attention, cfg.data.seq_len, p.tp, p.sequence_parallel)
         for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if count
     )
     place = w.place
-    unit = (place.runs @ place.layers + place.runs[:, -1] * arch.mtp_modules) * act_layer * w.tokens / p.tp
+    unit = (place.runs @ place.layers + place.runs[:, -1] * arch.mtp_modules) * act_layer * w.tokens
     ranks = np.arange(p.pp)
     acts = memory.in_flight(p.schedule, p.pp, ranks, cfg.microbatches, p.virtual_stages) * unit
     logits = place.holds[:, -1] * w.tokens * arch.vocab_size * 4.0 / p.tp  # FP32 logits of one micro-batch
     parts = {k: ne * st_ne[k] + ex * st_ex[k] for k in st_ne}
     parts["activations"] = acts + logits
+    tensors = sum(parts.values())
+    parts["reserve"] = memory.reserve_bytes(tensors, arch.is_moe and p.ep > 1)
     total = sum(parts.values())
     r = int(np.argmax(total))
     return {k: float(v[r]) for k, v in parts.items()}, r
@@ -423,9 +512,9 @@ def estimate(cfg: TrainingConfig, check: bool = True, pipeline: str = "auto") ->
         Raise :class:`InfeasibleConfig` if the layout does not fit in HBM (default); with
         ``False`` return the estimate with ``fits=False`` instead.
     pipeline : {"auto", "closed", "simulate"}
-        How the schedule is timed: closed forms (fast, exact for identical ranks), the event
-        simulator (``costmodel.pipeline.simulate``), or ``auto``: the simulator when ranks'
-        work per micro-batch differs by more than 2%.
+        How the schedule is timed: closed forms (fast, exact only for identical ranks), or the event simulator (``costmodel.pipeline.simulate``)
+        over the candidate placements (``auto``, the default, and ``simulate`` are the same:
+        every pipeline is simulated, so step time is continuous in every input).
     """
     if pipeline not in ("auto", "closed", "simulate"):
         raise ValueError(f"pipeline must be 'auto', 'closed' or 'simulate'; got {pipeline!r}")
@@ -436,11 +525,24 @@ def estimate(cfg: TrainingConfig, check: bool = True, pipeline: str = "auto") ->
             raise EstimateOutOfRange("a value", float("inf")) from None
 
 
-def _estimate(cfg: TrainingConfig, check: bool, pipeline: str) -> Estimate:
-    p = cfg.parallelism
+@dataclass(frozen=True)
+class _Layout:
+    """One placement of layers, timed: its work, schedule, step parts and memory."""
+
+    work: _Ranks
+    sched: dict
+    step_parts: dict
+    mem: dict
+    fits: bool
+
+    @property
+    def step(self) -> float:
+        return float(sum(self.step_parts.values()))
+
+
+def _timed(cfg: TrainingConfig, work: _Ranks, mode: str) -> _Layout:
     m = cfg.microbatches
-    work = _rank_work(cfg)
-    sched = _schedule(cfg, work, m, pipeline)
+    sched = _schedule(cfg, work, m, mode)
     ne, ex = _rank_params(cfg, work.place)
     span = m * (sched["compute"] + sched["comm"]) + sched["bubble"]
     dp_exposed, optimizer = _dp_sync(cfg, float(ne.max()), float(ex.max()), sched, m, span)
@@ -451,19 +553,62 @@ def _estimate(cfg: TrainingConfig, check: bool, pipeline: str) -> Estimate:
         "data-parallel sync (exposed)": dp_exposed,
         "optimizer": optimizer,
     }
-    step = sum(step_parts.values())
+    mem, _ = _memory(cfg, work, ne, ex)
+    fits = sum(mem.values()) <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
+    return _Layout(work, sched, step_parts, mem, fits)
+
+
+def _pairs(cfg: TrainingConfig, w: _Ranks) -> np.ndarray:
+    """Each rank's work per micro-batch in the steady state [s] (DualPipe: an F&B pair)."""
+    comp, comm = w.compute, w.comm
+    if cfg.parallelism.schedule in ("dualpipe", "dualpipev"):
+        return _fb_pair(comp[:, 0], comp[:, 1], comp[:, 2], *comm.T, _compute_share(cfg))
+    return comp.sum(1) + comm.sum(1)
+
+
+def _layout(cfg: TrainingConfig, mode: str) -> _Layout:
+    """The placement of layers the estimate uses: of the candidates (``stages.placements``),
+    the fastest step that fits in memory, else the fastest (specs/pipeline.md, "Stage
+    balance"). A candidate whose lower bound (``m`` times its slowest rank's work per
+    micro-batch, which no step undercuts) is no better than the best step found is not
+    timed, so the minimum is exact and most candidates cost no simulation."""
+    p = cfg.parallelism
+    per = _per_layer(cfg)
+    capacity = to_base(cfg.cluster.gpu.hbm_capacity, "memory")
+    m = cfg.microbatches
+    cands = []
+    for place in placements(p.schedule, p.pp, p.virtual_stages, cfg.model.n_layers, per.last_extra):
+        w = _ranks(per, place)
+        ne, ex = _rank_params(cfg, place)
+        fits = sum(_memory(cfg, w, ne, ex)[0].values()) <= capacity
+        cands.append(((not fits, m * float(np.max(_pairs(cfg, w)))), w))
+    cands.sort(key=lambda c: c[0])
+    best = None
+    for (no_fit, bound), w in cands:
+        if best is not None and (no_fit, bound) >= (not best.fits, best.step):
+            break
+        t = _timed(cfg, w, mode)
+        if best is None or (not t.fits, t.step) < (not best.fits, best.step):
+            best = t
+    return best
+
+
+def _estimate(cfg: TrainingConfig, check: bool, pipeline: str) -> Estimate:
+    p = cfg.parallelism
+    m = cfg.microbatches
+    lay = _layout(cfg, pipeline)
+    sched, step_parts = lay.sched, lay.step_parts
+    step = lay.step
     steps = _steps(cfg)
     rounds = cfg.tokens / (cfg.data.seq_len * p.micro_batch * p.dp)  # micro-batches per pipeline, whole run
     per_mb = sched["compute"] + sched["comm"]
     wall = (per_mb * rounds + (step - m * per_mb) * steps) / cfg.goodput
     gpu_hours = wall * cfg.cluster.num_gpus / 3600.0
-    mem, _ = _memory(cfg, work, ne, ex)
+    mem = lay.mem
     mem_total = sum(mem.values())
-    capacity = to_base(cfg.cluster.gpu.hbm_capacity, "memory")
-    fits = mem_total <= capacity
-    if check and not fits:
-        raise InfeasibleConfig(mem_total, capacity, mem)
-    return _result(cfg, step, step_parts, wall, gpu_hours, mem, fits, steps, sched)
+    if check and not lay.fits:
+        raise InfeasibleConfig(mem_total, to_base(cfg.cluster.gpu.hbm_capacity, "memory"), mem)
+    return _result(cfg, step, step_parts, wall, gpu_hours, mem, lay.fits, steps, sched)
 
 
 def _result(cfg: TrainingConfig, step: float, step_parts: dict, wall: float, gpu_hours: float,

@@ -134,12 +134,16 @@ class GPU(PicklesAsJson, BaseModel):
     def achievable_flops(self, dtype: str) -> float:
         """Maximum achievable dense matmul rate for ``dtype`` [FLOP/s].
 
-        The measured figure where the catalogue has one; otherwise the peak times the median
-        measured fraction of peak over the catalogue's parts for that precision (or for BF16
-        if none is measured for ``dtype``). See specs/compute.md.
+        The measured figure where the catalogue has one; otherwise the peak times the part's
+        own measured fraction of peak for BF16 (its silicon and software stack), else the
+        median measured fraction over the catalogue's parts for that precision (or BF16's).
+        See specs/compute.md.
         """
         if dtype in self.achievable:
             return to_base(self.achievable[dtype], "flop rate")
+        for own in ("bf16", "fp16"):
+            if own in self.achievable and own in self.peaks:
+                return self.peak_flops(dtype) * to_base(self.achievable[own], "flop rate") / self.peak_flops(own)
         return self.peak_flops(dtype) * achievable_fraction(dtype)
 
     def supports(self, dtype: str) -> bool:
@@ -172,9 +176,14 @@ def _merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
 
 
 @cache
-def _catalogue() -> dict[str, GPU]:
+def _raw() -> dict[str, dict[str, Any]]:
     text = resources.files("costmodel.catalog").joinpath("gpus.toml").read_text("utf-8")
-    raw = {entry["name"]: entry for entry in tomllib.loads(text)["gpu"]}
+    return {entry["name"]: entry for entry in tomllib.loads(text)["gpu"]}
+
+
+@cache
+def _catalogue() -> dict[str, GPU]:
+    raw = _raw()
     resolved: dict[str, dict[str, Any]] = {}
 
     def resolve(name: str) -> dict[str, Any]:
@@ -191,11 +200,13 @@ def _catalogue() -> dict[str, GPU]:
 
 @cache
 def achievable_fraction(dtype: str) -> float:
-    """Median of measured achievable / peak over the catalogue for ``dtype`` (BF16 if none)."""
+    """Median of measured achievable / peak over the catalogue for ``dtype`` (BF16 if none).
+    Only a part's own measurements count: an entry that inherits its base's figures
+    (``based_on``, the H800 from the H100) is the same measurement, not another one."""
     fractions = sorted(
         to_base(g.achievable[dtype], "flop rate") / g.peak_flops(dtype)
-        for g in _catalogue().values()
-        if dtype in g.achievable and dtype in g.peaks
+        for name, g in _catalogue().items()
+        if dtype in _raw()[name].get("achievable", {}) and dtype in g.peaks
     )
     if not fractions:
         return achievable_fraction("bf16") if dtype != "bf16" else 1.0

@@ -20,9 +20,12 @@ already recomputes the scores), ``full`` keeps only each layer's input (2d).
 
 from __future__ import annotations
 
+import numpy as np
+
 from .workload import GQA, Architecture
 
-__all__ = ["BYTES", "state_bytes_per_param", "activation_bytes_per_token", "in_flight"]
+__all__ = ["BYTES", "state_bytes_per_param", "activation_bytes_per_token", "in_flight", "reserve_bytes",
+           "CUDA_CONTEXT_BYTES", "NCCL_BYTES", "DEEPEP_BYTES", "FRAGMENTATION"]
 
 BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
 
@@ -39,43 +42,62 @@ def state_bytes_per_param(master_weights: str, grads: str, moments: str, zero: i
 
 
 def activation_bytes_per_token(arch: Architecture, kind: str, recompute: str, gemm: str,
-                               attention: str = "flash", seq_len: int = 0) -> float:
-    """Activation bytes one layer keeps per token until its backward [B/token].
+                               attention: str = "flash", seq_len: int = 0, tp: int = 1,
+                               sequence_parallel: bool = True) -> float:
+    """Activation bytes one layer keeps per token until its backward, per GPU of a ``tp``
+    group [B/token].
 
-    With materialized attention (no FlashAttention) and no recomputation of it, the scores
-    add ``5 n_h s`` bytes: softmax output (2), dropout mask (1) and output (2) per element
-    (Korthikanti et al. 2022, Eq. 2's ``5as/h`` term)."""
-    d, att = arch.hidden, arch.attention
+    Kept (BF16 unless said): each block's norm input (2d) and norm output (the linear
+    input: 2d, or d in FP8); Q, K, V; the attention output (2 n_h d_v) and log-sum-exp
+    (4 n_h); the MLP intermediates over the active width (gated: gate and up outputs and the
+    activation's output; with FP8 the activation output is the down projection's FP8 input,
+    and MoE experts cache gate and up in FP8 and recompute the output, DeepSeek-V3 report
+    Sec. 3.3.3); MoE copies of the input per active expert (the linear input each).
+    Recomputation: ``selective`` recomputes only the attention core (Megatron-LM: QK^T,
+    softmax, AV), so Q, K, V stay and only materialized scores go; ``mla-up-proj``
+    recomputes every norm and the MLA up-projections (DeepSeek-V3 Sec. 3.2.3), keeping the
+    norm inputs and the compressed latents instead of norm outputs and Q, K, V; ``full``
+    keeps each layer's input (2d). With materialized attention scores and no recomputation
+    of them, ``5 n_h s`` bytes more (Korthikanti et al. 2022, Eq. 2's ``5as/h`` term).
+
+    Tensor parallelism divides everything by ``tp`` with sequence parallelism; without it
+    the norms' inputs and outputs are replicated on every TP rank (Korthikanti et al. 2022,
+    arXiv 2205.05198, Sec. 4.2.2: ``10 sbh`` of the ``34 sbh`` not divided, the other 2 being
+    dropout masks, which models trained without dropout do not keep).
+    """
+    d, att, kernel = arch.hidden, arch.attention, attention
     if recompute == "full":
-        return 2.0 * d
+        return 2.0 * d / (tp if sequence_parallel else 1)
+    linear = 1.0 if gemm == "fp8" else 2.0
     if isinstance(att, GQA):
         n_h, n_kv, hd = att.dims(d)
-        qkv, out = (n_h + 2 * n_kv) * hd, n_h * hd
+        qkv, out, latents = (n_h + 2 * n_kv) * hd, n_h * hd, 0
     else:
         n_h = att.n_heads
         qk = att.qk_nope_head_dim + att.qk_rope_head_dim
         qkv, out = n_h * (2 * qk + att.v_head_dim), n_h * att.v_head_dim
-        qkv += att.kv_lora_rank + (att.q_lora_rank or 0)  # the latents, kept for the up-projections
-    linear = 1.0 if gemm == "fp8" else 2.0
-    kernel = attention
-    attention = 2.0 * d + linear * d + 2.0 * out + 4.0 * n_h
-    if recompute not in ("selective", "mla-up-proj"):
-        attention += 2.0 * qkv
-    if kernel == "materialized" and recompute != "selective":
+        latents = att.kv_lora_rank + att.qk_rope_head_dim + (att.q_lora_rank or 0)
+    norm_out = 0.0 if recompute == "mla-up-proj" else linear * d
+    norms = 2 * (2.0 * d + norm_out)  # attention and MLP blocks: norm input and output
+    attention = 2.0 * out + 4.0 * n_h
+    attention += 2.0 * (latents if recompute == "mla-up-proj" else qkv + latents)
+    if kernel == "materialized" and recompute == "none":
         attention += 5.0 * n_h * seq_len
     if kind == "moe":
         experts = arch.moe.n_shared + arch.moe.top_k
         width = experts * arch.moe.expert_ffn
-        mlp = 2.0 * d + linear * d + experts * linear * d
+        mlp = experts * linear * d
     else:
-        width, mlp = arch.mlp.ffn_hidden, 2.0 * d + linear * d
+        experts, width, mlp = 0, arch.mlp.ffn_hidden, 0.0
     if arch.mlp.gated:
-        # gate and up outputs; the activation's output too, unless the FP8 recipe recomputes
-        # it from the cached inputs (DeepSeek-V3 report Sec. 3.3.2)
-        mlp += (2.0 if gemm == "fp8" else 3.0) * 2.0 * width
+        if gemm == "fp8" and kind == "moe":
+            mlp += 2.0 * width  # gate and up outputs cached in FP8, activation recomputed (V3 Sec. 3.3.3)
+        else:
+            mlp += 2.0 * 2.0 * width + linear * width  # gate, up, and the down projection's input
     else:
-        mlp += 2.0 * 2.0 * width
-    return attention + mlp
+        mlp += 2.0 * width + linear * width  # up output and the activation (down's input)
+    sharded = attention + mlp + (norms if sequence_parallel else 0.0)
+    return sharded / tp + (0.0 if sequence_parallel else norms)
 
 
 def in_flight(schedule: str, pp, rank, microbatches: int, v: int = 1):
@@ -86,10 +108,15 @@ def in_flight(schedule: str, pp, rank, microbatches: int, v: int = 1):
     ``(pp - rank)(1 + (pp-1)/(pp v))`` (Megatron-LM theoretical_memory_usage.py); DualPipe:
     ``PP + 1`` chunk activations (DualPipe README), one chunk being a rank unit; DualPipeV:
     ``PP + 1`` with ``PP = 2 pp`` half-size stages, i.e. ``(2pp + 1) / 2`` rank units (a rank
-    runs two half-size chunks per micro-batch).
+    runs two half-size chunks per micro-batch). Never more than the ``microbatches`` a
+    step has: with fewer micro-batches than the warm-up would start, a rank holds them all.
     """
+    return np.minimum(_in_flight(schedule, pp, rank, v), microbatches)
+
+
+def _in_flight(schedule: str, pp, rank, v: int):
     if schedule == "gpipe":
-        return microbatches + 0 * rank
+        return np.inf + 0 * rank
     if schedule in ("1f1b", "zb1p"):
         return pp - rank
     if schedule == "zbv":  # 2pp half-size chunks at rank 0, as 1F1B (Qi et al. 2024 Sec. 6)
@@ -99,3 +126,28 @@ def in_flight(schedule: str, pp, rank, microbatches: int, v: int = 1):
     if schedule == "dualpipe":
         return pp + 1 + 0 * rank
     return (2 * pp + 1) / 2 + 0 * rank  # dualpipev
+
+
+#: CUDA context and preloaded kernels with lazy module loading: 0.47 GiB measured with
+#: PyTorch 2.1.1 (stas00/ml-engineering, training/performance/README.md, "Preloaded CUDA
+#: kernels memory usage"; 0.9 GiB with eager loading, up to 1.8 GiB with old PyTorch).
+CUDA_CONTEXT_BYTES = 0.47 * 2**30
+#: NCCL communicator buffers: "expect 1-2 GiB" (same page; a barrier alone adds ~1.5 GiB);
+#: ~1.6 GB for one communicator in NVIDIA/nccl issue #864. Taken as 1.5 GiB.
+NCCL_BYTES = 1.5 * 2**30
+#: DeepEP's normal-kernel buffers when experts are spread over GPUs: 1 GB NVLink + 1 GB
+#: RDMA in its tests (deepseek-ai/DeepEP tests/test_internode.py at commit ebfe47e).
+DEEPEP_BYTES = 2e9
+#: The caching allocator's reserved-but-unused share of allocated tensors. Reported: 2.3%
+#: (vllm-project/compressed-tensors issue #587: 1.83 of 78.09 GiB); GMLake (ASPLOS'24)
+#: removes 15% on average with recomputation and offloading, STWeaver (arXiv 2507.16274)
+#: up to 43% with virtual pipelines and recomputation. Taken as 5%, a mid-low value for
+#: training without offloading (specs/memory.md).
+FRAGMENTATION = 0.05
+
+
+def reserve_bytes(tensors, expert_parallel: bool):
+    """Memory no tensor accounts for [B]: the CUDA context, NCCL buffers, DeepEP's buffers
+    (``expert_parallel``), and allocator fragmentation on ``tensors`` bytes."""
+    return (CUDA_CONTEXT_BYTES + NCCL_BYTES + (DEEPEP_BYTES if expert_parallel else 0.0)
+            + FRAGMENTATION * np.asarray(tensors))

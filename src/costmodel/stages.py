@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Placement", "balanced_chunks", "placement", "chunk_count", "chunk_formula"]
+__all__ = ["Placement", "balanced_chunks", "placement", "placements", "chunk_count", "chunk_formula"]
 
 #: Model chunks per pipeline rank, by schedule (the module docstring says which ranks run them).
 _CHUNKS_PER_RANK = {"interleaved": "v", "dualpipev": 2, "zbv": 2}
@@ -41,30 +41,45 @@ def chunk_formula(schedule: str) -> str:
     return "pp*virtual_stages" if per == "v" else ("pp" if per == 1 else f"{per}*pp")
 
 
+def _fill(weights: np.ndarray, extras: np.ndarray, mins: np.ndarray, total: int) -> np.ndarray:
+    """Integers ``l >= mins`` summing to ``total`` that minimise ``max(weights * (l + extras))``,
+    and among those fill the bins to one water level.
+
+    Bisection on the level ``T``: bin ``i`` takes ``max(min_i, floor(T / w_i - x_i))``
+    layers, and the lowest ``T`` whose bins hold ``total`` is the water level; a bin whose
+    own minimum load lies above it (the head's) keeps its minimum. The few layers above
+    ``total`` at that level are taken back from the most loaded bins (ties: the earliest,
+    which in a pipeline holds the most in-flight activations). O(bins log), whatever ``total``.
+    """
+    w, x, lo_n = (np.asarray(a, dtype=float) for a in (weights, extras, mins))
+    if w.size == 0:
+        return np.zeros(0, dtype=int)
+    if total <= lo_n.sum():
+        return lo_n.astype(int)
+
+    def caps(level: float) -> np.ndarray:
+        return np.maximum(lo_n, np.floor(level / w - x + 1e-9))
+
+    lo, hi = 0.0, float(np.max(w * (total + x)))
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if caps(mid).sum() >= total:
+            hi = mid
+        else:
+            lo = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    layers = caps(hi)
+    for _ in range(int(layers.sum() - total)):  # at most a few: bins that share a breakpoint
+        load = np.where(layers > lo_n, w * (layers + x), -np.inf)
+        layers[int(np.argmax(load))] -= 1
+    return layers.astype(int)
+
+
 def balanced_chunks(n_layers: int, chunks: int, last_extra: float) -> np.ndarray:
     """Layers per chunk minimising the heaviest chunk, the last carrying ``last_extra``
     layer-equivalents of other work; every chunk but possibly the last holds a layer."""
-    if chunks == 1:
-        return np.array([n_layers])
-    # worst(x) = max(ceil((n - x)/(k - 1)), x + e) falls, then rises, in x (layers on the last
-    # chunk); the first minimum lies within k of the crossing x* = (n - (k-1) e) / k, since
-    # moving k - 1 layers left raises the first term by one. Searching that window keeps
-    # this O(chunks) instead of O(layers).
-    if not np.isfinite(last_extra):  # 0/0 (no work at all) places evenly; x/0 leaves the last chunk empty
-        last_extra = 0.0 if np.isnan(last_extra) else float(n_layers)
-    k1 = chunks - 1
-    cross = (n_layers - k1 * last_extra) / chunks
-    lo = max(0, int(np.floor(cross)) - k1 - 1)
-    hi = min(n_layers - k1, max(lo, int(np.ceil(cross)) + 2))
-    best, best_x = None, 0
-    for x in range(lo, hi + 1):  # x layers on the last chunk
-        others = -(-(n_layers - x) // (chunks - 1))
-        worst = max(others, x + last_extra)
-        if best is None or worst < best - 1e-12:
-            best, best_x = worst, x
-    q, r = divmod(n_layers - best_x, chunks - 1)
-    counts = [q + 1] * r + [q] * (chunks - 1 - r) + [best_x]
-    return np.array(counts)
+    return placement("1f1b", chunks, 1, n_layers, last_extra).layers
 
 
 @dataclass(frozen=True)
@@ -87,10 +102,13 @@ class Placement:
     holds: np.ndarray
 
 
-def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float) -> Placement:
-    """Chunks for ``schedule`` on ``pp`` ranks (``v`` virtual stages for interleaved)."""
+def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float,
+              head_layers: int | None = None) -> Placement:
+    """Chunks for ``schedule`` on ``pp`` ranks (``v`` virtual stages for interleaved), with
+    layers placed to minimise the busiest *rank*'s work given the chunks it runs
+    (specs/pipeline.md, "Stage balance"). ``head_layers`` fixes how many layers the ranks
+    running the last chunk (head and MTP) hold; the rest are balanced over the other ranks."""
     k = chunk_count(schedule, pp, v)
-    layers = balanced_chunks(n_layers, k, last_extra)
     runs = np.zeros((pp, k))
     ranks = np.arange(pp)
     if schedule == "interleaved":
@@ -104,4 +122,52 @@ def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float) 
         runs[ranks, 2 * pp - 1 - ranks] = 1.0
     else:
         runs[ranks, ranks] = 1.0
+    if not np.isfinite(last_extra):  # 0/0 (no work at all) places evenly; x/0 leaves the last chunk empty
+        last_extra = 0.0 if np.isnan(last_extra) else float(n_layers)
+    extra = np.zeros(k)
+    extra[-1] = last_extra
+    mins = np.ones(k)
+    mins[-1] = 0.0
+    # ranks that run the same chunks (DualPipe's mirrored pairs) form one group
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for r in range(pp):
+        groups.setdefault(tuple(np.flatnonzero(runs[r])), []).append(r)
+    members = list(groups)
+    weight = np.array([runs[groups[g][0], g[0]] for g in members])
+    g_extra = np.array([extra[list(g)].sum() for g in members])
+    g_min = np.array([mins[list(g)].sum() for g in members])
+    if head_layers is None:
+        per_group = _fill(weight, g_extra, g_min, n_layers)
+    else:  # the group running the last chunk gets head_layers; the others share the rest
+        h = next(i for i, g in enumerate(members) if k - 1 in g)
+        rest = [i for i in range(len(members)) if i != h]
+        per_group = np.zeros(len(members), dtype=int)
+        per_group[h] = head_layers
+        per_group[rest] = _fill(weight[rest], g_extra[rest], g_min[rest], n_layers - head_layers)
+    layers = np.zeros(k, dtype=int)
+    for g, total in zip(members, per_group):
+        idx = list(g)
+        layers[idx] = _fill(np.ones(len(idx)), extra[idx], mins[idx], int(total))
     return Placement(layers=layers, runs=runs, holds=(runs > 0).astype(float))
+
+
+def placements(schedule: str, pp: int, v: int, n_layers: int, last_extra: float, window: int = 2) -> list[Placement]:
+    """Candidate placements: the min-max one, and those moving up to ``window`` layers onto
+    or off the ranks that run the head (specs/pipeline.md, "Stage balance"). The estimate
+    times each and keeps the fastest that fits: a minimum over a fixed family of placements,
+    each timed by a monotone simulator, is continuous and monotone in every work input."""
+    best = placement(schedule, pp, v, n_layers, last_extra)
+    if pp == 1:
+        return [best]
+    k = len(best.layers)
+    head_ranks = np.flatnonzero(best.runs[:, k - 1])
+    chunks = np.flatnonzero(best.runs[head_ranks[0]])
+    x0 = int(best.layers[chunks].sum())
+    others = k - len(chunks)  # chunks outside the head group, one layer each at least
+    if others == 0:  # every rank runs the head's chunks (DualPipe on 2 ranks)
+        return [best]
+    lo, hi = max(len(chunks) - 1, x0 - window), min(n_layers - others, x0 + window)
+    out = []
+    for x in range(lo, hi + 1):
+        out.append(best if x == x0 else placement(schedule, pp, v, n_layers, last_extra, head_layers=x))
+    return out

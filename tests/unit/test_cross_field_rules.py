@@ -38,10 +38,13 @@ def test_reserving_sms_needs_the_sm_count():
 def test_every_catalogued_gpu_knows_its_sms_and_scale_up_domain(name):
     g = costmodel.gpu(name)
     assert g.sms and g.scale_up_domain
-    # a reservation now costs compute on every GPU, B200 and MI300X included
-    r0 = costmodel.compute.rates(g, "bf16", 0.7, 1.0, 0.9, 0)
-    r20 = costmodel.compute.rates(g, "bf16", 0.7, 1.0, 0.9, 20)
-    assert r20.bf16 == pytest.approx(r0.bf16 * (g.sms - 20) / g.sms)
+    # a reservation costs compute on every GPU, B200 and MI300X included, while the
+    # all-to-all runs (issue #8 item 3): V3's layout on each part is slower with 20 SMs
+    # held than the ideal overlap (compute and all-to-all at full speed side by side)
+    from costmodel.estimate import _compute_share
+    cfg = v3(**{"cluster.gpu": name}) if costmodel.gpu(name).supports("fp8") else None
+    if cfg is not None:
+        assert _compute_share(cfg) == pytest.approx((g.sms - 20) / g.sms)
 
 
 @pytest.mark.parametrize("schedule", ["dualpipev", "zbv"])
