@@ -18,7 +18,7 @@ from .errors import EstimateOutOfRange, InfeasibleConfig
 from .frozen import FrozenDict, freeze
 from .pipeline import makespan, simulate, step_totals
 from .pipeline.orders import topology
-from .stages import placement, placements
+from .stages import head_layer_family, placement
 from .units import quantity, to_base
 
 __all__ = ["Estimate", "estimate", "pipeline_of"]
@@ -398,20 +398,22 @@ def _rank_params(cfg: TrainingConfig, place) -> tuple[np.ndarray, np.ndarray]:
     return ne_r, ex_r
 
 
-def _dp_sync(cfg: TrainingConfig, ne: float, ex: float, sched: dict, m: float, span: float) -> tuple[float, float]:
+def _dp_sync(cfg: TrainingConfig, ne: np.ndarray, ex: np.ndarray, w: _Ranks, p2p: float, m: float,
+             span: float) -> tuple[float, float]:
     """Exposed data-parallel communication per step, and the optimizer step [s].
 
-    ZeRO-0 and -1 reduce gradients once per step, overlapping the last micro-batch's
-    backward; ZeRO-2 reduce-scatters every micro-batch's gradients (DeepSpeed stage 2,
-    FSDP SHARD_GRAD_OP: that is how they keep only a shard), each overlapping the compute
-    until the next one and the last only its own backward. The
-    parameter all-gather overlaps the next step's first forward. ZeRO-3 gathers parameters
-    for every micro-batch's forward and backward: the DP link must carry those ``2 m``
-    gathers within the pipeline's ``span``, so only their excess is exposed, and its
-    reduce-scatter is taken as not overlapped. When the DP group crosses nodes it shares
-    each GPU's NIC with the expert all-to-all and the pipeline transfers of the same
-    backward: the window left to hide DP traffic is the backward's compute minus that NIC
-    time (specs/network.md, "One NIC").
+    Each rank syncs its own parameters' gradients behind its own compute, and the step
+    waits for the last (the maximum over ranks, continuous in every input). ZeRO-0 and -1
+    reduce gradients once per step, overlapping the last micro-batch's backward; ZeRO-2
+    reduce-scatters every micro-batch's gradients (DeepSpeed stage 2, FSDP SHARD_GRAD_OP:
+    that is how they keep only a shard), each overlapping the compute until the next one
+    and the last only its own backward. The parameter all-gather overlaps the next step's
+    first forward. ZeRO-3 gathers parameters for every micro-batch's forward and backward:
+    the DP link must carry those ``2 m`` gathers within the pipeline's ``span``, so only
+    their excess is exposed, and its reduce-scatter is taken as not overlapped. When the DP
+    group crosses nodes it shares each GPU's NIC with the expert all-to-all and the
+    pipeline transfers of the same passes: the window left to hide DP traffic is the
+    compute minus that NIC time (specs/network.md, "One NIC").
     """
     p, prec = cfg.parallelism, cfg.precision
     nvl, ib = _links(cfg)
@@ -420,28 +422,38 @@ def _dp_sync(cfg: TrainingConfig, ne: float, ex: float, sched: dict, m: float, s
     rs = ag = 0.0
     for params, n in ((ne, p.dp * p.cp), (ex, p.dp * p.cp * p.tp // p.ep)):
         if p.zero == 0:
-            rs += network.ring_allreduce_time(params * g, n, link.bandwidth, link.latency)
+            rs = rs + network.ring_allreduce_time(params * g, n, link.bandwidth, link.latency)
         else:
-            rs += network.reduce_scatter_time(params * g, n, link.bandwidth, link.latency)
-            ag += network.all_gather_time(params * 2.0, n, link.bandwidth, link.latency)
-    shared_nic = link is ib
+            rs = rs + network.reduce_scatter_time(params * g, n, link.bandwidth, link.latency)
+            ag = ag + network.all_gather_time(params * 2.0, n, link.bandwidth, link.latency)
+    F, B, W = w.compute.T
+    xf, xb, af, ab = w.comm.T
+    nic = link is ib
     ep_nodes = cfg.model.is_moe and p.ep > cfg.cluster.node_size
-    busy_b = (sched["a2a_b"] if ep_nodes else 0.0) + (sched["p2p"] if p.pp * p.tp * p.cp > cfg.cluster.node_size else 0.0)
-    busy_f = (sched["f"] - sched["f_compute"] if ep_nodes else 0.0)
-    window = max(0.0, sched["b_compute"] + sched["w"] - (busy_b if shared_nic else 0.0))
-    fwd_window = max(0.0, sched["f_compute"] - (busy_f if shared_nic else 0.0))
+    pp_nodes = p.pp * p.tp * p.cp > cfg.cluster.node_size
+    busy_b = ((ab if ep_nodes else 0.0) + (p2p if pp_nodes else 0.0)) * nic
+    busy_f = ((af if ep_nodes else 0.0) + (p2p if pp_nodes else 0.0)) * nic
+    window = np.maximum(0.0, B + W - busy_b)
+    fwd_window = np.maximum(0.0, F - busy_f)
     if p.zero == 3:
-        exposed = max(0.0, 2 * m * ag - span) + rs
+        exposed = np.maximum(0.0, 2 * m * ag - span) + rs
     elif p.zero == 2:  # each micro-batch's reduce-scatter runs on while the next computes
-        busy = (busy_b + busy_f) if shared_nic else 0.0
-        per_mb = max(0.0, sched["f_compute"] + sched["b_compute"] + sched["w"] - busy)
-        exposed = ((m - 1) * max(0.0, rs - per_mb) + max(0.0, rs - window) if p.overlap_grad_reduce else m * rs) + max(0.0, ag - fwd_window)
+        per_mb = np.maximum(0.0, F + B + W - busy_b - busy_f)
+        exposed = (((m - 1) * np.maximum(0.0, rs - per_mb) + np.maximum(0.0, rs - window))
+                   if p.overlap_grad_reduce else m * rs) + np.maximum(0.0, ag - fwd_window)
     else:
-        exposed = (max(0.0, rs - window) if p.overlap_grad_reduce else rs) + max(0.0, ag - fwd_window)
-    per_param = g + (8.0 if prec.master_weights == "fp32" else 4.0) + 4 * memory.BYTES[prec.optimizer_moments] + 2.0
+        exposed = (np.maximum(0.0, rs - window) if p.overlap_grad_reduce else rs) + np.maximum(0.0, ag - fwd_window)
+    return float(np.max(exposed)), _optimizer(cfg, float(ne.max()), float(ex.max()))
+
+
+def _optimizer(cfg: TrainingConfig, ne: float, ex: float) -> float:
+    """The AdamW step over the rank's shard of parameters, a pass over HBM [s]."""
+    p, prec = cfg.parallelism, cfg.precision
+    per_param = (memory.BYTES[prec.grads] + (8.0 if prec.master_weights == "fp32" else 4.0)
+                 + 4 * memory.BYTES[prec.optimizer_moments] + 2.0)
     shard = (ne / (p.dp * p.cp) + ex * p.ep / (p.dp * p.cp * p.tp)) if p.zero >= 1 else ne + ex
     hbm = to_base(cfg.cluster.gpu.hbm_bandwidth, "bandwidth") * cfg.efficiency.hbm
-    return float(exposed), shard * per_param / hbm
+    return shard * per_param / hbm
 
 
 def _memory(cfg: TrainingConfig, w: _Ranks, ne: np.ndarray, ex: np.ndarray) -> tuple[dict[str, float], int]:
@@ -545,7 +557,7 @@ def _timed(cfg: TrainingConfig, work: _Ranks, mode: str) -> _Layout:
     sched = _schedule(cfg, work, m, mode)
     ne, ex = _rank_params(cfg, work.place)
     span = m * (sched["compute"] + sched["comm"]) + sched["bubble"]
-    dp_exposed, optimizer = _dp_sync(cfg, float(ne.max()), float(ex.max()), sched, m, span)
+    dp_exposed, optimizer = _dp_sync(cfg, ne, ex, work, sched["p2p"], m, span)
     step_parts = {
         "compute": m * sched["compute"],
         "exposed communication": m * sched["comm"],
@@ -566,22 +578,47 @@ def _pairs(cfg: TrainingConfig, w: _Ranks) -> np.ndarray:
     return comp.sum(1) + comm.sum(1)
 
 
+def _lower_bound(cfg: TrainingConfig, w: _Ranks, m: int, optimizer: float) -> float:
+    """A time no step with this placement undercuts [s]: for each rank, its work over the
+    step (``m`` times its work per micro-batch; a DualPipe rank's unpaired ops only add)
+    plus the forwards of the chunks before its first chunk, which the first micro-batch
+    must cross before the rank can start, and, where weight gradients are not deferred
+    (gpipe, 1f1b, interleaved), the backwards of those chunks after it ends; plus the
+    optimizer step. Used to skip timing placements that cannot win."""
+    cc, cm = w.chunk_compute, w.chunk_comm
+    fwd = cc[:, 0] + cm[:, 0] + cm[:, 2]
+    head = np.concatenate([[0.0], np.cumsum(fwd)[:-1]])
+    if cfg.parallelism.schedule in ("gpipe", "1f1b", "interleaved"):
+        bwd = cc[:, 1] + cc[:, 2] + cm[:, 1] + cm[:, 3]
+        head = head + np.concatenate([[0.0], np.cumsum(bwd)[:-1]])
+    first = np.where(w.place.runs > 0, head[None, :], np.inf).min(axis=1)
+    return float(np.max(m * _pairs(cfg, w) + first)) + optimizer
+
+
 def _layout(cfg: TrainingConfig, mode: str) -> _Layout:
-    """The placement of layers the estimate uses: of the candidates (``stages.placements``),
+    """The placement of layers the estimate uses: of a fixed family of placements
+    (``stages.head_layer_family``: the layer counts the ranks that run the head may hold),
     the fastest step that fits in memory, else the fastest (specs/pipeline.md, "Stage
-    balance"). A candidate whose lower bound (``m`` times its slowest rank's work per
-    micro-batch, which no step undercuts) is no better than the best step found is not
-    timed, so the minimum is exact and most candidates cost no simulation."""
+    balance"). The family depends only on the layout, not on any work input, and each
+    member is timed by a monotone simulator, so the minimum is continuous and monotone in
+    every work input and bandwidth.
+
+    Candidates are timed in order of their lower bound (``_lower_bound``); one whose bound
+    does not beat the best step found is not timed, so the minimum is exact and most
+    candidates cost no simulation."""
     p = cfg.parallelism
     per = _per_layer(cfg)
     capacity = to_base(cfg.cluster.gpu.hbm_capacity, "memory")
     m = cfg.microbatches
+    args = (p.schedule, p.pp, p.virtual_stages, cfg.model.n_layers, per.last_extra)
     cands = []
-    for place in placements(p.schedule, p.pp, p.virtual_stages, cfg.model.n_layers, per.last_extra):
+    for x in head_layer_family(p.schedule, p.pp, p.virtual_stages, cfg.model.n_layers):
+        place = placement(*args, head_layers=x)
         w = _ranks(per, place)
         ne, ex = _rank_params(cfg, place)
         fits = sum(_memory(cfg, w, ne, ex)[0].values()) <= capacity
-        cands.append(((not fits, m * float(np.max(_pairs(cfg, w)))), w))
+        bound = _lower_bound(cfg, w, m, _optimizer(cfg, float(ne.max()), float(ex.max())))
+        cands.append(((not fits, bound), w))
     cands.sort(key=lambda c: c[0])
     best = None
     for (no_fit, bound), w in cands:

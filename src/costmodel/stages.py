@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Placement", "balanced_chunks", "placement", "placements", "chunk_count", "chunk_formula"]
+__all__ = ["Placement", "balanced_chunks", "placement", "head_layer_family", "HEAD_LAYERS_BELOW", "chunk_count", "chunk_formula"]
 
 #: Model chunks per pipeline rank, by schedule (the module docstring says which ranks run them).
 _CHUNKS_PER_RANK = {"interleaved": "v", "dualpipev": 2, "zbv": 2}
@@ -151,23 +151,25 @@ def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float,
     return Placement(layers=layers, runs=runs, holds=(runs > 0).astype(float))
 
 
-def placements(schedule: str, pp: int, v: int, n_layers: int, last_extra: float, window: int = 2) -> list[Placement]:
-    """Candidate placements: the min-max one, and those moving up to ``window`` layers onto
-    or off the ranks that run the head (specs/pipeline.md, "Stage balance"). The estimate
-    times each and keeps the fastest that fits: a minimum over a fixed family of placements,
-    each timed by a monotone simulator, is continuous and monotone in every work input."""
-    best = placement(schedule, pp, v, n_layers, last_extra)
-    if pp == 1:
-        return [best]
-    k = len(best.layers)
-    head_ranks = np.flatnonzero(best.runs[:, k - 1])
-    chunks = np.flatnonzero(best.runs[head_ranks[0]])
-    x0 = int(best.layers[chunks].sum())
-    others = k - len(chunks)  # chunks outside the head group, one layer each at least
+#: How many layers the head's ranks may give up to the others, against an even placement:
+#: the head and MTP of the catalogued models weigh up to ~4.3 layers (DeepSeek-V3 in FP8),
+#: and a rank gives up at most its own share.
+HEAD_LAYERS_BELOW = 6
+
+
+def head_layer_family(schedule: str, pp: int, v: int, n_layers: int) -> list[int]:
+    """The layer counts the ranks that run the last chunk (head and MTP) may hold in the
+    estimate's search: from ``HEAD_LAYERS_BELOW`` below the count an even placement gives
+    them (no head) to one above, within what the chunks allow (a layer each, the last chunk
+    none). It depends on the layout alone, never on the work, so a minimum over it is
+    continuous in every work input (specs/pipeline.md, "Stage balance")."""
+    even = placement(schedule, pp, v, n_layers, 0.0)
+    k = len(even.layers)
+    head_ranks = np.flatnonzero(even.runs[:, k - 1])
+    chunks = np.flatnonzero(even.runs[head_ranks[0]])
+    x0 = int(even.layers[chunks].sum())
+    others = k - len(chunks)
     if others == 0:  # every rank runs the head's chunks (DualPipe on 2 ranks)
-        return [best]
-    lo, hi = max(len(chunks) - 1, x0 - window), min(n_layers - others, x0 + window)
-    out = []
-    for x in range(lo, hi + 1):
-        out.append(best if x == x0 else placement(schedule, pp, v, n_layers, last_extra, head_layers=x))
-    return out
+        return [n_layers]
+    lo, hi = len(chunks) - 1, n_layers - others
+    return list(range(max(lo, x0 - HEAD_LAYERS_BELOW), min(hi, x0 + 1) + 1))

@@ -42,7 +42,8 @@ def test_every_catalogued_gpu_knows_its_sms_and_scale_up_domain(name):
     # all-to-all runs (issue #8 item 3): V3's layout on each part is slower with 20 SMs
     # held than the ideal overlap (compute and all-to-all at full speed side by side)
     from costmodel.estimate import _compute_share
-    cfg = v3(**{"cluster.gpu": name}) if costmodel.gpu(name).supports("fp8") else None
+    node = min(8, g.scale_up_domain)
+    cfg = v3(**{"cluster.gpu": name, "cluster.gpus_per_node": node}) if g.supports("fp8") else None
     if cfg is not None:
         assert _compute_share(cfg) == pytest.approx((g.sms - 20) / g.sms)
 

@@ -113,7 +113,7 @@ def _divisors(n: int, limit: int | None = None) -> list[int]:
 
 @st.composite
 def training_configs(draw, model: Architecture | None = None, gpu: hardware.GPU | None = None,
-                     max_gpus: int = 32768) -> TrainingConfig:
+                     max_gpus: int = 32768, max_pp: int = 16) -> TrainingConfig:
     """Valid TrainingConfigs, built so that every cross-field rule holds.
 
     Parameters
@@ -122,6 +122,9 @@ def training_configs(draw, model: Architecture | None = None, gpu: hardware.GPU 
         Fix the architecture or the GPU instead of drawing them.
     max_gpus : int
         Upper bound on tp * pp * dp * cp.
+    max_pp : int
+        Upper bound on pipeline stages (every pipeline is simulated, and a step costs
+        ``pp x micro-batches`` ops: 16 keeps an example in milliseconds).
     """
     arch = model or draw(st.sampled_from(models.all_models()))
     part = gpu or draw(gpus())
@@ -133,7 +136,7 @@ def training_configs(draw, model: Architecture | None = None, gpu: hardware.GPU 
         tp_ok = [t for t in tp_ok if kv % t == 0 or t % kv == 0]
     tp = draw(st.sampled_from(tp_ok))
     schedule = draw(st.sampled_from(SCHEDULES))
-    pp_max = min(64, arch.n_layers)
+    pp_max = min(max_pp, arch.n_layers)
     if schedule in ("dualpipe", "dualpipev", "zbv", "interleaved") and pp_max < 2 or (
             schedule in ("dualpipev", "zbv") and arch.n_layers < 4):
         schedule = "1f1b"
