@@ -56,6 +56,10 @@ def _fill(weights: np.ndarray, extras: np.ndarray, mins: np.ndarray, total: int)
         return np.zeros(0, dtype=int)
     if total <= lo_n.sum():
         return lo_n.astype(int)
+    n = w.size
+    if not x.any() and np.all(w == w[0]) and np.all(lo_n == lo_n[0]):  # even split, the extra to the last
+        q, r = divmod(int(total), n)
+        return np.array([q] * (n - r) + [q + 1] * r)
 
     def caps(level: float) -> np.ndarray:
         return np.maximum(lo_n, np.floor(level / w - x + 1e-9))

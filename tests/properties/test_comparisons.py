@@ -17,10 +17,10 @@ from costmodel.config import SCHEDULES
 from costmodel.testing import training_configs
 from costmodel.workload import GQA
 
-REL = 1e-5  # rounding, and the one approximation that breaks exact monotonicity: every
+REL = 1e-4  # rounding, and the one approximation that breaks exact monotonicity: every
 # rank's data-parallel sync is taken to start at the step's makespan, so more compute on a
 # rank off the critical path widens its overlap window without lengthening the pipeline
-# (measured: at most 1.0e-6 of the step over several thousand examples; specs/estimate.md)
+# (measured: up to 1.3e-5 of the step in a few thousand examples; specs/network.md)
 
 
 def run(cfg):
@@ -33,7 +33,10 @@ def step(cfg) -> float:
 
 def roomy(cfg):
     """The config on the same GPU with 100x its HBM: every candidate layout fits, so the
-    layout is chosen by time alone (continuity is a property of time, not of memory)."""
+    layout is chosen by time alone. (With memory binding, the estimate keeps the fastest
+    placement that fits, which only gets slower as work grows, until none fits: then it
+    reports the fastest of all, flagged ``fits=False``, which can be faster than the last
+    one that fitted. A run that cannot happen has no monotone time.)"""
     g = cfg.cluster.gpu
     return cfg.replace(**{"cluster.gpu": g.model_copy(update={"name": g.name + "-roomy",
                                                               "hbm_capacity": g.hbm_capacity * 100})})
@@ -51,6 +54,7 @@ def replaced(cfg, **changes):
 
 @given(training_configs(), st.integers(1, 5000))
 def test_step_time_monotone_in_vocabulary(cfg, extra):
+    cfg = roomy(cfg)
     bigger = replaced(cfg, **{"model.vocab_size": cfg.model.vocab_size + extra})
     assert step(bigger) >= step(cfg) * (1 - REL)
 
@@ -66,6 +70,7 @@ def test_step_time_continuous_in_vocabulary(cfg):
 
 @given(training_configs())
 def test_step_time_monotone_in_hidden_size(cfg):
+    cfg = roomy(cfg)
     att = cfg.model.attention
     grow = att.n_heads * 8 if isinstance(att, GQA) and att.head_dim is None else 64 * cfg.parallelism.tp
     bigger = replaced(cfg, **{"model.hidden": cfg.model.hidden + grow})
@@ -75,12 +80,14 @@ def test_step_time_monotone_in_hidden_size(cfg):
 @given(training_configs())
 def test_step_time_monotone_in_layers_of_dense_models(cfg):
     assume(not cfg.model.is_moe)
+    cfg = roomy(cfg)
     bigger = replaced(cfg, **{"model.n_layers": cfg.model.n_layers + 1})
     assert step(bigger) >= step(cfg) * (1 - REL)
 
 
 @given(training_configs(), st.integers(1, 4))
 def test_step_time_monotone_in_tokens_per_step(cfg, k):
+    cfg = roomy(cfg)
     bigger = replaced(cfg, **{"data.global_batch": cfg.data.global_batch * (k + 1)})
     assert step(bigger) >= step(cfg) * (1 - REL)
 
