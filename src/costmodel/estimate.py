@@ -158,6 +158,27 @@ def _links(cfg: TrainingConfig) -> tuple[network.Link, network.Link]:
     return nvl, ib
 
 
+def _pcie(cfg: TrainingConfig) -> network.Link | None:
+    """The server's PCIe tier for parts whose NVLink joins only bridged pairs, else None."""
+    g = cfg.cluster.gpu
+    if g.pcie_bandwidth is None or not g.server_gpus or g.server_gpus <= cfg.cluster.node_size:
+        return None
+    return network.Link(to_base(g.pcie_bandwidth, "bandwidth") * cfg.efficiency.scale_out,
+                        network.NVLINK_LATENCY, "PCIe")
+
+
+def _group(cfg: TrainingConfig, span: int) -> network.Link:
+    """The tier a group of ``span`` consecutive GPUs communicates over: NVLink inside the
+    scale-up domain, the server's PCIe for a bridged-pair part's group inside its server
+    (issue #8 item 8), else the NIC."""
+    nvl, ib = _links(cfg)
+    link = network.group_link(span, cfg.cluster.node_size, nvl, ib)
+    pcie = _pcie(cfg)
+    if link is ib and pcie is not None and span <= cfg.cluster.gpu.server_gpus:
+        return pcie
+    return link
+
+
 def _layer_comm(cfg: TrainingConfig, tokens: float, core_fb: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Per-micro-batch communication of one layer of each kind: rows dense, moe; columns
     (exposed F, exposed B, all-to-all F, all-to-all B) [s]; and the MoE dispatch of each
@@ -167,20 +188,22 @@ def _layer_comm(cfg: TrainingConfig, tokens: float, core_fb: tuple[float, float]
     d, gpn = arch.hidden, c.node_size
     out = np.zeros((2, 4))
     act = tokens * d * compute.BF16_BYTES
-    tp_t = 2 * network.ring_allreduce_time(act, p.tp, *_bw_lat(network.group_link(p.tp, gpn, nvl, ib)))
+    tp_t = 2 * network.ring_allreduce_time(act, p.tp, *_bw_lat(_group(cfg, p.tp)))
     cp_f = cp_b = 0.0
     if p.cp > 1:
         att = arch.attention
         kv = (2 * att.dims(d)[1] * att.dims(d)[2] if hasattr(att, "dims")
               else att.n_heads * (att.qk_nope_head_dim + att.qk_rope_head_dim + att.v_head_dim)) * 2.0
-        link = network.group_link(p.tp * p.cp, gpn, nvl, ib)
+        link = _group(cfg, p.tp * p.cp)
         ring = (p.cp - 1) * tokens / p.tp * kv / link.bandwidth
         cp_f, cp_b = max(0.0, ring - core_fb[0]), max(0.0, 2 * ring - core_fb[1])
     full = p.recompute == "full"  # the recomputed forward re-runs its collectives (Megatron-LM: 6 per layer, not 4)
     out[:, 0], out[:, 1] = tp_t + cp_f, tp_t + cp_b + (tp_t + cp_f if full else 0.0)
     dispatch = np.zeros(2)
     if arch.is_moe and p.ep > 1:
-        a2a_f, a2a_b, first = _all_to_all(cfg, tokens / p.tp, nvl, ib)
+        pcie = _pcie(cfg)
+        far = pcie if pcie is not None and p.ep <= cfg.cluster.gpu.server_gpus else ib
+        a2a_f, a2a_b, first = _all_to_all(cfg, tokens / p.tp, nvl, far)
         out[1, 2:] = a2a_f, a2a_b + (a2a_f if full else 0.0)
         dispatch[:] = first
     return out, dispatch
@@ -328,7 +351,7 @@ def _p2p(cfg: TrainingConfig, w: _Ranks) -> float:
     if p.pp == 1:
         return 0.0
     nvl, ib = _links(cfg)
-    link = network.group_link(p.tp * p.cp * p.dp * p.pp, cfg.cluster.node_size, nvl, ib)
+    link = _group(cfg, p.tp * p.cp * p.dp * p.pp)
     act = w.tokens * cfg.model.hidden * compute.BF16_BYTES / p.tp
     return float(network.p2p_time(act, link.bandwidth, link.latency))
 
@@ -417,7 +440,7 @@ def _dp_sync(cfg: TrainingConfig, ne: np.ndarray, ex: np.ndarray, w: _Ranks, p2p
     """
     p, prec = cfg.parallelism, cfg.precision
     nvl, ib = _links(cfg)
-    link = network.group_link(p.tp * p.cp * p.dp, cfg.cluster.node_size, nvl, ib)
+    link = _group(cfg, p.tp * p.cp * p.dp)
     g = memory.BYTES[prec.grads]
     rs = ag = 0.0
     for params, n in ((ne, p.dp * p.cp), (ex, p.dp * p.cp * p.tp // p.ep)):
@@ -428,7 +451,7 @@ def _dp_sync(cfg: TrainingConfig, ne: np.ndarray, ex: np.ndarray, w: _Ranks, p2p
             ag = ag + network.all_gather_time(params * 2.0, n, link.bandwidth, link.latency)
     F, B, W = w.compute.T
     xf, xb, af, ab = w.comm.T
-    nic = link is ib
+    nic = link.name == "scale-out"
     ep_nodes = cfg.model.is_moe and p.ep > cfg.cluster.node_size
     pp_nodes = p.pp * p.tp * p.cp > cfg.cluster.node_size
     busy_b = ((ab if ep_nodes else 0.0) + (p2p if pp_nodes else 0.0)) * nic

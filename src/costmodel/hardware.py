@@ -59,6 +59,12 @@ class GPU(PicklesAsJson, BaseModel):
         system: 8 for HGX H100/H800, 2 for NVLink-bridged PCIe cards, 72 for GB200 NVL72.
         ``cluster.gpus_per_node`` may not exceed it and defaults to it. Required: a
         user-defined GPU says how many GPUs its NVLink reaches.
+    pcie_bandwidth : Quantity or None
+        Host-link (PCIe) bandwidth per GPU, one direction, for parts whose NVLink reaches
+        only a bridged pair: groups beyond the pair but inside the server go over it.
+    server_gpus : int or None
+        GPUs of the reference server that reach each other over PCIe (8 for a server of PCIe
+        cards); ``None`` where NVLink spans the server.
     tdp : Quantity or None
         Thermal design power [W].
     """
@@ -78,6 +84,8 @@ class GPU(PicklesAsJson, BaseModel):
     typical_nic: Bandwidth | None = None
     sms: int | None = Field(default=None, gt=0, strict=True)
     scale_up_domain: int = Field(gt=0, strict=True)
+    pcie_bandwidth: Bandwidth | None = None
+    server_gpus: int | None = Field(default=None, gt=0, strict=True)
     tdp: Power | None = None
     achievable: _Rates = Field(default_factory=dict)
     server_power_multiplier: float | None = Field(default=None, gt=0)

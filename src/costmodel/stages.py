@@ -20,6 +20,7 @@ Which chunks a rank runs per micro-batch:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -106,12 +107,10 @@ class Placement:
     holds: np.ndarray
 
 
-def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float,
-              head_layers: int | None = None) -> Placement:
-    """Chunks for ``schedule`` on ``pp`` ranks (``v`` virtual stages for interleaved), with
-    layers placed to minimise the busiest *rank*'s work given the chunks it runs
-    (specs/pipeline.md, "Stage balance"). ``head_layers`` fixes how many layers the ranks
-    running the last chunk (head and MTP) hold; the rest are balanced over the other ranks."""
+@lru_cache(maxsize=256)
+def _structure(schedule: str, pp: int, v: int):
+    """Which chunks each rank runs, and the groups of ranks that run the same chunks
+    (DualPipe's mirrored pairs), independent of any work: cached."""
     k = chunk_count(schedule, pp, v)
     runs = np.zeros((pp, k))
     ranks = np.arange(pp)
@@ -126,32 +125,54 @@ def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float,
         runs[ranks, 2 * pp - 1 - ranks] = 1.0
     else:
         runs[ranks, ranks] = 1.0
+    runs.setflags(write=False)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for r in range(pp):
+        groups.setdefault(tuple(int(c) for c in np.flatnonzero(runs[r])), []).append(r)
+    members = tuple(groups)
+    weight = np.array([runs[groups[g][0], g[0]] for g in members])
+    g_min = np.array([len(g) - (1 if k - 1 in g else 0) for g in members], dtype=float)
+    head = next(i for i, g in enumerate(members) if k - 1 in g)
+    return k, runs, members, weight, g_min, head
+
+
+@lru_cache(maxsize=4096)
+def _rest(schedule: str, pp: int, v: int, total: int) -> tuple[tuple[int, ...], ...]:
+    """Layers per chunk of the groups that do not run the head, ``total`` layers among
+    them, balanced (no extra work on any of them): cached, as it depends on no work."""
+    k, runs, members, weight, g_min, head = _structure(schedule, pp, v)
+    rest = [i for i in range(len(members)) if i != head]
+    per = _fill(weight[rest], np.zeros(len(rest)), g_min[rest], total)
+    return tuple(tuple(int(x) for x in _fill(np.ones(len(members[i])), np.zeros(len(members[i])),
+                                            np.ones(len(members[i])), int(t))) for i, t in zip(rest, per))
+
+
+def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float,
+              head_layers: int | None = None) -> Placement:
+    """Chunks for ``schedule`` on ``pp`` ranks (``v`` virtual stages for interleaved), with
+    layers placed to minimise the busiest *rank*'s work given the chunks it runs
+    (specs/pipeline.md, "Stage balance"). ``head_layers`` fixes how many layers the ranks
+    running the last chunk (head and MTP) hold; the rest are balanced over the other ranks."""
+    k, runs, members, weight, g_min, head = _structure(schedule, pp, v)
     if not np.isfinite(last_extra):  # 0/0 (no work at all) places evenly; x/0 leaves the last chunk empty
         last_extra = 0.0 if np.isnan(last_extra) else float(n_layers)
     extra = np.zeros(k)
     extra[-1] = last_extra
     mins = np.ones(k)
     mins[-1] = 0.0
-    # ranks that run the same chunks (DualPipe's mirrored pairs) form one group
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for r in range(pp):
-        groups.setdefault(tuple(np.flatnonzero(runs[r])), []).append(r)
-    members = list(groups)
-    weight = np.array([runs[groups[g][0], g[0]] for g in members])
-    g_extra = np.array([extra[list(g)].sum() for g in members])
-    g_min = np.array([mins[list(g)].sum() for g in members])
-    if head_layers is None:
-        per_group = _fill(weight, g_extra, g_min, n_layers)
-    else:  # the group running the last chunk gets head_layers; the others share the rest
-        h = next(i for i, g in enumerate(members) if k - 1 in g)
-        rest = [i for i in range(len(members)) if i != h]
-        per_group = np.zeros(len(members), dtype=int)
-        per_group[h] = head_layers
-        per_group[rest] = _fill(weight[rest], g_extra[rest], g_min[rest], n_layers - head_layers)
     layers = np.zeros(k, dtype=int)
-    for g, total in zip(members, per_group):
-        idx = list(g)
-        layers[idx] = _fill(np.ones(len(idx)), extra[idx], mins[idx], int(total))
+    if head_layers is None:
+        g_extra = np.array([extra[list(g)].sum() for g in members])
+        per_group = _fill(weight, g_extra, g_min, n_layers)
+        for g, total in zip(members, per_group):
+            idx = list(g)
+            layers[idx] = _fill(np.ones(len(idx)), extra[idx], mins[idx], int(total))
+    else:  # the group running the last chunk gets head_layers; the others share the rest
+        idx = list(members[head])
+        layers[idx] = _fill(np.ones(len(idx)), extra[idx], mins[idx], int(head_layers))
+        others = [g for i, g in enumerate(members) if i != head]
+        for g, counts in zip(others, _rest(schedule, pp, v, n_layers - head_layers)):
+            layers[list(g)] = counts
     return Placement(layers=layers, runs=runs, holds=(runs > 0).astype(float))
 
 
@@ -161,7 +182,8 @@ def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float,
 HEAD_LAYERS_BELOW = 6
 
 
-def head_layer_family(schedule: str, pp: int, v: int, n_layers: int) -> list[int]:
+@lru_cache(maxsize=1024)
+def head_layer_family(schedule: str, pp: int, v: int, n_layers: int) -> tuple[int, ...]:
     """The layer counts the ranks that run the last chunk (head and MTP) may hold in the
     estimate's search: from ``HEAD_LAYERS_BELOW`` below the count an even placement gives
     them (no head) to one above, within what the chunks allow (a layer each, the last chunk
@@ -174,6 +196,6 @@ def head_layer_family(schedule: str, pp: int, v: int, n_layers: int) -> list[int
     x0 = int(even.layers[chunks].sum())
     others = k - len(chunks)
     if others == 0:  # every rank runs the head's chunks (DualPipe on 2 ranks)
-        return [n_layers]
+        return (n_layers,)
     lo, hi = len(chunks) - 1, n_layers - others
-    return list(range(max(lo, x0 - HEAD_LAYERS_BELOW), min(hi, x0 + 1) + 1))
+    return tuple(range(max(lo, x0 - HEAD_LAYERS_BELOW), min(hi, x0 + 1) + 1))

@@ -123,3 +123,19 @@ def test_mi300x_fp8_from_its_own_measurements_and_inherited_entries_not_counted(
     # H800, H200, A800 or A100-40GB copies
     own = sorted([794.5 / 989.4, 271.2 / 312, 1745 / 2250, 668.4 / 1307.4])
     assert achievable_fraction("bf16") == pytest.approx((own[1] + own[2]) / 2, rel=1e-3)
+
+
+def test_pcie_parts_reach_beyond_the_bridged_pair_over_pcie():
+    # H100 PCIe product brief PB-11133-001: NVLink bridges join pairs of cards; other peers
+    # over PCIe Gen5 x16, 128 GB/s both ways (64 GB/s each). A TP group of 4 on a server of
+    # 8 cards runs over PCIe, not over the NVLink bridge nor the NIC (issue #8 item 8)
+    from costmodel.estimate import _group
+    cfg = costmodel.TrainingConfig(
+        model="llama3-8b", data={"tokens": 1e12, "seq_len": 4096, "global_batch": 256},
+        cluster={"gpu": "H100-PCIe", "num_gpus": 64, "scale_out_bandwidth": "100 Gbit/s"},
+        parallelism={"tp": 4, "dp": 16})
+    assert _group(cfg, 2).name == "NVLink" and _group(cfg, 4).name == "PCIe" and _group(cfg, 16).name == "scale-out"
+    assert _group(cfg, 4).bandwidth == pytest.approx(64e9 * cfg.efficiency.scale_out)
+    tp2 = costmodel.estimate(cfg.replace(**{"parallelism.tp": 2, "parallelism.dp": 32}), check=False)
+    tp4 = costmodel.estimate(cfg, check=False)
+    assert tp4.step_breakdown["exposed communication"] > 5 * tp2.step_breakdown["exposed communication"]
