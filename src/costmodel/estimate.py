@@ -18,7 +18,7 @@ from .errors import EstimateOutOfRange, InfeasibleConfig
 from .frozen import FrozenDict, freeze
 from .pipeline import makespan, simulate, step_totals
 from .pipeline.orders import topology
-from .stages import head_layer_family, placement
+from .stages import placement, placement_family
 from .units import quantity, to_base
 
 __all__ = ["Estimate", "estimate", "pipeline_of"]
@@ -620,7 +620,8 @@ def _lower_bound(cfg: TrainingConfig, w: _Ranks, m: int, optimizer: float) -> fl
 
 def _layout(cfg: TrainingConfig, mode: str) -> _Layout:
     """The placement of layers the estimate uses: of a fixed family of placements
-    (``stages.head_layer_family``: the layer counts the ranks that run the head may hold),
+    (``stages.placement_family``: the layer counts the ranks that run the head may hold, and
+    how many of them sit on the last chunk),
     the fastest step that fits in memory, else the fastest (specs/pipeline.md, "Stage
     balance"). The family depends only on the layout, not on any work input, and each
     member is timed by a monotone simulator, so the minimum is continuous and monotone in
@@ -635,8 +636,8 @@ def _layout(cfg: TrainingConfig, mode: str) -> _Layout:
     m = cfg.microbatches
     args = (p.schedule, p.pp, p.virtual_stages, cfg.model.n_layers, per.last_extra)
     cands = []
-    for x in head_layer_family(p.schedule, p.pp, p.virtual_stages, cfg.model.n_layers):
-        place = placement(*args, head_layers=x)
+    for x, j in placement_family(p.schedule, p.pp, p.virtual_stages, cfg.model.n_layers):
+        place = placement(*args, head_layers=x, last_layers=j)
         w = _ranks(per, place)
         ne, ex = _rank_params(cfg, place)
         fits = sum(_memory(cfg, w, ne, ex)[0].values()) <= capacity

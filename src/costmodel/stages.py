@@ -24,7 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["Placement", "balanced_chunks", "placement", "head_layer_family", "HEAD_LAYERS_BELOW", "chunk_count", "chunk_formula"]
+__all__ = ["Placement", "balanced_chunks", "placement", "head_layer_family", "placement_family", "HEAD_LAYERS_BELOW",
+           "LAST_CHUNK_LAYERS", "chunk_count", "chunk_formula"]
 
 #: Model chunks per pipeline rank, by schedule (the module docstring says which ranks run them).
 _CHUNKS_PER_RANK = {"interleaved": "v", "dualpipev": 2, "zbv": 2}
@@ -148,11 +149,13 @@ def _rest(schedule: str, pp: int, v: int, total: int) -> tuple[tuple[int, ...], 
 
 
 def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float,
-              head_layers: int | None = None) -> Placement:
+              head_layers: int | None = None, last_layers: int | None = None) -> Placement:
     """Chunks for ``schedule`` on ``pp`` ranks (``v`` virtual stages for interleaved), with
     layers placed to minimise the busiest *rank*'s work given the chunks it runs
     (specs/pipeline.md, "Stage balance"). ``head_layers`` fixes how many layers the ranks
-    running the last chunk (head and MTP) hold; the rest are balanced over the other ranks."""
+    running the last chunk (head and MTP) hold; the rest are balanced over the other ranks.
+    ``last_layers`` fixes how many of them the last chunk holds (the others of those ranks'
+    chunks share the rest evenly), so the placement depends on no work at all."""
     k, runs, members, weight, g_min, head = _structure(schedule, pp, v)
     if not np.isfinite(last_extra):  # 0/0 (no work at all) places evenly; x/0 leaves the last chunk empty
         last_extra = 0.0 if np.isnan(last_extra) else float(n_layers)
@@ -169,7 +172,13 @@ def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float,
             layers[idx] = _fill(np.ones(len(idx)), extra[idx], mins[idx], int(total))
     else:  # the group running the last chunk gets head_layers; the others share the rest
         idx = list(members[head])
-        layers[idx] = _fill(np.ones(len(idx)), extra[idx], mins[idx], int(head_layers))
+        if last_layers is None:
+            layers[idx] = _fill(np.ones(len(idx)), extra[idx], mins[idx], int(head_layers))
+        else:
+            front = idx[:-1]
+            layers[front] = _fill(np.ones(len(front)), np.zeros(len(front)), mins[front],
+                                  int(head_layers) - int(last_layers))
+            layers[k - 1] = last_layers
         others = [g for i, g in enumerate(members) if i != head]
         for g, counts in zip(others, _rest(schedule, pp, v, n_layers - head_layers)):
             layers[list(g)] = counts
@@ -180,6 +189,23 @@ def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float,
 #: the head and MTP of the catalogued models weigh up to ~4.3 layers (DeepSeek-V3 in FP8),
 #: and a rank gives up at most its own share.
 HEAD_LAYERS_BELOW = 6
+
+
+#: Layers the last chunk (the head's) may hold in the estimate's family: 0 to this.
+LAST_CHUNK_LAYERS = 2
+
+
+@lru_cache(maxsize=1024)
+def placement_family(schedule: str, pp: int, v: int, n_layers: int) -> tuple[tuple[int, int], ...]:
+    """The placements the estimate times, as ``(head_layers, last_layers)`` pairs: every
+    count of :func:`head_layer_family` with 0 to ``LAST_CHUNK_LAYERS`` of them on the last
+    chunk. Fixed by the layout alone (specs/pipeline.md, "Stage balance")."""
+    k, runs, members, weight, g_min, head = _structure(schedule, pp, v)
+    fronts = len(members[head]) - 1  # the head's ranks' other chunks, a layer each at least
+    xs = head_layer_family(schedule, pp, v, n_layers)
+    if fronts == 0:  # the head's ranks run the last chunk alone (gpipe, 1f1b, zb1p)
+        return tuple((x, x) for x in xs)
+    return tuple((x, j) for x in xs for j in range(0, LAST_CHUNK_LAYERS + 1) if fronts <= x - j)
 
 
 @lru_cache(maxsize=1024)
