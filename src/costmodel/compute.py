@@ -158,7 +158,7 @@ def gemm_io_bytes(arch: Architecture, kind: str, tokens: float, tp: int, ep: int
     sees ``tokens * top_k * ep / n_routed`` rows. Tensor parallelism splits the output
     width of column-parallel and the input width of row-parallel GEMMs. Fitted as a roofline
     (time = FLOPs / rate + bytes / HBM) to DeepGEMM's 22 published FP8 shapes on H800
-    (specs/compute.md, "GEMM shapes"): median error 7.5%.
+    (specs/compute.md, "GEMM shapes"): median error 7.7%.
     """
     d, att, low = arch.hidden, arch.attention, gemm == "fp8"
     io = 0.0

@@ -284,7 +284,10 @@ def _per_layer(cfg: TrainingConfig) -> _PerLayer:
         # compute (DeepSeek-V2 report Sec. 3.1.3); DualPipe overlaps everything instead
         ef, eb, ew = compute.component_times({"moe_shared": arch.layer_flops("moe", s)["moe_shared"]}, r, None, p.tp)
         comm_kinds[1, 2] -= min(ef * tokens, sh * dispatch[0])
-        comm_kinds[1, 3] -= min((eb + ew) * tokens, sh * dispatch[1])
+        # the backward dispatch hides behind the shared expert's input gradient, and its
+        # weight gradient too unless the schedule defers weight gradients (ZB-H1, ZB-V)
+        hide_b = eb + (0.0 if p.schedule in ("zb1p", "zbv") else ew)
+        comm_kinds[1, 3] -= min(hide_b * tokens, sh * dispatch[1])
     comm = share @ comm_kinds
     extra = {"head": arch.head_flops()}
     if arch.mtp_modules:
@@ -453,7 +456,7 @@ def _dp_sync(cfg: TrainingConfig, ne: np.ndarray, ex: np.ndarray, w: _Ranks, p2p
     xf, xb, af, ab = w.comm.T
     nic = link.name == "scale-out"
     ep_nodes = cfg.model.is_moe and p.ep > cfg.cluster.node_size
-    pp_nodes = p.pp * p.tp * p.cp > cfg.cluster.node_size
+    pp_nodes = p.pp > 1 and p.tp * p.cp * p.dp * p.pp > cfg.cluster.node_size  # as _p2p's group
     busy_b = ((ab if ep_nodes else 0.0) + (p2p if pp_nodes else 0.0)) * nic
     busy_f = ((af if ep_nodes else 0.0) + (p2p if pp_nodes else 0.0)) * nic
     window = np.maximum(0.0, B + W - busy_b)

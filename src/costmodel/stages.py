@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = ["Placement", "balanced_chunks", "placement", "head_layer_family", "placement_family", "HEAD_LAYERS_BELOW",
-           "LAST_CHUNK_LAYERS", "chunk_count", "chunk_formula"]
+           "LAST_CHUNK_BELOW", "chunk_count", "chunk_formula"]
 
 #: Model chunks per pipeline rank, by schedule (the module docstring says which ranks run them).
 _CHUNKS_PER_RANK = {"interleaved": "v", "dualpipev": 2, "zbv": 2}
@@ -186,26 +186,31 @@ def placement(schedule: str, pp: int, v: int, n_layers: int, last_extra: float,
 
 
 #: How many layers the head's ranks may give up to the others, against an even placement:
-#: the head and MTP of the catalogued models weigh up to ~4.3 layers (DeepSeek-V3 in FP8),
+#: the head and MTP of the catalogued models weigh up to ~4 layers (DeepSeek-V3 in FP8),
 #: and a rank gives up at most its own share.
 HEAD_LAYERS_BELOW = 6
 
 
-#: Layers the last chunk (the head's) may hold in the estimate's family: 0 to this.
-LAST_CHUNK_LAYERS = 2
+#: Layers the last chunk (the head's) may give up in the estimate's family, against an even
+#: placement's last chunk (0 to that many fewer).
+LAST_CHUNK_BELOW = 4
 
 
 @lru_cache(maxsize=1024)
 def placement_family(schedule: str, pp: int, v: int, n_layers: int) -> tuple[tuple[int, int], ...]:
     """The placements the estimate times, as ``(head_layers, last_layers)`` pairs: every
-    count of :func:`head_layer_family` with 0 to ``LAST_CHUNK_LAYERS`` of them on the last
-    chunk. Fixed by the layout alone (specs/pipeline.md, "Stage balance")."""
+    count of :func:`head_layer_family`, with the last chunk holding from
+    ``LAST_CHUNK_BELOW`` fewer layers than an even placement gives it up to as many, the
+    rest spread evenly over the head's ranks' other chunks. Fixed by the layout alone
+    (specs/pipeline.md, "Stage balance")."""
     k, runs, members, weight, g_min, head = _structure(schedule, pp, v)
     fronts = len(members[head]) - 1  # the head's ranks' other chunks, a layer each at least
     xs = head_layer_family(schedule, pp, v, n_layers)
     if fronts == 0:  # the head's ranks run the last chunk alone (gpipe, 1f1b, zb1p)
         return tuple((x, x) for x in xs)
-    return tuple((x, j) for x in xs for j in range(0, LAST_CHUNK_LAYERS + 1) if fronts <= x - j)
+    j_even = int(placement(schedule, pp, v, n_layers, 0.0).layers[-1])
+    js = range(max(0, j_even - LAST_CHUNK_BELOW), j_even + 1)
+    return tuple((x, j) for x in xs for j in js if fronts <= x - j)
 
 
 @lru_cache(maxsize=1024)

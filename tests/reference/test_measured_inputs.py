@@ -119,8 +119,8 @@ def test_mi300x_fp8_from_its_own_measurements_and_inherited_entries_not_counted(
     # with hipBLASLt; MAMF BF16 668.4 -> FP8 668.4 x 1273 / 708
     mi = costmodel.gpu("MI300X")
     assert mi.achievable_flops("fp8") / mi.achievable_flops("bf16") == pytest.approx(1273 / 708, rel=1e-3)
-    # the BF16 median counts H100, A100-80GB, B200, MI300X (own measurements), not the
-    # H800, H200, A800 or A100-40GB copies
+    # the BF16 median counts the H100, one A100, the B200 and the MI300X (own measurements),
+    # not the H800, H200, A800 or the other A100 copies
     own = sorted([794.5 / 989.4, 271.2 / 312, 1745 / 2250, 668.4 / 1307.4])
     assert achievable_fraction("bf16") == pytest.approx((own[1] + own[2]) / 2, rel=1e-3)
 
