@@ -432,8 +432,9 @@ def _dp_sync(cfg: TrainingConfig, ne: np.ndarray, ex: np.ndarray, w: _Ranks, p2p
     waits for the last (the maximum over ranks, continuous in every input). ZeRO-0 and -1
     reduce gradients once per step, overlapping the last micro-batch's backward; ZeRO-2
     reduce-scatters every micro-batch's gradients (DeepSpeed stage 2, FSDP SHARD_GRAD_OP:
-    that is how they keep only a shard), each overlapping the compute until the next one
-    and the last only its own backward. The parameter all-gather overlaps the next step's
+    that is how they keep only a shard): the NIC must carry all ``m`` within the pipeline's
+    ``span`` beside the rest of its traffic, and the last overlaps only its own backward
+    (so the step is the larger of the pipeline and the NIC's work: monotone in both). The parameter all-gather overlaps the next step's
     first forward. ZeRO-3 gathers parameters for every micro-batch's forward and backward:
     the DP link must carry those ``2 m`` gathers within the pipeline's ``span``, so only
     their excess is exposed, and its reduce-scatter is taken as not overlapped. When the DP
@@ -463,9 +464,11 @@ def _dp_sync(cfg: TrainingConfig, ne: np.ndarray, ex: np.ndarray, w: _Ranks, p2p
     fwd_window = np.maximum(0.0, F - busy_f)
     if p.zero == 3:
         exposed = np.maximum(0.0, 2 * m * ag - span) + rs
-    elif p.zero == 2:  # each micro-batch's reduce-scatter runs on while the next computes
-        per_mb = np.maximum(0.0, F + B + W - busy_b - busy_f)
-        exposed = (((m - 1) * np.maximum(0.0, rs - per_mb) + np.maximum(0.0, rs - window))
+    elif p.zero == 2:  # each micro-batch's reduce-scatter runs on while the rest of the step computes
+        # the NIC must carry m reduce-scatters within the step, beside the expert and pipeline
+        # traffic of its m micro-batches; the last one only after the last backward
+        free = np.maximum(0.0, span - m * (busy_b + busy_f))
+        exposed = (np.maximum(np.maximum(0.0, m * rs - free), np.maximum(0.0, rs - window))
                    if p.overlap_grad_reduce else m * rs) + np.maximum(0.0, ag - fwd_window)
     else:
         exposed = (np.maximum(0.0, rs - window) if p.overlap_grad_reduce else rs) + np.maximum(0.0, ag - fwd_window)

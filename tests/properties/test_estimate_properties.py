@@ -42,7 +42,9 @@ def test_breakdowns_sum_and_values_are_finite(cfg):
 def test_a_faster_gpu_never_lengthens_a_run(cfg, k):
     base = run(cfg)
     quick = run(cfg.replace(**{"cluster.gpu": faster(cfg.cluster.gpu, k)}))
-    assert quick.wall_time.m <= base.wall_time.m * (1 + 1e-12)
+    # 1e-4: each rank's data-parallel sync is taken to start at the makespan, which breaks
+    # exact monotonicity by up to ~1e-5 of the step (specs/network.md)
+    assert quick.wall_time.m <= base.wall_time.m * (1 + 1e-4)
 
 
 @given(training_configs(gpu=H100))

@@ -22,7 +22,7 @@ V3_GPU_HOURS_PER_T = 180_000
 
 _V3_FAST = pytest.mark.xfail(strict=True, reason=(
     "issue #8 mechanisms (FP8 recipe at DeepGEMM's rate, SMs held only while the all-to-all runs) and "
-    "the refit (0.763) predict V3 14.1% faster than ISCA'25 measured: step 17.11 s vs 19.926 s, "
+    "the refit (0.768) predict V3 14.5% faster than ISCA'25 measured: step 17.03 s vs 19.926 s, "
     "leave-one-out +20.5%; specs/compute.md 'Calibration' lists the candidate missing mechanisms"))
 
 
@@ -75,8 +75,7 @@ def test_v3_step_is_simulated_and_closed_forms_differ(v3):
 
 
 _OUTSIDE = {
-    "deepseek-v3": "in-sample +16.5% at 0.763 (leave-one-out +20.5%): V3 predicted faster than measured",
-    "llama3-405b": "in-sample -15.6% at 0.763 (leave-one-out -15.9%): Llama 3 predicted slower than measured",
+    "deepseek-v3": "in-sample +17.0% at 0.768 (leave-one-out +20.5%): V3 predicted faster than measured",
 }
 
 
