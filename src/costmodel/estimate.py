@@ -467,9 +467,12 @@ def _dp_sync(cfg: TrainingConfig, ne: np.ndarray, ex: np.ndarray, w: _Ranks, p2p
     elif p.zero == 2:  # each micro-batch's reduce-scatter runs on while the rest of the step computes
         # the NIC must carry m reduce-scatters within the step, beside the expert and pipeline
         # traffic of its m micro-batches; the last one only after the last backward
+        # the last one after the last backward and the all-gather before the first forward
+        # cannot hide; the step is the larger of the pipeline plus those and the NIC's work
         free = np.maximum(0.0, span - m * (busy_b + busy_f))
-        exposed = (np.maximum(np.maximum(0.0, m * rs - free), np.maximum(0.0, rs - window))
-                   if p.overlap_grad_reduce else m * rs) + np.maximum(0.0, ag - fwd_window)
+        tail = np.maximum(0.0, rs - window) + np.maximum(0.0, ag - fwd_window)
+        exposed = (np.maximum(tail, m * rs + ag - free) if p.overlap_grad_reduce
+                   else m * rs + np.maximum(0.0, ag - fwd_window))
     else:
         exposed = (np.maximum(0.0, rs - window) if p.overlap_grad_reduce else rs) + np.maximum(0.0, ag - fwd_window)
     return float(np.max(exposed)), _optimizer(cfg, float(ne.max()), float(ex.max()))

@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -14,6 +14,12 @@ from costmodel.pipeline import bubble_1f1b, bubble_dualpipe
 from costmodel.testing import training_configs
 
 H100, H800 = costmodel.gpu("H100-SXM"), costmodel.gpu("H800-SXM")
+
+
+#: Examples per property: every estimate simulates a family of layer placements (~15 ms
+#: each), so these are held to a budget that keeps the suite within its time. The count
+#: set here overrides the hypothesis profile's; raise it for a long run.
+BUDGET = 40
 
 
 def run(cfg):
@@ -28,6 +34,7 @@ def faster(gpu: GPU, k: float) -> GPU:
                                   "scale_up_bidirectional": gpu.scale_up_bidirectional * k})
 
 
+@settings(max_examples=BUDGET)
 @given(training_configs())
 def test_breakdowns_sum_and_values_are_finite(cfg):
     e = run(cfg)
@@ -38,6 +45,7 @@ def test_breakdowns_sum_and_values_are_finite(cfg):
     assert 0 < e.mfu < 1
 
 
+@settings(max_examples=BUDGET)
 @given(training_configs(), st.floats(1.01, 4.0))
 def test_a_faster_gpu_never_lengthens_a_run(cfg, k):
     base = run(cfg)
@@ -47,12 +55,14 @@ def test_a_faster_gpu_never_lengthens_a_run(cfg, k):
     assert quick.wall_time.m <= base.wall_time.m * (1 + 1e-4)
 
 
+@settings(max_examples=BUDGET)
 @given(training_configs(gpu=H100))
 def test_h800_never_faster_than_h100(cfg):
     h100, h800 = run(cfg), run(cfg.replace(**{"cluster.gpu": "H800-SXM"}))
     assert h800.step_time.m >= h100.step_time.m * (1 - 1e-12)
 
 
+@settings(max_examples=BUDGET)
 @given(training_configs(gpu=H100))
 def test_tensor_parallelism_over_nvlink_costs_more_on_h800(cfg):
     p = cfg.parallelism
@@ -74,6 +84,7 @@ def test_dualpipe_bubble_never_exceeds_1f1b(half_pp, f, b, w, overlap):
     assert bubble_dualpipe(pp, fb, b, w) <= bubble_1f1b(pp, f, b, w) + 1e-12
 
 
+@settings(max_examples=BUDGET)
 @given(training_configs(max_gpus=4096))
 def test_doubling_data_parallel_gpus_never_lowers_gpu_hours(cfg):
     # The same run (tokens, global batch) on twice the data-parallel ranks.
@@ -85,6 +96,7 @@ def test_doubling_data_parallel_gpus_never_lowers_gpu_hours(cfg):
     assert run(doubled).gpu_hours.m >= run(cfg).gpu_hours.m * (1 - 1e-9)
 
 
+@settings(max_examples=BUDGET)
 @given(training_configs(), st.floats(0.1, 10.0))
 def test_ledgers_scale_linearly_with_price(cfg, k):
     price = cfg.costs.gpu_hour_price
