@@ -57,10 +57,10 @@ FP8_COMPONENTS = frozenset(
 #: 512 non-causal label is hidden by the legend, 151 read from the bar), used for both passes.
 ATTENTION_SEQ = (512, 1024, 2048, 4096, 8192, 16384)
 ATTENTION_TABLES = {
-    "Hopper": {"peak": 794.5,
+    "Hopper": {"mamf": 794.5,
                "fwd": {False: (467, 565, 625, 638, 646, 648), True: (292, 423, 521, 579, 602, 616)},
                "bwd": {False: (316, 424, 501, 542, 559, 561), True: None}},
-    "Ampere": {"peak": 271.2,
+    "Ampere": {"mamf": 271.2,
                "fwd": {False: (151, 173, 187, 196, 201, 203), True: (99, 133, 155, 173, 182, 189)},
                "bwd": {False: (151, 173, 187, 196, 201, 203), True: (99, 133, 155, 173, 182, 189)}},
 }
@@ -77,12 +77,12 @@ def attention_fractions(architecture: str, seq_len, causal: bool = True) -> tupl
     t = ATTENTION_TABLES["Ampere" if architecture == "Ampere" else "Hopper"]
     x = np.log2(np.clip(np.asarray(seq_len, dtype=float), ATTENTION_SEQ[0], ATTENTION_SEQ[-1]))
     xs = np.log2(ATTENTION_SEQ)
-    fwd = np.interp(x, xs, t["fwd"][causal]) / t["peak"]
+    fwd = np.interp(x, xs, t["fwd"][causal]) / t["mamf"]
     if t["bwd"][causal] is None:  # no causal backward published: the forward's causal ratio
         ratio = np.array(t["fwd"][True]) / np.array(t["fwd"][False])
-        bwd = np.interp(x, xs, np.array(t["bwd"][False]) * ratio) / t["peak"]
+        bwd = np.interp(x, xs, np.array(t["bwd"][False]) * ratio) / t["mamf"]
     else:
-        bwd = np.interp(x, xs, t["bwd"][causal]) / t["peak"]
+        bwd = np.interp(x, xs, t["bwd"][causal]) / t["mamf"]
     return float(fwd), float(bwd)
 
 

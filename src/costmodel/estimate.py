@@ -183,9 +183,9 @@ def _layer_comm(cfg: TrainingConfig, tokens: float, core_fb: tuple[float, float]
     """Per-micro-batch communication of one layer of each kind: rows dense, moe; columns
     (exposed F, exposed B, all-to-all F, all-to-all B) [s]; and the MoE dispatch of each
     direction (what shared-expert compute can hide) [s]."""
-    arch, p, c = cfg.model, cfg.parallelism, cfg.cluster
+    arch, p = cfg.model, cfg.parallelism
     nvl, ib = _links(cfg)
-    d, gpn = arch.hidden, c.node_size
+    d = arch.hidden
     out = np.zeros((2, 4))
     act = tokens * d * compute.BF16_BYTES
     tp_t = 2 * network.ring_allreduce_time(act, p.tp, *_bw_lat(_group(cfg, p.tp)))
@@ -402,7 +402,7 @@ def _schedule(cfg: TrainingConfig, w: _Ranks, m: int, mode: str) -> dict[str, fl
     busiest = float(work.max())
     return {"compute": busiest, "comm": pair[r] - busiest, "bubble": max(0.0, float(bubble)),
             "idle": idle, "simulated": float(simulated), "f": f, "b": b, "w": W, "f_compute": F,
-            "b_compute": B, "a2a_b": ab, "p2p": p2p, "rank": r, "unverified_extrapolation": float(unverified)}
+            "b_compute": B, "p2p": p2p, "rank": r, "unverified_extrapolation": float(unverified)}
 
 
 def _rank_params(cfg: TrainingConfig, place) -> tuple[np.ndarray, np.ndarray]:
@@ -584,10 +584,26 @@ class _Layout:
         return float(sum(self.step_parts.values()))
 
 
-def _timed(cfg: TrainingConfig, work: _Ranks, mode: str) -> _Layout:
-    m = cfg.microbatches
-    sched = _schedule(cfg, work, m, mode)
+@dataclass(frozen=True)
+class _Candidate:
+    """A placement's work, parameters and memory: what is known before timing it."""
+
+    work: _Ranks
+    ne: np.ndarray
+    ex: np.ndarray
+    mem: dict
+    fits: bool
+
+
+def _candidate(cfg: TrainingConfig, work: _Ranks) -> _Candidate:
     ne, ex = _rank_params(cfg, work.place)
+    mem, _ = _memory(cfg, work, ne, ex)
+    return _Candidate(work, ne, ex, mem, sum(mem.values()) <= to_base(cfg.cluster.gpu.hbm_capacity, "memory"))
+
+
+def _timed(cfg: TrainingConfig, c: _Candidate, mode: str) -> _Layout:
+    m, work, ne, ex = cfg.microbatches, c.work, c.ne, c.ex
+    sched = _schedule(cfg, work, m, mode)
     span = m * (sched["compute"] + sched["comm"]) + sched["bubble"]
     dp_exposed, optimizer = _dp_sync(cfg, ne, ex, work, sched["p2p"], m, span)
     step_parts = {
@@ -597,9 +613,7 @@ def _timed(cfg: TrainingConfig, work: _Ranks, mode: str) -> _Layout:
         "data-parallel sync (exposed)": dp_exposed,
         "optimizer": optimizer,
     }
-    mem, _ = _memory(cfg, work, ne, ex)
-    fits = sum(mem.values()) <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
-    return _Layout(work, sched, step_parts, mem, fits)
+    return _Layout(work, sched, step_parts, c.mem, c.fits)
 
 
 def _pairs(cfg: TrainingConfig, w: _Ranks) -> np.ndarray:
@@ -641,23 +655,19 @@ def _layout(cfg: TrainingConfig, mode: str) -> _Layout:
     candidates cost no simulation."""
     p = cfg.parallelism
     per = _per_layer(cfg)
-    capacity = to_base(cfg.cluster.gpu.hbm_capacity, "memory")
     m = cfg.microbatches
     args = (p.schedule, p.pp, p.virtual_stages, cfg.model.n_layers, per.last_extra)
     cands = []
     for x, j in placement_family(p.schedule, p.pp, p.virtual_stages, cfg.model.n_layers):
-        place = placement(*args, head_layers=x, last_layers=j)
-        w = _ranks(per, place)
-        ne, ex = _rank_params(cfg, place)
-        fits = sum(_memory(cfg, w, ne, ex)[0].values()) <= capacity
-        bound = _lower_bound(cfg, w, m, _optimizer(cfg, float(ne.max()), float(ex.max())))
-        cands.append(((not fits, bound), w))
+        c = _candidate(cfg, _ranks(per, placement(*args, head_layers=x, last_layers=j)))
+        bound = _lower_bound(cfg, c.work, m, _optimizer(cfg, float(c.ne.max()), float(c.ex.max())))
+        cands.append(((not c.fits, bound), c))
     cands.sort(key=lambda c: c[0])
     best = None
-    for (no_fit, bound), w in cands:
+    for (no_fit, bound), c in cands:
         if best is not None and (no_fit, bound) >= (not best.fits, best.step):
             break
-        t = _timed(cfg, w, mode)
+        t = _timed(cfg, c, mode)
         if best is None or (not t.fits, t.step) < (not best.fits, best.step):
             best = t
     return best
