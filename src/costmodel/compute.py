@@ -22,7 +22,8 @@ from .workload import GQA, Architecture, split_backward
 
 __all__ = ["Rates", "rates", "FP8_COMPONENTS", "component_times", "elementwise_bytes", "scores_bytes",
            "BF16_BYTES", "SCORE_BYTES", "SCORE_BYTES_BACKWARD", "attention_fractions", "gemm_io_bytes",
-           "head_io_bytes", "FLASH_BACKWARD_FLOPS"]
+           "head_io_bytes", "FLASH_BACKWARD_FLOPS", "layer_times", "LayerTimes",
+           "optimizer_time"]
 
 #: HBM bytes per attention-score element when scores are materialized. Forward: write QK^T
 #: (2), fused scale-mask-softmax read and write (4), dropout read, write and a 1-byte mask
@@ -83,7 +84,7 @@ def attention_fractions(architecture: str, seq_len, causal: bool = True) -> tupl
         bwd = np.interp(x, xs, np.array(t["bwd"][False]) * ratio) / t["mamf"]
     else:
         bwd = np.interp(x, xs, t["bwd"][causal]) / t["mamf"]
-    return float(fwd), float(bwd)
+    return (float(fwd), float(bwd)) if np.ndim(fwd) == 0 else (fwd, bwd)
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def gemm_io_bytes(arch: Architecture, kind: str, tokens: float, tp: int, ep: int
         f = m.expert_ffn / tp
         expert = (lambda rows: _gemm_bytes(d, up * f, rows, low) + _gemm_bytes(f, d, rows, low))
         io += m.n_shared * expert(tokens)
-        io += m.top_k * expert(max(tokens * m.top_k * ep / m.n_routed, 1e-30))
+        io += m.top_k * expert(np.maximum(tokens * m.top_k * ep / m.n_routed, 1e-30))
         io += _gemm_bytes(d, m.n_routed, tokens, False)  # router, BF16
     else:
         f = arch.mlp.ffn_hidden / tp
@@ -226,3 +227,80 @@ def scores_bytes(arch: Architecture, seq_len) -> tuple[float, float]:
     [B/token]: ``13 n_h s`` and ``15 n_h s`` (the full square is written, masked or not)."""
     elems = arch.attention.n_heads * seq_len
     return SCORE_BYTES * elems, SCORE_BYTES_BACKWARD * elems
+
+
+@dataclass(frozen=True)
+class LayerTimes:
+    """Compute of one average layer, of the last chunk's extra work (output head and MTP
+    modules), of the attention core and of the shared experts, per micro-batch [s]:
+    ``(F, B, W)`` tuples of arrays broadcasting over the engine's rows."""
+
+    layer: tuple
+    last: tuple
+    core: tuple
+    shared: tuple | None
+
+
+def _kind_times(cfg, kind: str, r: Rates, rows, tokens):
+    """Per-token F, B, W compute seconds of one layer of ``kind``: GEMMs and the attention
+    core at their rates, recomputation charged to B, plus the streamed GEMM bytes, the
+    elementwise bytes and (materialized attention) the scores' bytes over HBM."""
+    arch, p, gemm = cfg.model, cfg.parallelism, cfg.precision.gemm
+    s, tp = rows.seq_len, rows.tp
+    flops = arch.layer_flops(kind, s)
+    rec = {"selective": {"attention_core": flops["attention_core"]},
+           "mla-up-proj": {"attention": 2.0 * arch.attention.up_proj_params(arch.hidden)},
+           "full": flops}.get(p.recompute, {})
+    f, b, w = component_times(flops, r, rec, tp)
+    io = gemm_io_bytes(arch, kind, tokens, tp, rows.ep, gemm) / r.hbm
+    ew = elementwise_bytes(arch, kind, gemm) / r.hbm / tp
+    sf, sb = (scores_bytes(arch, s) if cfg.kernels.attention == "materialized" else (0.0, 0.0))
+    sf, sb = sf / r.hbm / tp, sb / r.hbm / tp
+    redo = ((ew + io) if p.recompute == "full" else 0.0) + (sf if p.recompute in ("full", "selective") else 0.0)
+    return f + ew + sf + io, b + 2 * ew + sb + redo + io, w + io
+
+
+def layer_times(cfg, rows, tokens) -> LayerTimes:
+    """:class:`LayerTimes` of ``cfg`` for the engine's ``rows`` (``tokens`` per micro-batch
+    on a GPU). The average layer weighs dense and MoE layers by their counts; the last
+    chunk's extra work is the output head and the MTP modules (an MTP block streams its
+    GEMMs like a layer of the last kind)."""
+    arch, p, e = cfg.model, cfg.parallelism, cfg.efficiency
+    s, tp = rows.seq_len, rows.tp
+    r = rates(cfg.cluster.gpu, cfg.precision.gemm, e.compute, e.fp8_recipe, e.hbm, s, cfg.kernels.attention)
+    kinds = [(k, c / arch.n_layers) for k, c in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if c]
+    per = [(share, _kind_times(cfg, k, r, rows, tokens)) for k, share in kinds]
+    layer = tuple(sum(share * t[i] for share, t in per) * tokens for i in range(3))
+    core = tuple(x * tokens for x in component_times({"attention_core": arch.attention.core_flops(arch.hidden, s)},
+                                                     r, None, tp))
+    shared = None
+    if arch.is_moe and arch.moe.n_shared:
+        shared = tuple(x * tokens for x in component_times({"moe_shared": arch.layer_flops("moe", s)["moe_shared"]},
+                                                           r, None, tp))
+    extra = {"head": arch.head_flops()}
+    if arch.mtp_modules:
+        extra.update(arch.mtp_flops(s))
+    head_io = head_io_bytes(arch, tokens, tp) / r.hbm * (1 + arch.mtp_modules) * tokens
+    mtp_io = 0.0
+    if arch.mtp_modules:
+        kind = "moe" if arch.is_moe else "dense"
+        mtp_io = arch.mtp_modules * gemm_io_bytes(arch, kind, tokens, tp, rows.ep, cfg.precision.gemm) / r.hbm * tokens
+    last = tuple(x * tokens + head_io + mtp_io for x in component_times(extra, r, None, tp))
+    return LayerTimes(layer, last, core, shared)
+
+
+def optimizer_time(cfg, rows, ne, ex):
+    """The AdamW step over the rank's shard of parameters, a pass over HBM [s]: read and
+    write the gradient, master weights, both moments and the BF16 weights. ``ne``, ``ex``:
+    the rank's non-expert and expert parameters (already split by TP and EP)."""
+    from .memory import BYTES
+
+    p, prec = cfg.parallelism, cfg.precision
+    per_param = (BYTES[prec.grads] + (8.0 if prec.master_weights == "fp32" else 4.0)
+                 + 4 * BYTES[prec.optimizer_moments] + 2.0)
+    dp_cp = rows.dp * rows.cp
+    shard = (ne / dp_cp + ex * rows.ep / (dp_cp * rows.tp)) if p.zero >= 1 else ne + ex
+    from .units import to_base
+
+    hbm = to_base(cfg.cluster.gpu.hbm_bandwidth, "bandwidth") * cfg.efficiency.hbm
+    return shard * per_param / hbm

@@ -18,7 +18,11 @@ multiple of the run's marginal cost.
 
 from __future__ import annotations
 
-__all__ = ["HOURS_PER_YEAR", "marginal_rental", "marginal_owned", "capital", "basis"]
+__all__ = ["HOURS_PER_YEAR", "marginal_rental", "marginal_owned", "capital", "basis", "ledgers",
+           "DEFAULT_SERVER_POWER_MULTIPLIER"]
+
+#: Server power per GPU over TDP when the catalogue has no figure (Epoch AI default 1.8).
+DEFAULT_SERVER_POWER_MULTIPLIER = 1.8
 
 #: Hours in a (Julian) year, as Epoch AI uses.
 HOURS_PER_YEAR = 8766.0
@@ -60,6 +64,31 @@ def capital(fleet_gpus, gpu_price, server_overhead, interconnect_fraction, inter
         out["facility"] = facility
     out["research compute"] = research_multiple * marginal_total
     return out
+
+
+def ledgers(cfg, gpu_hours) -> tuple[dict, dict]:
+    """The marginal and capital ledgers of ``cfg`` for ``gpu_hours`` (a float or an array,
+    one per row) [USD]; a ledger whose prices the config does not give is empty."""
+    from .units import to_base
+
+    c, gpu = cfg.costs, cfg.cluster.gpu
+    usd = (lambda q: None if q is None else to_base(q, "money"))
+    price, interconnect = usd(c.gpu_price), usd(c.interconnect_per_gpu)
+    if c.gpu_hour_price is not None:
+        marginal = marginal_rental(gpu_hours, to_base(c.gpu_hour_price, "price per hour") * 3600)
+    elif price is not None:
+        marginal = marginal_owned(
+            gpu_hours, price, c.server_overhead, c.depreciation_rate, c.interconnect_fraction, interconnect,
+            to_base(gpu.tdp, "power") if gpu.tdp is not None else 0.0,
+            gpu.server_power_multiplier or DEFAULT_SERVER_POWER_MULTIPLIER, c.power_fraction, c.pue,
+            to_base(c.electricity_price, "energy price") * 3.6e6)
+    else:
+        marginal = {}
+    capital_ = {}
+    if price is not None:
+        capital_ = capital(cfg.fleet_gpus, price, c.server_overhead, c.interconnect_fraction, interconnect,
+                           usd(c.facility), c.research_multiple, sum(marginal.values()))
+    return marginal, capital_
 
 
 def _usd(q) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 from .workload import GQA, Architecture
 
 __all__ = ["BYTES", "state_bytes_per_param", "activation_bytes_per_token", "in_flight", "reserve_bytes",
-           "CUDA_CONTEXT_BYTES", "NCCL_BYTES", "DEEPEP_BYTES", "FRAGMENTATION"]
+           "CUDA_CONTEXT_BYTES", "NCCL_BYTES", "DEEPEP_BYTES", "FRAGMENTATION", "rank_params", "rank_memory"]
 
 BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
 
@@ -149,5 +149,53 @@ FRAGMENTATION = 0.05
 def reserve_bytes(tensors, expert_parallel: bool):
     """Memory no tensor accounts for [B]: the CUDA context, NCCL buffers, DeepEP's buffers
     (``expert_parallel``), and allocator fragmentation on ``tensors`` bytes."""
-    return (CUDA_CONTEXT_BYTES + NCCL_BYTES + (DEEPEP_BYTES if expert_parallel else 0.0)
+    return (CUDA_CONTEXT_BYTES + NCCL_BYTES + np.where(expert_parallel, DEEPEP_BYTES, 0.0)
             + FRAGMENTATION * np.asarray(tensors))
+
+
+def rank_params(cfg, fam, rows):
+    """Non-expert and expert parameters each rank stores, for every placement of the
+    family ``fam`` (:class:`~costmodel.stages.Family`): non-expert split by TP, experts by
+    EP; the first chunk's ranks hold the embedding, the last's the head and MTP modules.
+    Broadcasts to ``(rows, placements, ranks)``."""
+    arch = cfg.model
+    ne = ex = 0.0
+    for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)):
+        if count:
+            lp = arch.layer_params(kind)
+            routed = lp.get("moe_routed", 0)
+            ex += count * routed / arch.n_layers
+            ne += count * (sum(lp.values()) - routed) / arch.n_layers
+    counts = arch.param_counts()
+    mtp_ex = arch.mtp_modules * arch.layer_params("moe")["moe_routed"] if arch.is_moe else 0
+    held = fam.rank_held
+    ne_r = (held * ne + fam.holds_first * counts["embedding"]
+            + fam.holds_last * (counts["head"] + arch.params_mtp - mtp_ex)) / rows.tp
+    ex_r = (held * ex + fam.holds_last * mtp_ex) / rows.ep
+    return ne_r, ex_r
+
+
+def rank_memory(cfg, fam, rows, ne, ex, tokens, m) -> dict:
+    """Memory of each rank by kind [B] (weights, master weights, gradients, optimizer
+    states, activations, reserve), broadcasting to ``(rows, placements, ranks)``: the
+    training state of its parameters after ZeRO sharding, the activations it holds at its
+    peak (:func:`in_flight` times its per-micro-batch activations, plus one micro-batch's
+    FP32 logits on the head's ranks), and the reserve."""
+    arch, p, prec = cfg.model, cfg.parallelism, cfg.precision
+    dp_cp = rows.dp * rows.cp
+    st_ne = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, dp_cp)
+    st_ex = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero,
+                                  np.maximum(1, dp_cp * rows.tp // rows.ep))
+    act_layer = sum(
+        count / arch.n_layers * activation_bytes_per_token(
+            arch, kind, p.recompute, prec.gemm, cfg.kernels.attention, rows.seq_len, rows.tp, p.sequence_parallel)
+        for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if count
+    )
+    unit = (fam.rank_layers + fam.runs_last * arch.mtp_modules) * act_layer * tokens
+    acts = in_flight(p.schedule, p.pp, np.arange(p.pp), m, p.virtual_stages) * unit
+    logits = fam.holds_last * tokens * arch.vocab_size * 4.0 / rows.tp  # FP32 logits of one micro-batch
+    parts = {k: ne * st_ne[k] + ex * st_ex[k] for k in st_ne}
+    parts["activations"] = acts + logits
+    tensors = sum(parts.values())
+    parts["reserve"] = reserve_bytes(tensors, arch.is_moe & (rows.ep > 1)) + 0.0 * tensors
+    return parts

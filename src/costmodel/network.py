@@ -79,11 +79,223 @@ def group_link(span_gpus: int, gpus_per_node: int, nvlink: Link, scale_out: Link
     return nvlink if span_gpus <= gpus_per_node else scale_out
 
 
-def distinct_nodes(k: int, nodes: int, limit: int | None = None) -> float:
+def distinct_nodes(k: int, nodes, limit: int | None = None):
     """Expected number of distinct nodes among ``k`` experts spread uniformly over ``nodes``
     nodes, capped by node-limited routing at ``limit`` (DeepSeek-V3 report Sec. 2.1.2):
-    ``N (1 - (1 - 1/N)^k)``, at most ``limit``."""
-    if nodes <= 1:
-        return 1.0
-    expected = nodes * (1.0 - (1.0 - 1.0 / nodes) ** k)
-    return min(expected, float(limit)) if limit else expected
+    ``N (1 - (1 - 1/N)^k)``, at most ``limit``. Broadcasts over ``nodes``."""
+    n = np.maximum(np.asarray(nodes, dtype=float), 1.0)
+    expected = np.where(n <= 1, 1.0, n * (1.0 - (1.0 - 1.0 / n) ** k))
+    if limit:
+        expected = np.where(n <= 1, 1.0, np.minimum(expected, float(limit)))
+    return float(expected) if expected.ndim == 0 else expected
+
+
+# ------------------------------------------------------------------------- a run's network
+# The functions below take a config (the layout's categorical fields: model, GPU, schedule,
+# precision, prices) and the engine's rows (``costmodel.engine.Rows``: one element per
+# candidate for tp, cp, ep, dp, micro-batch, comm SMs, batch and sequence length), and
+# broadcast over them (specs/network.md).
+
+#: SMs that drive the full NVLink and InfiniBand bandwidth of DeepSeek-V3's all-to-all:
+#: "only 20 SMs are sufficient to fully utilize the bandwidths of IB and NVLink" (V3
+#: report, arXiv 2412.19437, Sec. 3.2.2). DeepEP's normal kernels with 24 SMs measure 43-58
+#: GB/s per GPU over 50 GB/s RDMA (saturated) and 153-158 GB/s over NVLink (README, commit
+#: 3b1045d). Fewer SMs drive proportionally less (specs/network.md, "SMs and bandwidth").
+SATURATING_COMM_SMS = 20
+
+#: Bytes per element of activations sent between ranks (BF16).
+ACTIVATION_BYTES = 2.0
+
+
+@dataclass(frozen=True)
+class Tiers:
+    """A cluster's tiers: NVLink inside the scale-up domain, the NIC across it, and for
+    parts whose NVLink joins only bridged pairs, the server's PCIe (``pcie``, else None)."""
+
+    nvlink: Link
+    scale_out: Link
+    pcie: Link | None
+    node_size: int
+    server_gpus: int
+
+    def tier(self, span):
+        """(bandwidth, latency, over the NIC) of a group of ``span`` consecutive GPUs:
+        NVLink inside the scale-up domain, the server's PCIe for a bridged-pair part's group
+        inside its server (issue #8 item 8), else the NIC. Broadcasts over ``span``."""
+        span = np.asarray(span)
+        inside = span <= self.node_size
+        bw = np.where(inside, self.nvlink.bandwidth, self.scale_out.bandwidth)
+        lat = np.where(inside, self.nvlink.latency, self.scale_out.latency)
+        nic = ~inside
+        if self.pcie is not None:
+            pcie = nic & (span <= self.server_gpus)
+            bw = np.where(pcie, self.pcie.bandwidth, bw)
+            lat = np.where(pcie, self.pcie.latency, lat)
+            nic = nic & ~pcie
+        return bw, lat, nic
+
+    def group(self, span: int) -> Link:
+        """The :class:`Link` of a group of ``span`` consecutive GPUs (scalar ``tier``)."""
+        link = group_link(span, self.node_size, self.nvlink, self.scale_out)
+        if link is self.scale_out and self.pcie is not None and span <= self.server_gpus:
+            return self.pcie
+        return link
+
+
+def tiers(cfg) -> Tiers:
+    """The tiers of ``cfg.cluster`` at the config's achievable fractions."""
+    from .units import to_base
+
+    c, e, g = cfg.cluster, cfg.efficiency, cfg.cluster.gpu
+    nvl_bw = to_base(c.scale_up_bandwidth, "bandwidth") if c.scale_up_bandwidth is not None else g.scale_up_rate()
+    nvl = Link(nvl_bw * e.nvlink, NVLINK_LATENCY, "NVLink")
+    ib = Link(to_base(c.nic_bandwidth, "bandwidth") * e.scale_out, to_base(c.scale_out_latency, "time"), "scale-out")
+    pcie = None
+    if g.pcie_bandwidth is not None and g.server_gpus and g.server_gpus > c.node_size:
+        pcie = Link(to_base(g.pcie_bandwidth, "bandwidth") * e.scale_out, NVLINK_LATENCY, "PCIe")
+    return Tiers(nvl, ib, pcie, c.node_size, g.server_gpus or 0)
+
+
+def driven(comm_sms):
+    """Share of the link bandwidth the all-to-all kernels' reserved SMs can drive (1 when
+    no SMs are reserved: the kernels then take the whole GPU and overlap nothing)."""
+    c = np.asarray(comm_sms, dtype=float)
+    return np.where(c == 0, 1.0, np.minimum(1.0, c / SATURATING_COMM_SMS))
+
+
+def compute_share(comm_sms, sms):
+    """Share of the SMs left to compute while communication kernels run; NaN where no SMs
+    are reserved (communication then overlaps no compute: see :func:`overlaps`)."""
+    c = np.asarray(comm_sms, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c == 0, np.nan, (float(sms or 0) - c) / float(sms or 1))
+
+
+def all_to_all(cfg, t: Tiers, rows, tokens):
+    """Expert-parallel dispatch + combine of one MoE layer, forward and backward, and the
+    dispatch alone [s], for ``tokens`` per GPU of a TP group. With FP8 GEMMs the dispatch
+    sends FP8 and the combine BF16 (V3 Sec. 3.3.4); in the backward the gradient entering
+    the down projection is quantized to FP8 too (Sec. 3.3.3), so one direction is FP8 again.
+    The bandwidth is what the reserved SMs drive (:func:`driven`); an expert group inside a
+    bridged-pair part's server crosses its PCIe, otherwise the NIC."""
+    arch, gpn = cfg.model, t.node_size
+    k, d = arch.moe.top_k, arch.hidden
+    ep = np.asarray(rows.ep)
+    low = 1.0 if cfg.precision.gemm == "fp8" else 2.0
+    nodes = -(-ep // gpn)  # exact for any integer size
+    one = nodes == 1
+    copies_nvl = np.where(one, k * (ep - 1) / ep, k * (gpn - 1) / gpn)
+    copies_ib = np.where(one, 0.0, distinct_nodes(k, nodes, arch.moe.max_nodes_per_token) * (nodes - 1) / nodes)
+    far_bw, far_lat = t.scale_out.bandwidth, t.scale_out.latency
+    if t.pcie is not None:
+        in_server = ep <= t.server_gpus
+        far_bw, far_lat = np.where(in_server, t.pcie.bandwidth, far_bw), np.where(in_server, t.pcie.latency, far_lat)
+    share = driven(rows.comm_sms)
+
+    def a2a(elem_bytes: float):
+        t_nvl = all_to_all_time(tokens * copies_nvl * d * elem_bytes, t.nvlink.bandwidth * share, t.nvlink.latency)
+        t_ib = all_to_all_time(tokens * copies_ib * d * elem_bytes, far_bw * share, far_lat)
+        return np.maximum(t_nvl, t_ib)
+
+    first = a2a(low)
+    both = first + a2a(2.0)
+    return both, both, first
+
+
+def kv_bytes_per_token(arch) -> float:
+    """Bytes of keys and values per token a context-parallel ring passes on (BF16)."""
+    att, d = arch.attention, arch.hidden
+    per = (2 * att.dims(d)[1] * att.dims(d)[2] if hasattr(att, "dims")
+           else att.n_heads * (att.qk_nope_head_dim + att.qk_rope_head_dim + att.v_head_dim))
+    return per * 2.0
+
+
+def layer_comm(cfg, t: Tiers, rows, tokens, core_f, core_b) -> dict:
+    """Per-micro-batch communication of one layer of each kind [s]: ``{kind: (exposed
+    forward, exposed backward, all-to-all forward, all-to-all backward)}`` for kinds
+    ``dense`` and ``moe``, and ``dispatch``, the MoE dispatch of each direction (what
+    shared-expert compute can hide). TP: two all-reduces per pass (sequence parallelism's
+    all-gather + reduce-scatter cost the same); CP: the ring's KV exchange beyond the
+    attention core it overlaps; ``full`` recomputation re-runs the forward's collectives in
+    the backward (Megatron-LM: 6 per layer, not 4) and the MoE dispatch and combine."""
+    arch, p = cfg.model, cfg.parallelism
+    tp, cp = rows.tp, rows.cp
+    act = tokens * arch.hidden * ACTIVATION_BYTES
+    bw, lat, _ = t.tier(tp)
+    tp_t = 2 * ring_allreduce_time(act, tp, bw, lat)
+    bw, _, _ = t.tier(tp * cp)
+    ring = (cp - 1) * tokens / tp * kv_bytes_per_token(arch) / bw
+    cp_f, cp_b = np.maximum(0.0, ring - core_f), np.maximum(0.0, 2 * ring - core_b)
+    full = p.recompute == "full"
+    xf = tp_t + cp_f
+    xb = tp_t + cp_b + (tp_t + cp_f if full else 0.0)
+    zero = 0.0 * xf
+    out = {"dense": (xf, xb, zero, zero), "moe": (xf, xb, zero, zero), "dispatch": (zero, zero)}
+    if arch.is_moe:
+        a2a_f, a2a_b, first = all_to_all(cfg, t, rows, tokens / tp)
+        out["moe"] = (xf, xb, a2a_f, a2a_b + (a2a_f if full else 0.0))
+        out["dispatch"] = (first, first)
+    return out
+
+
+def pipeline_transfer(cfg, t: Tiers, rows, tokens):
+    """One activation transfer between pipeline ranks [s] (0 without a pipeline), and
+    whether the pipeline spans more than one scale-up domain (its transfers then share the
+    NIC with data-parallel traffic, :func:`dp_sync`)."""
+    p = cfg.parallelism
+    span = cfg.cluster.num_gpus  # tp*cp*dp*pp: the pipeline's ranks are the outermost
+    bw, lat, nic = t.tier(span)
+    act = tokens * cfg.model.hidden * ACTIVATION_BYTES / rows.tp
+    if p.pp == 1:
+        return 0.0 * act, False
+    return p2p_time(act, bw, lat), span > t.node_size
+
+
+def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span):
+    """Exposed data-parallel communication per step [s], the maximum over ranks.
+
+    ``ne``, ``ex``: each rank's non-expert and expert parameters; ``rank``: its work per
+    micro-batch (:class:`~costmodel.stages.Work`); ``p2p``: one pipeline transfer, and
+    ``p2p_nic`` whether it crosses the NIC; ``m``: micro-batches; ``span``: the pipeline's
+    part of the step. Each rank syncs its own parameters' gradients behind its own compute,
+    and the step waits for the last (continuous in every input). ZeRO-0 and -1 reduce
+    gradients once per step, overlapping the last micro-batch's backward; ZeRO-2
+    reduce-scatters every micro-batch's gradients (DeepSpeed stage 2, FSDP SHARD_GRAD_OP):
+    the NIC must carry all ``m`` within the pipeline's ``span`` beside the rest of its
+    traffic, and the last overlaps only its own backward (so the step is the larger of the
+    pipeline and the NIC's work: monotone in both). The parameter all-gather overlaps the
+    next step's first forward. ZeRO-3 gathers parameters for every micro-batch's forward and
+    backward: the DP link must carry those ``2 m`` gathers within ``span``, so only their
+    excess is exposed, and its reduce-scatter is taken as not overlapped. When the DP group
+    crosses nodes it shares each GPU's NIC with the expert all-to-all and the pipeline
+    transfers of the same passes (specs/network.md, "One NIC").
+    """
+    p, prec = cfg.parallelism, cfg.precision
+    tp, cp, dp, ep = rows.tp, rows.cp, rows.dp, rows.ep
+    bw, lat, nic = t.tier(tp * cp * dp)
+    from .memory import BYTES
+
+    g = BYTES[prec.grads]
+    rs = ag = 0.0
+    for params, n in ((ne, dp * cp), (ex, dp * cp * tp // ep)):
+        if p.zero == 0:
+            rs = rs + ring_allreduce_time(params * g, n, bw, lat)
+        else:
+            rs = rs + reduce_scatter_time(params * g, n, bw, lat)
+            ag = ag + all_gather_time(params * 2.0, n, bw, lat)
+    ep_nodes = cfg.model.is_moe & (ep > t.node_size)
+    pp_nic = p2p * p2p_nic
+    busy_b = ((rank.ab * ep_nodes) + pp_nic) * nic
+    busy_f = ((rank.af * ep_nodes) + pp_nic) * nic
+    window = np.maximum(0.0, rank.B + rank.W - busy_b)
+    fwd_window = np.maximum(0.0, rank.F - busy_f)
+    if p.zero == 3:
+        exposed = np.maximum(0.0, 2 * m * ag - span) + rs
+    elif p.zero == 2:
+        free = np.maximum(0.0, span - m * (busy_b + busy_f))
+        tail = np.maximum(0.0, rs - window) + np.maximum(0.0, ag - fwd_window)
+        exposed = (np.maximum(tail, m * rs + ag - free) if p.overlap_grad_reduce
+                   else m * rs + np.maximum(0.0, ag - fwd_window))
+    else:
+        exposed = (np.maximum(0.0, rs - window) if p.overlap_grad_reduce else rs) + np.maximum(0.0, ag - fwd_window)
+    return np.max(exposed, axis=-1, keepdims=True)

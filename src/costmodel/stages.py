@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = ["Placement", "balanced_chunks", "placement", "head_layer_family", "placement_family", "HEAD_LAYERS_BELOW",
-           "LAST_CHUNK_BELOW", "chunk_count", "chunk_formula"]
+           "LAST_CHUNK_BELOW", "chunk_count", "chunk_formula", "Work", "Family", "family"]
 
 #: Model chunks per pipeline rank, by schedule (the module docstring says which ranks run them).
 _CHUNKS_PER_RANK = {"interleaved": "v", "dualpipev": 2, "zbv": 2}
@@ -230,3 +230,87 @@ def head_layer_family(schedule: str, pp: int, v: int, n_layers: int) -> tuple[in
         return (n_layers,)
     lo, hi = len(chunks) - 1, n_layers - others
     return tuple(range(max(lo, x0 - HEAD_LAYERS_BELOW), min(hi, x0 + 1) + 1))
+
+
+@dataclass(frozen=True)
+class Work:
+    """Work per micro-batch [s] of a layer, a chunk or a rank, by name: compute ``F``, ``B``
+    (input gradient), ``W`` (weight gradient), and communication: ``xf``, ``xb`` exposed in
+    the forward and backward (tensor and context parallelism), ``af``, ``ab`` the expert
+    all-to-all of each pass (what DualPipe overlaps). Fields are floats or arrays that
+    broadcast together (the engine's ``(rows, placements, ranks)``)."""
+
+    F: object
+    B: object
+    W: object
+    xf: object = 0.0
+    xb: object = 0.0
+    af: object = 0.0
+    ab: object = 0.0
+
+    NAMES = ("F", "B", "W", "xf", "xb", "af", "ab")
+
+    def fields(self) -> tuple:
+        return tuple(getattr(self, k) for k in self.NAMES)
+
+    def map(self, fn) -> "Work":
+        """Apply ``fn`` to every field."""
+        return Work(*(fn(x) for x in self.fields()))
+
+    @property
+    def forward(self):
+        """A forward with its exposed communication and all-to-all."""
+        return self.F + self.xf + self.af
+
+    @property
+    def backward(self):
+        """An input-gradient backward with its communication (the weight gradient apart)."""
+        return self.B + self.xb + self.ab
+
+    @property
+    def compute(self):
+        return self.F + self.B + self.W
+
+    @property
+    def comm(self):
+        return self.xf + self.xb + self.af + self.ab
+
+
+@dataclass(frozen=True)
+class Family:
+    """The placements the estimate times for one layout (:func:`placement_family`), as
+    arrays: ``layers`` ``(P, K)`` per placement and chunk; ``runs``, ``holds`` ``(pp, K)``
+    as in :class:`Placement`; ``rank_layers`` ``(P, pp)``, the layers each rank runs per
+    micro-batch; ``rank_held`` ``(P, pp)``, the layers it stores; ``last``, ``first``
+    ``(pp,)``: how often a rank runs the last chunk, whether it stores the first and last;
+    ``first_chunk`` ``(pp,)``: the first chunk a rank runs. Cached: depends on the layout
+    alone."""
+
+    members: tuple
+    layers: np.ndarray
+    runs: np.ndarray
+    holds: np.ndarray
+    rank_layers: np.ndarray
+    rank_held: np.ndarray
+    runs_last: np.ndarray
+    holds_first: np.ndarray
+    holds_last: np.ndarray
+    first_chunk: np.ndarray
+
+    def placement(self, i: int) -> Placement:
+        return Placement(layers=self.layers[i], runs=self.runs, holds=self.holds)
+
+
+@lru_cache(maxsize=1024)
+def family(schedule: str, pp: int, v: int, n_layers: int) -> Family:
+    """:func:`placement_family` as a :class:`Family` of arrays (cached)."""
+    members = placement_family(schedule, pp, v, n_layers)
+    places = [placement(schedule, pp, v, n_layers, 0.0, head_layers=x, last_layers=j) for x, j in members]
+    layers = np.array([pl.layers for pl in places], dtype=float)
+    runs, holds = places[0].runs, places[0].holds
+    out = Family(members, layers, runs, holds, layers @ runs.T, layers @ holds.T, runs[:, -1].copy(),
+                 holds[:, 0].copy(), holds[:, -1].copy(), np.argmax(runs > 0, axis=1))
+    for a in (out.layers, out.rank_layers, out.rank_held, out.runs_last, out.holds_first, out.holds_last,
+              out.first_chunk):
+        a.setflags(write=False)
+    return out

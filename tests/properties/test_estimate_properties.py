@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 import costmodel
 from costmodel import GPU
-from costmodel.estimate import _rank_work
+from costmodel.engine import layer_work
 from costmodel.pipeline import bubble_1f1b, bubble_dualpipe
 from costmodel.testing import training_configs
 
@@ -71,8 +71,8 @@ def test_tensor_parallelism_over_nvlink_costs_more_on_h800(cfg):
     # step is never shorter (it may be equal when another bottleneck, such as ZeRO-3's
     # parameter gathers over a slow NIC, hides them).
     h800_cfg = cfg.replace(**{"cluster.gpu": "H800-SXM"})
-    tp_h100 = _rank_work(cfg).comm[:, :2].sum()
-    tp_h800 = _rank_work(h800_cfg).comm[:, :2].sum()
+    tp_h100 = layer_work(cfg).xf + layer_work(cfg).xb
+    tp_h800 = layer_work(h800_cfg).xf + layer_work(h800_cfg).xb
     assert tp_h800 > tp_h100
     assert run(h800_cfg).step_time.m >= run(cfg).step_time.m * (1 - 1e-12)
 

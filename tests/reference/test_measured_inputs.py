@@ -9,7 +9,8 @@ import pytest
 
 import costmodel
 from costmodel import compute, memory, presets
-from costmodel.estimate import SATURATING_COMM_SMS, _all_to_all, _links
+from costmodel.engine import Rows
+from costmodel.network import SATURATING_COMM_SMS, all_to_all, tiers
 from costmodel.hardware import achievable_fraction
 from costmodel.stages import placement
 
@@ -85,8 +86,8 @@ def test_comm_sms_drive_proportional_bandwidth_up_to_saturation():
     # GB/s RDMA (README, commit 3b1045d): saturated
     assert SATURATING_COMM_SMS == 20
     cfg = presets.get("deepseek-v3")
-    nvl, ib = _links(cfg)
-    t = {c: _all_to_all(cfg.replace(**{"parallelism.comm_sms": c}), 4096, nvl, ib)[0] for c in (10, 20, 24)}
+    held = {c: cfg.replace(**{"parallelism.comm_sms": c}) for c in (10, 20, 24)}
+    t = {c: float(all_to_all(x, tiers(x), Rows.of(x), 4096)[0][0]) for c, x in held.items()}
     assert t[20] == pytest.approx(t[24])  # saturated
     assert t[10] == pytest.approx(2 * t[20], rel=1e-3)  # half the SMs, half the bandwidth (latency aside)
 
@@ -129,13 +130,14 @@ def test_pcie_parts_reach_beyond_the_bridged_pair_over_pcie():
     # H100 PCIe product brief PB-11133-001: NVLink bridges join pairs of cards; other peers
     # over PCIe Gen5 x16, 128 GB/s both ways (64 GB/s each). A TP group of 4 on a server of
     # 8 cards runs over PCIe, not over the NVLink bridge nor the NIC (issue #8 item 8)
-    from costmodel.estimate import _group
+    from costmodel.network import tiers
     cfg = costmodel.TrainingConfig(
         model="llama3-8b", data={"tokens": 1e12, "seq_len": 4096, "global_batch": 256},
         cluster={"gpu": "H100-PCIe", "num_gpus": 64, "scale_out_bandwidth": "100 Gbit/s"},
         parallelism={"tp": 4, "dp": 16})
-    assert _group(cfg, 2).name == "NVLink" and _group(cfg, 4).name == "PCIe" and _group(cfg, 16).name == "scale-out"
-    assert _group(cfg, 4).bandwidth == pytest.approx(64e9 * cfg.efficiency.scale_out)
+    t = tiers(cfg)
+    assert t.group(2).name == "NVLink" and t.group(4).name == "PCIe" and t.group(16).name == "scale-out"
+    assert t.group(4).bandwidth == pytest.approx(64e9 * cfg.efficiency.scale_out)
     tp2 = costmodel.estimate(cfg.replace(**{"parallelism.tp": 2, "parallelism.dp": 32}), check=False)
     tp4 = costmodel.estimate(cfg, check=False)
     assert tp4.step_breakdown["exposed communication"] > 5 * tp2.step_breakdown["exposed communication"]

@@ -41,11 +41,11 @@ def test_every_catalogued_gpu_knows_its_sms_and_scale_up_domain(name):
     # a reservation costs compute on every GPU, B200 and MI300X included, while the
     # all-to-all runs (issue #8 item 3): V3's layout on each part is slower with 20 SMs
     # held than the ideal overlap (compute and all-to-all at full speed side by side)
-    from costmodel.estimate import _compute_share
+    from costmodel.network import compute_share
     node = min(8, g.scale_up_domain)
     cfg = v3(**{"cluster.gpu": name, "cluster.gpus_per_node": node}) if g.supports("fp8") else None
     if cfg is not None:
-        assert _compute_share(cfg) == pytest.approx((g.sms - 20) / g.sms)
+        assert compute_share(cfg.parallelism.comm_sms, g.sms) == pytest.approx((g.sms - 20) / g.sms)
 
 
 @pytest.mark.parametrize("schedule", ["dualpipev", "zbv"])

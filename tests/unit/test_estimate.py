@@ -9,7 +9,7 @@ import pytest
 
 import costmodel
 from costmodel import InfeasibleConfig, ledger, memory, presets
-from costmodel.estimate import _steps
+from costmodel.engine import run_steps
 
 
 def v3():
@@ -62,8 +62,8 @@ def test_batch_ramp_steps_closed_form_matches_integration():
     b0, B, tr, s = d.batch_ramp.start, d.global_batch, d.batch_ramp.tokens.m, d.seq_len
     t = np.linspace(0, tr, 200001)
     numeric = np.trapezoid(1 / (s * (b0 + (B - b0) * t / tr)), t) + (d.tokens.m - tr) / (s * B)
-    assert _steps(cfg) == pytest.approx(numeric, rel=1e-9)
-    assert _steps(cfg.replace(**{"data.batch_ramp": None})) == pytest.approx(d.tokens.m / (s * B))
+    assert run_steps(d, s, B) == pytest.approx(numeric, rel=1e-9)
+    assert run_steps(cfg.replace(**{"data.batch_ramp": None}).data, s, B) == pytest.approx(d.tokens.m / (s * B))
 
 
 def test_state_bytes_by_hand():

@@ -1,0 +1,369 @@
+"""The array engine: one estimate per row, for many rows at once (specs/engine.md).
+
+A *group* is a :class:`~costmodel.config.TrainingConfig` whose categorical fields (model,
+GPU, schedule, pipeline stages, virtual stages, recomputation, precision, ZeRO stage,
+kernels, prices) every row shares; :class:`Rows` holds the fields that vary per row, as
+arrays: tp, cp, ep, dp, micro-batch, comm SMs, global batch and sequence length. Every
+model function (compute, network, stages, pipeline timing, memory, run, ledgers) takes
+numpy arrays that broadcast to ``(rows, placements, ranks)``; :func:`evaluate` wires them.
+``estimate(cfg)`` is :func:`evaluate` on one row, so a sweep row and ``estimate()`` agree
+to floating-point rounding.
+
+The placements of the estimate's fixed family (``stages.family``) are a second axis: all
+are costed at once; the fastest that fits is kept (else the fastest), timing candidates in
+order of an exact lower bound and skipping those that cannot win, as the scalar estimate
+always did. With ``mode="closed"`` the schedule is timed by closed forms; otherwise every
+pipeline is simulated, the candidates of one round in one batch per micro-batch count
+(``pipeline.step_totals_batch``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from . import compute, ledger, memory, network
+from .pipeline import timing
+from .stages import Work, family
+from .units import to_base
+
+__all__ = ["Rows", "ROW_FIELDS", "Columns", "evaluate", "run_steps"]
+
+#: Config fields the engine takes per row (dotted path -> :class:`Rows` attribute).
+ROW_FIELDS = {
+    "parallelism.tp": "tp", "parallelism.cp": "cp", "parallelism.ep": "ep", "parallelism.dp": "dp",
+    "parallelism.micro_batch": "micro_batch", "parallelism.comm_sms": "comm_sms",
+    "data.global_batch": "global_batch", "data.seq_len": "seq_len",
+}
+
+#: Lines of the step breakdown, in order (``Estimate.step_breakdown``).
+STEP_LINES = ("compute", "exposed communication", "pipeline bubble (critical path)",
+              "data-parallel sync (exposed)", "optimizer")
+MEMORY_LINES = ("weights", "master_weights", "gradients", "optimizer_states", "activations", "reserve")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Per-row values of the fields the engine takes as arrays (integers, shape ``(n,)``
+    on construction; :meth:`expand` gives the engine's ``(n, 1, 1)`` view)."""
+
+    tp: np.ndarray
+    cp: np.ndarray
+    ep: np.ndarray
+    dp: np.ndarray
+    micro_batch: np.ndarray
+    comm_sms: np.ndarray
+    global_batch: np.ndarray
+    seq_len: np.ndarray
+
+    @classmethod
+    def of(cls, cfg, n: int = 1, **columns) -> "Rows":
+        """Rows of ``cfg``'s values, ``columns`` (attribute name -> array) replacing some."""
+        p, d = cfg.parallelism, cfg.data
+        base = {"tp": p.tp, "cp": p.cp, "ep": p.ep, "dp": p.dp, "micro_batch": p.micro_batch,
+                "comm_sms": p.comm_sms, "global_batch": d.global_batch, "seq_len": d.seq_len}
+        base.update(columns)
+        size = max([n] + [np.size(v) for v in columns.values()])
+        return cls(**{k: np.broadcast_to(np.asarray(v, dtype=np.int64), (size,)) for k, v in base.items()})
+
+    @property
+    def n(self) -> int:
+        return int(self.tp.shape[0])
+
+    def expand(self) -> "Rows":
+        return Rows(**{f.name: getattr(self, f.name).reshape(-1, 1, 1) for f in fields(self)})
+
+    def take(self, idx) -> "Rows":
+        return Rows(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    @property
+    def tokens(self):
+        """Tokens per micro-batch on one GPU of a context-parallel group."""
+        return self.micro_batch * self.seq_len / self.cp
+
+    @property
+    def microbatches(self):
+        return self.global_batch // (self.micro_batch * self.dp)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The engine's result: one element per row. ``values`` and the breakdowns are in the
+    units of ``Estimate.to_dict``'s keys (s, day, hour, token/s, TFLOP/s, GB, USD);
+    ``error`` is ``None`` for a computed row, else ``(name, value)`` of the first
+    non-finite intermediate (``EstimateOutOfRange``); ``placement`` the chosen member of the
+    layout's family."""
+
+    values: dict
+    step: dict
+    memory: dict
+    marginal: dict
+    capital: dict
+    sched: dict
+    mfu: np.ndarray
+    mfu_at_precision: np.ndarray
+    fits: np.ndarray
+    steps: np.ndarray
+    placement: np.ndarray
+    error: list = field(default_factory=list)
+
+
+def _gather(a, i, c, shape):
+    """``a`` broadcast to ``shape`` (rows, placements, last), at rows ``i`` and placements
+    ``c``, kept three-dimensional: ``(len(i), 1, last)``."""
+    return np.broadcast_to(a, shape)[i, c][:, None, :]
+
+
+class _Group:
+    """Everything known about every (row, placement) before timing the schedule."""
+
+    def __init__(self, cfg, rows: Rows):
+        self.cfg, p, arch = cfg, cfg.parallelism, cfg.model
+        self.rows = r = rows.expand()
+        self.n = rows.n
+        self.t = network.tiers(cfg)
+        self.tokens = tokens = r.tokens
+        self.m = r.microbatches
+        lt = compute.layer_times(cfg, r, tokens)
+        comm = network.layer_comm(cfg, self.t, r, tokens, lt.core[0], lt.core[1])
+        self.share = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
+        moe = list(comm["moe"])
+        if lt.shared is not None and p.schedule not in timing.DUAL:
+            # shared-expert compute overlaps the dispatch of each direction on the SMs left to
+            # compute (DeepSeek-V2 report Sec. 3.1.3); DualPipe overlaps everything instead.
+            # The backward dispatch hides behind the shared expert's input gradient, and its
+            # weight gradient too unless the schedule defers weight gradients (ZB-H1, ZB-V)
+            ef, eb, ew = lt.shared
+            hide_b = eb + (0.0 if p.schedule in timing.DEFERS_W else ew)
+            none = np.isnan(self.share)
+            moe[2] = moe[2] - np.where(none, 0.0, np.minimum(ef, self.share * comm["dispatch"][0]))
+            moe[3] = moe[3] - np.where(none, 0.0, np.minimum(hide_b, self.share * comm["dispatch"][1]))
+        sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
+        avg = [sd * d + sm * x for d, x in zip(comm["dense"], moe)]
+        self.layer = Work(*lt.layer, *avg)
+        self.last = Work(*lt.last, *(x * arch.mtp_modules for x in avg))  # an MTP block communicates like a layer
+        self.fam = fam = family(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
+        self.P, self.K = fam.layers.shape
+        e_last = np.zeros(self.K)
+        e_last[-1] = 1.0
+        self.rank = Work(*(a * fam.rank_layers + b * fam.runs_last
+                           for a, b in zip(self.layer.fields(), self.last.fields())))
+        self.chunk = Work(*(a * fam.layers + b * e_last for a, b in zip(self.layer.fields(), self.last.fields())))
+        self.pair = timing.pairs(p.schedule, self.rank, self.share)
+        self.p2p, self.p2p_nic = network.pipeline_transfer(cfg, self.t, r, tokens)
+        self.error = self._errors()
+        shape = (self.n, self.P, p.pp)
+        self.shape = shape
+        ri = np.argmax(np.broadcast_to(self.pair, shape), axis=-1)[..., None]
+        self.at = Work(*(np.take_along_axis(np.broadcast_to(x, shape), ri, axis=-1) for x in self.rank.fields()))
+        self.pair_r = np.take_along_axis(np.broadcast_to(self.pair, shape), ri, axis=-1)
+        self.slowest = ri
+        self.busiest = np.max(np.broadcast_to(self.rank.compute, shape), axis=-1, keepdims=True)
+        self.ne, self.ex = memory.rank_params(cfg, fam, r)
+        self.optimizer = compute.optimizer_time(cfg, r, np.max(self.ne, axis=-1, keepdims=True),
+                                                np.max(self.ex, axis=-1, keepdims=True))
+        parts = memory.rank_memory(cfg, fam, r, self.ne, self.ex, tokens, self.m)
+        total = sum(np.broadcast_to(v, shape) for v in parts.values())
+        rm = np.argmax(total, axis=-1)[..., None]
+        self.mem = {k: np.take_along_axis(np.broadcast_to(v, shape), rm, axis=-1) for k, v in parts.items()}
+        self.mem_total = np.take_along_axis(total, rm, axis=-1)
+        self.fits = self.mem_total <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
+        self.bound = timing.lower_bound(p.schedule, self.chunk, self.pair, fam.first_chunk, self.m, self.optimizer)
+
+    def _errors(self) -> list:
+        """Per row, ``None`` or the (name, value) of the first non-finite work or transfer."""
+        out: list = [None] * self.n
+        checks = (("compute time per micro-batch", (self.rank.F, self.rank.B, self.rank.W)),
+                  ("communication time per micro-batch", (self.rank.xf, self.rank.xb, self.rank.af, self.rank.ab)),
+                  ("pipeline transfer time", (self.p2p,)))
+        for name, arrs in checks:
+            for a in arrs:
+                a = np.asarray(a).reshape(self.n, -1) if np.size(a) >= self.n else np.broadcast_to(a, (self.n, 1))
+                bad = ~np.all(np.isfinite(a), axis=1)
+                for i in np.flatnonzero(bad):
+                    if out[i] is None:
+                        row = a[i]
+                        out[i] = (name, float(row[~np.isfinite(row)][0]))
+        return out
+
+    # ---------------------------------------------------------------- timing
+    def closed(self):
+        """Closed-form bubble of every (row, placement), idle = bubble."""
+        p = self.cfg.parallelism
+        at = self.at
+        f, b = at.forward, at.backward
+        bubble = timing.closed_bubble(p.schedule, p.pp, p.virtual_stages, self.K, self.m, f, b, at.W,
+                                      self.pair_r, self.p2p)
+        return bubble
+
+    def stage_inputs(self, i, c):
+        """The simulator's inputs for rows ``i`` at placements ``c``: per-chunk F, B, W
+        ``(k, K, 3)``, DualPipe's F&B pairs ``(k, pp, 2)`` or None, and the transfer ``(k,)``."""
+        p = self.cfg.parallelism
+        shape_k = (self.n, self.P, self.K)
+        ch = Work(*(_gather(x, i, c, shape_k)[:, 0, :] for x in self.chunk.fields()))
+        st = np.stack([ch.forward, ch.backward, ch.W + 0.0 * ch.F], axis=-1)
+        fb = None
+        if p.schedule in timing.DUAL:
+            a, b = timing.pair_phases(p.schedule, p.pp)
+            share = np.broadcast_to(self.share, (self.n, 1, 1))[i, 0]
+            fb = timing.fb_pair(ch.F[:, a], ch.B[:, b], ch.W[:, b], ch.xf[:, a], ch.xb[:, b], ch.af[:, a],
+                                ch.ab[:, b], share[:, :, None])
+        p2p = np.broadcast_to(self.p2p, (self.n, 1, 1))[i, 0, 0]
+        return st, fb, p2p
+
+    def simulate(self, i, c):
+        """Simulated bubble, mean idle per rank and extrapolation flag at rows ``i``,
+        placements ``c``, batched by micro-batch count."""
+        try:
+            from .pipeline import step_totals_batch
+        except ImportError:  # TEMPORARY until the compiled batch lands
+            step_totals_batch = _loop_totals
+
+        p = self.cfg.parallelism
+        st, fb, p2p = self.stage_inputs(i, c)
+        m = np.broadcast_to(self.m, (self.n, 1, 1))[i, 0, 0]
+        pair_r = self.pair_r[i, c, 0]
+        bubble, idle, unverified = (np.empty(len(i)) for _ in range(3))
+        for mm in np.unique(m):
+            k = np.flatnonzero(m == mm)
+            tot = step_totals_batch(p.schedule, p.pp, int(mm), stage_times=st[k], FB=None if fb is None else fb[k],
+                                    p2p=p2p[k], virtual_stages=p.virtual_stages)
+            bubble[k] = tot.makespan - mm * pair_r[k]
+            idle[k] = tot.per_rank_bubble.mean(axis=-1)
+            unverified[k] = ~tot.verified
+        return bubble, idle, unverified
+
+    def finish(self, i, c, bubble):
+        """Step parts of rows ``i`` at placements ``c`` given their bubble: (parts, step)."""
+        shape = self.shape
+        m = np.broadcast_to(self.m, (self.n, 1, 1))[i]
+        busiest = _gather(self.busiest, i, c, shape[:2] + (1,))
+        comm = _gather(self.pair_r, i, c, shape[:2] + (1,)) - busiest
+        span = m * (busiest + comm) + bubble[:, None, None]
+        rank = Work(*(_gather(x, i, c, shape) for x in self.rank.fields()))
+        ne, ex = _gather(self.ne, i, c, shape), _gather(self.ex, i, c, shape)
+        p2p = np.broadcast_to(self.p2p, (self.n, 1, 1))[i]
+        dp = network.dp_sync(self.cfg, self.t, self.rows.take(i), ne, ex, rank, p2p, self.p2p_nic, m, span)
+        opt = _gather(self.optimizer, i, c, shape[:2] + (1,))
+        parts = (m * busiest, m * comm, np.maximum(0.0, bubble)[:, None, None], dp, opt)
+        parts = tuple(x[:, 0, 0] for x in np.broadcast_arrays(*parts))
+        step = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
+        return parts, step
+
+
+def evaluate(cfg, rows: Rows | None = None, mode: str = "auto") -> Columns:
+    """Estimates of ``cfg`` with each row's values of :data:`ROW_FIELDS` (default: the
+    config's own, one row). The rows must satisfy the config's rules (``costmodel.rules``);
+    :func:`costmodel.sweep` refuses the others before calling this."""
+    rows = Rows.of(cfg) if rows is None else rows
+    g = _Group(cfg, rows)
+    p = cfg.parallelism
+    n, P = g.n, g.P
+    nofit = ~np.broadcast_to(g.fits, (n, P, 1))[..., 0]
+    bound = np.broadcast_to(g.bound, (n, P, 1))[..., 0]
+    order = np.lexsort((bound, nofit), axis=-1)
+    simulated = p.pp > 1 and (mode != "closed" or p.schedule == "zbv")  # ZB-V has no closed form
+    closed = None if simulated else np.broadcast_to(g.closed(), (n, P, 1))[..., 0]
+    best = np.full(n, -1)
+    best_nf = np.ones(n, dtype=bool)
+    best_step = np.full(n, np.inf)
+    alive = np.array([e is None for e in g.error])
+    out_parts = [np.zeros(n) for _ in STEP_LINES]
+    idle, unverified = np.zeros(n), np.zeros(n)
+    rows_all = np.arange(n)
+    for k in range(P):
+        c = order[:, k]
+        nf, b = nofit[rows_all, c], bound[rows_all, c]
+        have = best >= 0
+        stop = have & ((nf > best_nf) | ((nf == best_nf) & (b >= best_step)))
+        alive &= ~stop
+        i = np.flatnonzero(alive)
+        if i.size == 0:
+            break
+        ci = c[i]
+        if simulated:
+            bub, idl, unv = g.simulate(i, ci)
+        else:
+            bub = closed[i, ci]
+            idl, unv = bub, np.zeros(i.size)
+        parts, step = g.finish(i, ci, bub)
+        better = (best[i] < 0) | (nf[i] < best_nf[i]) | ((nf[i] == best_nf[i]) & (step < best_step[i]))
+        j = i[better]
+        best[j], best_nf[j], best_step[j] = ci[better], nf[i][better], step[better]
+        for dst, src in zip(out_parts, parts):
+            dst[j] = src[better]
+        idle[j], unverified[j] = idl[better], unv[better]
+    best = np.where(best < 0, 0, best)
+    return _columns(cfg, g, best, out_parts, idle, unverified, float(simulated))
+
+
+def run_steps(data, seq_len, global_batch):
+    """Optimizer steps for the token budget, with a linear batch ramp (closed form):
+    ``d(steps)/d(tokens) = 1 / (s b(t))``, ``b(t) = b0 + (B - b0) t / tr``."""
+    from .units import to_base
+
+    tokens = to_base(data.tokens, "tokens")
+    s, B = np.asarray(seq_len, dtype=float), np.asarray(global_batch, dtype=float)
+    if data.batch_ramp is None:
+        return tokens / (s * B)
+    b0, tr = data.batch_ramp.start, to_base(data.batch_ramp.tokens, "tokens")
+    return tr / (s * (B - b0)) * np.log(B / b0) + (tokens - tr) / (s * B)
+
+
+def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Columns:
+    """Run, throughput, MFU and ledgers of each row at its chosen placement."""
+    n, rows = g.n, g.rows
+    i = np.arange(n)
+    pick = (lambda a: np.broadcast_to(a, (n, g.P, 1))[i, best, 0])
+    step = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
+    m = np.broadcast_to(g.m, (n, 1, 1))[:, 0, 0]
+    seq, gb = rows.seq_len[:, 0, 0], rows.global_batch[:, 0, 0]
+    steps = run_steps(cfg.data, seq, gb) + 0.0 * step
+    rounds = cfg.tokens / (seq * rows.micro_batch[:, 0, 0] * rows.dp[:, 0, 0])  # micro-batches per pipeline
+    per_mb = pick(g.busiest) + (pick(g.pair_r) - pick(g.busiest))
+    wall = (per_mb * rounds + (step - m * per_mb) * steps) / cfg.goodput
+    gpu_hours = wall * cfg.cluster.num_gpus / 3600.0
+    tps = gb * seq / step
+    model_flops = sum(cfg.model.flops_per_token(seq).by_component().values())  # no MTP
+    flops_gpu = tps * model_flops / cfg.cluster.num_gpus
+    gpu = cfg.cluster.gpu
+    marginal, capital = ledger.ledgers(cfg, gpu_hours)
+    mem = {k: pick(v) for k, v in g.mem.items()}
+    at = Work(*(pick(x) for x in g.at.fields()))
+    sched = {"compute": pick(g.busiest), "comm": pick(g.pair_r) - pick(g.busiest), "bubble": parts[2],
+             "idle": idle, "simulated": np.full(n, simulated), "f": at.forward, "b": at.backward, "w": at.W,
+             "f_compute": at.F, "b_compute": at.B, "p2p": np.broadcast_to(g.p2p, (n, 1, 1))[:, 0, 0] + 0.0 * step,
+             "rank": pick(g.slowest).astype(float), "unverified_extrapolation": unverified}
+    values = {
+        "step_time": step, "wall_time": wall / 86400.0, "gpu_hours": gpu_hours, "tokens_per_second": tps,
+        "flops_per_gpu": flops_gpu / 1e12, "pipeline_idle": idle,
+        "memory_per_gpu": sum(v / 1e9 for v in mem.values()),
+        "marginal_cost": sum(marginal.values()) if marginal else None,
+        "capital_cost": sum(capital.values()) if capital else None,
+    }
+    half = "bf16" if gpu.supports("bf16") else "fp16"
+    full = (lambda d: {k: None if v is None else np.broadcast_to(np.asarray(v, dtype=float), (n,)) for k, v in d.items()})
+    return Columns(
+        values=full(values), step=full(dict(zip(STEP_LINES, parts))), memory=full(mem), marginal=full(marginal),
+        capital=full(capital), sched=full(sched), mfu=flops_gpu / gpu.peak_flops(half), mfu_at_precision=flops_gpu / gpu.peak_flops(cfg.precision.gemm),
+        fits=pick(g.fits), steps=steps, placement=best, error=g.error)
+
+
+def _loop_totals(schedule, pp, m, *, stage_times, FB, p2p, virtual_stages):  # TEMPORARY
+    from types import SimpleNamespace
+
+    from .pipeline import step_totals
+    res = [step_totals(schedule, pp, m, stage_times=stage_times[k], FB=None if FB is None else FB[k],
+                       p2p=float(p2p[k]), virtual_stages=virtual_stages) for k in range(len(p2p))]
+    return SimpleNamespace(makespan=np.array([r.makespan for r in res]),
+                           per_rank_bubble=np.array([r.per_rank_bubble for r in res]),
+                           verified=np.array([r.verified for r in res]))
+
+
+def layer_work(cfg) -> Work:
+    """The average layer's work per micro-batch of ``cfg`` [s], named fields (floats)."""
+    with np.errstate(all="ignore"):
+        g = _Group(cfg, Rows.of(cfg))
+    return g.layer.map(lambda x: float(np.asarray(x).reshape(-1)[0]))

@@ -1,0 +1,78 @@
+"""Step timing of a pipeline from per-rank and per-chunk work: DualPipe's overlapped F&B
+pair, each rank's steady work per micro-batch, a lower bound no simulated step undercuts,
+and the closed-form step (specs/pipeline.md). Every function broadcasts over the engine's
+``(rows, placements, ranks)`` arrays."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .closed_form import makespan
+from .orders import topology
+
+__all__ = ["fb_pair", "pairs", "pair_phases", "lower_bound", "closed_bubble", "DUAL", "DEFERS_W"]
+
+#: Schedules whose steady unit is DualPipe's overlapped F&B pair.
+DUAL = ("dualpipe", "dualpipev")
+#: Schedules that defer weight gradients (zero-bubble).
+DEFERS_W = ("zb1p", "zbv")
+
+
+def fb_pair(f, b, w, exposed_f, exposed_b, a2a_f, a2a_b, share):
+    """A DualPipe F&B pair: a forward and a full backward run together, hiding their
+    all-to-all behind compute while the communication kernels hold their SMs: compute runs
+    at ``share`` of the GPU while the all-to-all runs, at full speed after; where ``share``
+    is NaN (no SMs reserved) nothing overlaps. TP/CP communication stays exposed [s]."""
+    work, a2a = f + b + w, a2a_f + a2a_b
+    overlapped = exposed_f + exposed_b + a2a + np.maximum(0.0, work - share * a2a)
+    return np.where(np.isnan(share), exposed_f + exposed_b + work + a2a, overlapped)
+
+
+def pairs(schedule: str, rank, share):
+    """Each rank's work per micro-batch in the steady state [s] (DualPipe: an F&B pair);
+    ``rank`` a :class:`~costmodel.stages.Work`."""
+    if schedule in DUAL:
+        return fb_pair(rank.F, rank.B, rank.W, rank.xf, rank.xb, rank.af, rank.ab, share)
+    return rank.compute + rank.comm
+
+
+@lru_cache(maxsize=256)
+def pair_phases(schedule: str, pp: int) -> tuple[np.ndarray, np.ndarray]:
+    """For DualPipe(V): the chunk of each rank's phase-``ph`` forward and the chunk of the
+    backward it is paired with, arrays ``(pp, 2)``."""
+    _, _, stage_of = topology(schedule, pp)
+    a = np.array([[phases[ph][1] for ph in range(2)] for phases in stage_of])
+    b = np.array([[phases[1 - ph][1] for ph in range(2)] for phases in stage_of])
+    a.setflags(write=False)
+    b.setflags(write=False)
+    return a, b
+
+
+def lower_bound(schedule: str, chunk, pair, first_chunk, m, optimizer):
+    """A time no step with this placement undercuts [s]: for each rank, its work over the
+    step (``m`` times its work per micro-batch; a DualPipe rank's unpaired ops only add)
+    plus the forwards of the chunks before its first chunk, which the first micro-batch
+    must cross before the rank can start, and, where weight gradients are not deferred
+    (gpipe, 1f1b, interleaved), the backwards of those chunks after it ends; plus the
+    optimizer step. ``chunk`` holds per-chunk work on its last axis, ``pair`` per-rank."""
+    head = _before(chunk.forward)
+    if schedule in ("gpipe", "1f1b", "interleaved"):
+        head = head + _before(chunk.B + chunk.W + chunk.xb + chunk.ab)
+    first = np.take(head, first_chunk, axis=-1)  # head never decreases: a rank's earliest chunk
+    return np.max(m * pair + first, axis=-1, keepdims=True) + optimizer
+
+
+def _before(x):
+    """Exclusive cumulative sum over the last axis: the work of the chunks before each."""
+    c = np.cumsum(x, axis=-1)
+    return np.concatenate([np.zeros_like(c[..., :1]), c[..., :-1]], axis=-1)
+
+
+def closed_bubble(schedule: str, pp: int, v: int, chunks: int, m, f, b, w, pair, p2p):
+    """The closed-form bubble of the slowest rank's work (``f``, ``b``, ``w``, ``pair``)
+    plus two transfers per chunk boundary [s] (specs/pipeline.md)."""
+    half = 0.5 if schedule == "dualpipev" else 1.0  # DualPipeV: two half-rank chunks
+    _, bubble = makespan(schedule, pp, m, f * half, b * half, w * half, pair * half, v)
+    return bubble + 2 * (chunks - 1) * p2p
