@@ -265,7 +265,7 @@ def layer_times(cfg, rows, tokens) -> LayerTimes:
     on a GPU). The average layer weighs dense and MoE layers by their counts; the last
     chunk's extra work is the output head and the MTP modules (an MTP block streams its
     GEMMs like a layer of the last kind)."""
-    arch, p, e = cfg.model, cfg.parallelism, cfg.efficiency
+    arch, e = cfg.model, cfg.efficiency
     s, tp = rows.seq_len, rows.tp
     r = rates(cfg.cluster.gpu, cfg.precision.gemm, e.compute, e.fp8_recipe, e.hbm, s, cfg.kernels.attention)
     kinds = [(k, c / arch.n_layers) for k, c in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if c]

@@ -21,11 +21,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from . import models as _models
+from . import rules as _layout_rules
 from .frozen import PicklesAsJson
 from .hardware import GPU, gpu as _gpu
-from .stages import chunk_count, chunk_formula
 from .units import Bandwidth, EnergyPrice, Money, PricePerHour, Time, Tokens, to_base
-from .workload import MLA, Architecture, GQA, Recompute
+from .workload import Architecture, Recompute
 
 __all__ = [
     "TrainingConfig",
@@ -356,62 +356,13 @@ class TrainingConfig(_Frozen):
     # ----------------------------------------------------------------- rules
     @model_validator(mode="after")
     def _rules(self):
-        p, m, c, d = self.parallelism, self.model, self.cluster, self.data
-        world = p.tp * p.pp * p.dp * p.cp
-        if world != c.num_gpus:
-            raise ValueError(
-                f"parallelism.tp*pp*dp*cp = {p.tp}*{p.pp}*{p.dp}*{p.cp} = {world} must equal "
-                f"cluster.num_gpus={c.num_gpus}"
-            )
-        self._check_experts()
-        self._check_shapes()
-        per_step = p.micro_batch * p.dp
-        if d.global_batch % per_step:
-            raise ValueError(
-                f"data.global_batch={d.global_batch} must be a whole number of micro-batches: "
-                f"parallelism.micro_batch*dp = {p.micro_batch}*{p.dp} = {per_step} does not divide it"
-            )
-        self._check_schedule(d.global_batch // per_step)
-        if p.cp > 1 and d.seq_len % (2 * p.cp):
-            raise ValueError(
-                f"data.seq_len={d.seq_len} must be divisible by 2*parallelism.cp = {2 * p.cp} "
-                "(load-balanced ring attention splits each sequence into 2*cp chunks)"
-            )
-        if not c.gpu.supports(self.precision.gemm):
-            raise ValueError(
-                f"precision.gemm={self.precision.gemm!r} is not supported by "
-                f"cluster.gpu={c.gpu.name!r} (no {self.precision.gemm.upper()} tensor cores)"
-            )
-        if p.recompute == "mla-up-proj" and not isinstance(m.attention, MLA):
-            raise ValueError(
-                f"parallelism.recompute='mla-up-proj' needs MLA attention; model {m.name!r} has GQA"
-            )
-        self._check_sms()
-        self._check_costs()
+        """The cross-field rules of ``costmodel.rules`` (one definition, shared with sweeps)."""
+        _layout_rules.check(_layout_rules.Values.of(self))
+        self._stamp_prices()
         return self
 
-    def _check_sms(self) -> None:
-        p, g = self.parallelism, self.cluster.gpu
-        if not p.comm_sms:
-            return
-        if g.sms is None:
-            raise ValueError(
-                f"parallelism.comm_sms={p.comm_sms} needs the SM count of cluster.gpu={g.name!r}: "
-                "give cluster.gpu.sms, or set comm_sms=0"
-            )
-        if p.comm_sms >= g.sms:
-            raise ValueError(
-                f"parallelism.comm_sms={p.comm_sms} must be below cluster.gpu.sms={g.sms} "
-                f"({g.name}): at least one SM must be left to compute"
-            )
-
-    def _check_costs(self) -> None:
+    def _stamp_prices(self) -> None:
         c = self.costs
-        if c.fleet_gpus is not None and c.fleet_gpus < self.cluster.num_gpus:
-            raise ValueError(
-                f"costs.fleet_gpus={c.fleet_gpus} must be at least cluster.num_gpus={self.cluster.num_gpus}: "
-                "the fleet that was bought holds the run's cluster"
-            )
         if c.priced_for is None and c.has_prices:  # stamp the prices with the GPU they were given for
             self.__dict__["costs"] = c.model_copy(update={"priced_for": self.cluster.gpu.name})
 
@@ -423,64 +374,6 @@ class TrainingConfig(_Frozen):
             return None
         return (f"the prices (costs.*) were set for {c.priced_for}, but the run uses {g.name}; they are used "
                 f"as given. Give {g.name}'s prices, or set costs.priced_for={g.name!r} to confirm them")
-
-    def _check_experts(self) -> None:
-        p, m = self.parallelism, self.model
-        if m.moe is None:
-            if p.ep != 1:
-                raise ValueError(f"parallelism.ep={p.ep} must be 1 for the dense model {m.name!r}")
-            return
-        if m.moe.n_routed % p.ep:
-            raise ValueError(f"parallelism.ep={p.ep} must divide model.moe.n_routed={m.moe.n_routed}")
-        if (p.dp * p.tp) % p.ep:
-            raise ValueError(
-                f"parallelism.ep={p.ep} must divide parallelism.dp*tp = {p.dp}*{p.tp} = {p.dp * p.tp} "
-                "(expert-parallel groups are formed from a stage's data- and tensor-parallel ranks, as in Megatron-Core)"
-            )
-
-    def _check_shapes(self) -> None:
-        p, m = self.parallelism, self.model
-        chunks = chunk_count(p.schedule, p.pp, p.virtual_stages)
-        if chunks > m.n_layers:
-            raise ValueError(
-                f"parallelism.schedule={p.schedule!r} cuts the model into {chunk_formula(p.schedule)} = {chunks} "
-                f"chunks (pp={p.pp}, virtual_stages={p.virtual_stages}), which must not exceed "
-                f"model.n_layers={m.n_layers} (each model chunk needs at least one layer)"
-            )
-        if p.tp == 1:
-            return
-        att = m.attention
-        if att.n_heads % p.tp:
-            raise ValueError(f"parallelism.tp={p.tp} must divide model.attention.n_heads={att.n_heads}")
-        if isinstance(att, GQA):
-            kv = att.dims(m.hidden)[1]
-            if kv % p.tp and p.tp % kv:
-                raise ValueError(
-                    f"parallelism.tp={p.tp} must divide, or be a multiple of, "
-                    f"model.attention.n_kv_heads={kv}"
-                )
-        if m.mlp.ffn_hidden % p.tp:
-            raise ValueError(f"parallelism.tp={p.tp} must divide model.mlp.ffn_hidden={m.mlp.ffn_hidden}")
-        if m.moe and m.moe.expert_ffn % p.tp:
-            raise ValueError(f"parallelism.tp={p.tp} must divide model.moe.expert_ffn={m.moe.expert_ffn}")
-
-    def _check_schedule(self, micro: int) -> None:
-        p = self.parallelism
-        if p.schedule == "dualpipe" and (micro < 2 * p.pp or micro % 2):
-            raise ValueError(
-                f"parallelism.schedule='dualpipe' needs an even number of micro-batches of at least "
-                f"2*pp = {2 * p.pp}; data.global_batch/(micro_batch*dp) = {micro}"
-            )
-        if p.schedule in ("dualpipev", "zbv") and micro < 2 * p.pp:
-            raise ValueError(
-                f"parallelism.schedule={p.schedule!r} needs at least 2*pp = {2 * p.pp} micro-batches; "
-                f"data.global_batch/(micro_batch*dp) = {micro}"
-            )
-        if p.schedule == "interleaved" and micro % p.pp:
-            raise ValueError(
-                f"parallelism.schedule='interleaved' needs micro-batches divisible by pp={p.pp} "
-                f"(Megatron-LM); data.global_batch/(micro_batch*dp) = {micro}"
-            )
 
     # ----------------------------------------------------------------- derived
     @property
