@@ -216,10 +216,7 @@ class _Group:
     def simulate(self, i, c):
         """Simulated bubble, mean idle per rank and extrapolation flag at rows ``i``,
         placements ``c``, batched by micro-batch count."""
-        try:
-            from .pipeline import step_totals_batch
-        except ImportError:  # TEMPORARY until the compiled batch lands
-            step_totals_batch = _loop_totals
+        from .pipeline import step_totals_batch
 
         p = self.cfg.parallelism
         st, fb, p2p = self.stage_inputs(i, c)
@@ -349,17 +346,6 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
         values=full(values), step=full(dict(zip(STEP_LINES, parts))), memory=full(mem), marginal=full(marginal),
         capital=full(capital), sched=full(sched), mfu=flops_gpu / gpu.peak_flops(half), mfu_at_precision=flops_gpu / gpu.peak_flops(cfg.precision.gemm),
         fits=pick(g.fits), steps=steps, placement=best, error=g.error)
-
-
-def _loop_totals(schedule, pp, m, *, stage_times, FB, p2p, virtual_stages):  # TEMPORARY
-    from types import SimpleNamespace
-
-    from .pipeline import step_totals
-    res = [step_totals(schedule, pp, m, stage_times=stage_times[k], FB=None if FB is None else FB[k],
-                       p2p=float(p2p[k]), virtual_stages=virtual_stages) for k in range(len(p2p))]
-    return SimpleNamespace(makespan=np.array([r.makespan for r in res]),
-                           per_rank_bubble=np.array([r.per_rank_bubble for r in res]),
-                           verified=np.array([r.verified for r in res]))
 
 
 def layer_work(cfg) -> Work:

@@ -72,3 +72,34 @@ def test_timeline_of_12000_microbatches(benchmark, tmp_path):
         matplotlib.pyplot.close(ax.figure)
 
     benchmark.pedantic(draw, rounds=2, iterations=1)
+
+
+def test_simulate_compiled_dualpipe_pp16_120_warm(benchmark):
+    """A step whose compiled graph is cached: only the kernel runs (target < 1 ms)."""
+    from costmodel.pipeline import simulate
+
+    simulate("dualpipe", 16, 120, F=1.0, B=1.0, W=0.5)  # compiles (numba) and caches the graph
+    r = benchmark(simulate, "dualpipe", 16, 120, F=1.0, B=1.0, W=0.5)
+    assert r.makespan > 0
+
+
+def test_step_totals_batch_1000_dualpipe_candidates(benchmark):
+    """1,000 candidates of one shape through the batched kernel (target < 100 ms)."""
+    import numpy as np
+
+    from costmodel.pipeline import step_totals_batch
+
+    rng = np.random.default_rng(0)
+    kw = dict(stage_times=rng.uniform(0.5, 1.5, (1000, 16, 3)), FB=rng.uniform(2.0, 3.0, (1000, 16, 2)),
+              p2p=rng.uniform(0.0, 0.05, 1000))
+    step_totals_batch("dualpipe", 16, 120, **kw)
+    t = benchmark(step_totals_batch, "dualpipe", 16, 120, **kw)
+    assert t.makespan.shape == (1000,)
+
+
+def test_step_totals_zbv_pp64_8192_microbatches(benchmark):
+    """The slow corner of issue #7 (3.1M ops), extrapolated from four short compiled steps."""
+    from costmodel.pipeline import step_totals
+
+    t = benchmark(step_totals, "zbv", 64, 8192, F=1.0, B=1.0, W=1.0)
+    assert t.verified
