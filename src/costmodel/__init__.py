@@ -7,6 +7,8 @@ The public API, re-exported::
     costmodel.models.get("deepseek-v3").params_total  # exact count
     cfg = costmodel.presets.get("deepseek-v3")        # a TrainingConfig
     cfg.replace(**{"cluster.gpu": "H100-SXM"})
+    costmodel.sweep(cfg, {"parallelism.pp": [8, 16], "cluster.gpu": ["H100-SXM", "H800-SXM"]})
+    costmodel.search(cfg, objective="time", top=20)   # every layout, the best timed exactly
 """
 
 from . import models, pipeline, presets
@@ -14,6 +16,8 @@ from .config import TrainingConfig
 from .errors import EstimateOutOfRange, InfeasibleConfig, UnknownName, UnknownPeak, UnsupportedPrecision
 from .estimate import Estimate, estimate, pipeline_of
 from .hardware import GPU, gpu, gpus
+from .search import search
+from .sweep import Sweep, sweep
 from .units import Q_, ureg
 from .workload import Architecture, FlopsPerToken
 
@@ -33,6 +37,9 @@ __all__ = [
     "estimate",
     "Estimate",
     "pipeline_of",
+    "sweep",
+    "search",
+    "Sweep",
     "InfeasibleConfig",
     "EstimateOutOfRange",
     "pipeline",

@@ -18,7 +18,7 @@ from typing import Any, Literal, get_args
 import pint
 import tomli_w
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator, model_validator
 
 from . import models as _models
 from . import rules as _layout_rules
@@ -90,13 +90,11 @@ class Data(_Frozen):
     batch_ramp: BatchRamp | None = None
 
     @model_validator(mode="after")
-    def _ramp(self):
+    def _ramp(self, info: ValidationInfo):
         r = self.batch_ramp
         if r is not None:
-            if r.start >= self.global_batch:
-                raise ValueError(
-                    f"data.batch_ramp.start={r.start} must be below data.global_batch={self.global_batch}"
-                )
+            if not _rows_apart(info) and not _layout_rules.RAMP.ok(self):
+                raise ValueError(_layout_rules.RAMP.message(self))
             if r.tokens.m > self.tokens.m:
                 raise ValueError(
                     f"data.batch_ramp.tokens={r.tokens:~} must not exceed data.tokens={self.tokens:~}"
@@ -107,6 +105,12 @@ class Data(_Frozen):
     def tokens_per_step(self) -> int:
         """Tokens per optimizer step at the full batch."""
         return self.global_batch * self.seq_len
+
+
+def _rows_apart(info: ValidationInfo) -> bool:
+    """True when a sweep validates a group's shared fields and checks the rules that read
+    per-row fields itself, row by row (``costmodel.sweep``; context ``{"rows": True}``)."""
+    return bool(info.context and info.context.get("rows"))
 
 
 def _catalogue_ref(lookup, kind):
@@ -355,9 +359,10 @@ class TrainingConfig(_Frozen):
 
     # ----------------------------------------------------------------- rules
     @model_validator(mode="after")
-    def _rules(self):
+    def _rules(self, info: ValidationInfo):
         """The cross-field rules of ``costmodel.rules`` (one definition, shared with sweeps)."""
-        _layout_rules.check(_layout_rules.Values.of(self))
+        if not _rows_apart(info):
+            _layout_rules.check(_layout_rules.Values.of(self))
         self._stamp_prices()
         return self
 
@@ -397,6 +402,11 @@ class TrainingConfig(_Frozen):
 
         >>> cfg.replace(**{"parallelism.pp": 8, "cluster.gpu": "H100-SXM"})  # doctest: +SKIP
         """
+        return type(self).model_validate(self.changed(changes))
+
+    def changed(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """The config as a dict (``model_dump``) with fields changed by dotted path, not
+        validated; a path that is not a field raises ``ValueError``."""
         data = self.model_dump()
         for path, value in changes.items():
             keys = path.split(".")
@@ -414,7 +424,7 @@ class TrainingConfig(_Frozen):
                 if not isinstance(node.get(key), dict):  # a catalogue entry dumped by its name
                     node[key] = obj.model_dump() if isinstance(obj, BaseModel) else node.get(key)
                 node = node[key]
-        return type(self).model_validate(data)
+        return data
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (quantities as text, catalogue entries by name)."""

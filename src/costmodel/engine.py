@@ -19,7 +19,7 @@ pipeline is simulated, the candidates of one round in one batch per micro-batch 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -40,6 +40,17 @@ ROW_FIELDS = {
 #: Lines of the step breakdown, in order (``Estimate.step_breakdown``).
 STEP_LINES = ("compute", "exposed communication", "pipeline bubble (critical path)",
               "data-parallel sync (exposed)", "optimizer")
+#: Totals of ``Columns.values`` (``Estimate.values``), and those that must be positive.
+VALUE_KEYS = ("step_time", "wall_time", "gpu_hours", "tokens_per_second", "flops_per_gpu", "pipeline_idle",
+              "memory_per_gpu", "marginal_cost", "capital_cost")
+POSITIVE_KEYS = ("step_time", "wall_time", "gpu_hours", "tokens_per_second", "flops_per_gpu", "memory_per_gpu")
+
+#: Candidates (row x placement) timed per round of the placement search: a round times
+#: the next few placements of every live row at once, so one estimate simulates its whole
+#: family in one batch and a large sweep one placement per row per round.
+ROUND_BATCH = 4096
+#: Simulated ops per round: long steps time fewer candidates at once, as most are pruned.
+ROUND_OPS = 200_000
 MEMORY_LINES = ("weights", "master_weights", "gradients", "optimizer_states", "activations", "reserve")
 
 
@@ -107,6 +118,7 @@ class Columns:
     steps: np.ndarray
     placement: np.ndarray
     error: list = field(default_factory=list)
+    bound: np.ndarray | None = None
 
 
 def _gather(a, i, c, shape):
@@ -145,6 +157,7 @@ class _Group:
         self.last = Work(*lt.last, *(x * arch.mtp_modules for x in avg))  # an MTP block communicates like a layer
         self.fam = fam = family(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
         self.P, self.K = fam.layers.shape
+        self.ops = 3 * self.K * int(np.max(self.m))  # ops of one simulated step, at most
         e_last = np.zeros(self.K)
         e_last[-1] = 1.0
         self.rank = Work(*(a * fam.rank_layers + b * fam.runs_last
@@ -250,10 +263,11 @@ class _Group:
         return parts, step
 
 
-def evaluate(cfg, rows: Rows | None = None, mode: str = "auto") -> Columns:
+def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = False) -> Columns:
     """Estimates of ``cfg`` with each row's values of :data:`ROW_FIELDS` (default: the
     config's own, one row). The rows must satisfy the config's rules (``costmodel.rules``);
-    :func:`costmodel.sweep` refuses the others before calling this."""
+    :func:`costmodel.sweep` refuses the others before calling this. With ``bounds``,
+    ``Columns.bound`` holds a step time no simulated estimate of the row undercuts."""
     rows = Rows.of(cfg) if rows is None else rows
     g = _Group(cfg, rows)
     p = cfg.parallelism
@@ -269,31 +283,43 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto") -> Columns:
     alive = np.array([e is None for e in g.error])
     out_parts = [np.zeros(n) for _ in STEP_LINES]
     idle, unverified = np.zeros(n), np.zeros(n)
-    rows_all = np.arange(n)
-    for k in range(P):
-        c = order[:, k]
-        nf, b = nofit[rows_all, c], bound[rows_all, c]
-        have = best >= 0
-        stop = have & ((nf > best_nf) | ((nf == best_nf) & (b >= best_step)))
-        alive &= ~stop
+    pos = 0
+    while pos < P:
         i = np.flatnonzero(alive)
         if i.size == 0:
             break
-        ci = c[i]
+        # time the next w candidates of every live row in one batch (those past a row's
+        # stop are wasted work, never used), then take them in order as one at a time would
+        budget = ROUND_BATCH if not simulated else max(1, ROUND_OPS // g.ops)
+        w = min(P - pos, max(1, budget // i.size))
+        cand = order[i, pos:pos + w]
+        ii, cc = np.repeat(i, w), cand.ravel()
         if simulated:
-            bub, idl, unv = g.simulate(i, ci)
+            bub, idl, unv = g.simulate(ii, cc)
         else:
-            bub = closed[i, ci]
-            idl, unv = bub, np.zeros(i.size)
-        parts, step = g.finish(i, ci, bub)
-        better = (best[i] < 0) | (nf[i] < best_nf[i]) | ((nf[i] == best_nf[i]) & (step < best_step[i]))
-        j = i[better]
-        best[j], best_nf[j], best_step[j] = ci[better], nf[i][better], step[better]
-        for dst, src in zip(out_parts, parts):
-            dst[j] = src[better]
-        idle[j], unverified[j] = idl[better], unv[better]
+            bub = closed[ii, cc]
+            idl, unv = bub, np.zeros(ii.size)
+        parts, step = g.finish(ii, cc, bub)
+        shape = (i.size, w)
+        bub, idl, unv, step = (x.reshape(shape) for x in (bub, idl, unv, step))
+        parts = [x.reshape(shape) for x in parts]
+        live = np.ones(i.size, dtype=bool)
+        for j in range(w):
+            c = cand[:, j]
+            nf, b = nofit[i, c], bound[i, c]
+            have = best[i] >= 0
+            live &= ~(have & ((nf > best_nf[i]) | ((nf == best_nf[i]) & (b >= best_step[i]))))
+            better = live & ((best[i] < 0) | (nf < best_nf[i]) | ((nf == best_nf[i]) & (step[:, j] < best_step[i])))
+            k = i[better]
+            best[k], best_nf[k], best_step[k] = c[better], nf[better], step[better, j]
+            for dst, src in zip(out_parts, parts):
+                dst[k] = src[better, j]
+            idle[k], unverified[k] = idl[better, j], unv[better, j]
+        alive[i] = live
+        pos += w
     best = np.where(best < 0, 0, best)
-    return _columns(cfg, g, best, out_parts, idle, unverified, float(simulated))
+    out = _columns(cfg, g, best, out_parts, idle, unverified, float(simulated))
+    return replace(out, bound=_bound(g)) if bounds else out
 
 
 def run_steps(data, seq_len, global_batch):
@@ -348,8 +374,62 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
         fits=pick(g.fits), steps=steps, placement=best, error=g.error)
 
 
+def _bound(g: _Group) -> np.ndarray:
+    """Per row, a step time no simulated estimate undercuts: the least, over the
+    placements that fit (all, where none fits), of the placement's lower bound plus the
+    least exposed data-parallel sync (that of an unbounded pipeline span: the exposure
+    only falls as the span grows)."""
+    n, P = g.n, g.P
+    dp = network.dp_sync(g.cfg, g.t, g.rows, g.ne, g.ex, g.rank, g.p2p, g.p2p_nic, g.m, np.inf)
+    fits = np.broadcast_to(g.fits, (n, P, 1))[..., 0]
+    b = np.broadcast_to(g.bound + dp, (n, P, 1))[..., 0]
+    return np.where(fits.any(axis=1), np.min(np.where(fits, b, np.inf), axis=1), np.min(b, axis=1))
+
+
 def layer_work(cfg) -> Work:
     """The average layer's work per micro-batch of ``cfg`` [s], named fields (floats)."""
     with np.errstate(all="ignore"):
         g = _Group(cfg, Rows.of(cfg))
     return g.layer.map(lambda x: float(np.asarray(x).reshape(-1)[0]))
+
+
+def screen(cfg, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
+    """Lower bounds of every row's step time [s] and memory per GPU [B], from per-layer
+    work alone (no placement, no schedule): a search evaluates rows in order of these and
+    stops when no unevaluated row can beat the ones it has (``costmodel.search``).
+
+    Time: the busiest rank does at least the average rank's work per micro-batch (a rank's
+    steady work is convex in its parts, so the average rank's is a lower bound), which is
+    its compute, exposed TP/CP communication and the all-to-all less what can hide (a
+    DualPipe pair hides at most the compute SMs' share of it; shared experts at most their
+    compute), so the step is at least ``m`` times that. Memory: the fullest rank holds at least the average
+    rank's training state, plus the fixed reserve."""
+    p, arch = cfg.parallelism, cfg.model
+    with np.errstate(all="ignore"):
+        r = rows.expand()
+        t = network.tiers(cfg)
+        tokens = r.tokens
+        lt = compute.layer_times(cfg, r, tokens)
+        comm = network.layer_comm(cfg, t, r, tokens, lt.core[0], lt.core[1])
+        sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
+        avg = [sd * d + sm * x for d, x in zip(comm["dense"], comm["moe"])]
+        exposed, a2a = avg[0] + avg[1], avg[2] + avg[3]
+        work = arch.n_layers * sum(lt.layer) + sum(lt.last)
+        comm_all = (arch.n_layers + arch.mtp_modules) * exposed
+        a2a_all = (arch.n_layers + arch.mtp_modules) * a2a
+        if p.schedule in timing.DUAL:  # the F&B pair hides at most the SMs' share of the all-to-all
+            share = np.where(np.isnan(network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)), 0.0,
+                             network.compute_share(r.comm_sms, cfg.cluster.gpu.sms))
+            per = comm_all + np.maximum(work + (1 - share) * a2a_all, a2a_all)
+        else:  # shared experts hide at most their own compute of the dispatch
+            per = work + comm_all + a2a_all - (0.0 if lt.shared is None else
+                                               (arch.n_moe_layers + arch.mtp_modules) * sum(lt.shared))
+            per = np.maximum(per, work + comm_all)
+        time_lb = r.microbatches * per / p.pp
+        fam = family(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
+        ne, ex = memory.rank_params(cfg, fam, r)
+        parts = memory.rank_memory(cfg, fam, r, ne, ex, tokens, r.microbatches)
+        states = sum(np.mean(np.broadcast_to(v, np.broadcast_shapes(ne.shape, v.shape)), axis=-1)
+                     for k, v in parts.items() if k not in ("activations", "reserve"))
+        mem_lb = np.min(states, axis=-1) + memory.CUDA_CONTEXT_BYTES + memory.NCCL_BYTES
+    return np.broadcast_to(time_lb, (rows.n, 1, 1))[:, 0, 0], np.broadcast_to(mem_lb, (rows.n,))

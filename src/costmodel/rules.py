@@ -17,7 +17,7 @@ import numpy as np
 from .stages import chunk_count, chunk_formula
 from .workload import GQA, MLA
 
-__all__ = ["Values", "Rule", "RULES", "first_broken", "reason_of"]
+__all__ = ["Values", "Rule", "RULES", "RAMP", "first_broken", "check", "reason_of"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Values:
     recompute: str
     global_batch: Any
     seq_len: Any
+    batch_ramp: Any = None
 
     @classmethod
     def of(cls, cfg, **rows) -> "Values":
@@ -51,7 +52,7 @@ class Values:
         base = dict(model=cfg.model, gpu=c.gpu, num_gpus=c.num_gpus, fleet_gpus=cfg.costs.fleet_gpus,
                     gemm=cfg.precision.gemm, tp=p.tp, pp=p.pp, dp=p.dp, cp=p.cp, ep=p.ep, micro_batch=p.micro_batch,
                     comm_sms=p.comm_sms, schedule=p.schedule, virtual_stages=p.virtual_stages, recompute=p.recompute,
-                    global_batch=d.global_batch, seq_len=d.seq_len)
+                    global_batch=d.global_batch, seq_len=d.seq_len, batch_ramp=d.batch_ramp)
         base.update(rows)
         return cls(**base)
 
@@ -121,6 +122,11 @@ def _sms_known(v):
 def _sms_below(v):
     return (np.asarray(v.comm_sms) == 0) | (v.gpu.sms is None) | (np.asarray(v.comm_sms) < (v.gpu.sms or 0))
 
+
+#: The data section's rule that reads a per-row field (``Data`` checks it first).
+RAMP = Rule("ramp below the batch",
+            lambda v: True if v.batch_ramp is None else np.asarray(v.batch_ramp.start) < v.global_batch,
+            lambda v: f"data.batch_ramp.start={v.batch_ramp.start} must be below data.global_batch={v.global_batch}")
 
 #: The config's cross-field rules, in the order ``TrainingConfig`` checks them.
 RULES: tuple[Rule, ...] = (

@@ -1,0 +1,243 @@
+"""Layout search: every valid layout of a model on a cluster, the best ones timed exactly
+(specs/sweep.md, "Search").
+
+``search(cfg)`` enumerates the layout space (tp, pp, dp, ep, cp, micro-batch, schedule,
+virtual stages, ZeRO stage, recomputation and, for expert-parallel models, comm SMs),
+refuses the rows the config's rules refuse, bounds every valid row's objective from below
+with the engine's per-layer work (``engine.screen``: no placement, no schedule), and
+evaluates rows exactly (the full engine, every pipeline simulated) in order of their bound
+until no unevaluated row can enter the top ``top``. The ranking is therefore exact: the
+rows never evaluated are provably worse. For ``objective="time"`` the rows the per-layer
+bound cannot rule out are first costed in closed form, whose per-placement lower bounds
+(plus the least exposed DP sync) rule out more before the simulator runs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import engine, ledger
+from .config import SCHEDULES, TrainingConfig
+from .sweep import _SKIPPED, Sweep, _axes, _progress, evaluate_rows, prepare
+from .units import to_base
+from .workload import MLA
+
+__all__ = ["search", "layout_space", "LAYOUT_OBJECTIVES"]
+
+#: What a search ranks by.
+LAYOUT_OBJECTIVES = ("time", "cost", "memory")
+
+#: Rows evaluated exactly per round of the bound-ordered search.
+ROUND_ROWS = 256
+
+
+def _powers(upto: int, own: int) -> list[int]:
+    out = [1 << k for k in range(0, max(1, upto).bit_length()) if (1 << k) <= upto]
+    return sorted(set(out) | {own})
+
+
+def layout_space(cfg: TrainingConfig) -> dict[str, list]:
+    """The default layout space of ``cfg.model`` on ``cfg.cluster``: powers of two for the
+    degrees (tp within a scale-up domain; pp up to the layers; ep up to the routed experts,
+    MoE only; cp up to 8 where the sequence splits), micro-batches 1-8, every schedule with
+    1 virtual stage (interleaved: 2 and 4), ZeRO 0-3, every recomputation the model allows,
+    and comm SMs 0 or 20 for expert-parallel models on GPUs with a known SM count; each
+    with the config's own value. dp is derived from the GPU count."""
+    m, c, p = cfg.model, cfg.cluster, cfg.parallelism
+    space: dict[str, list] = {
+        "parallelism.tp": _powers(min(c.node_size, m.attention.n_heads), p.tp),
+        "parallelism.pp": _powers(min(m.n_layers, c.num_gpus), p.pp),
+        "parallelism.cp": _powers(8 if cfg.data.seq_len >= 16 else 1, p.cp),
+        "parallelism.ep": _powers(min(m.moe.n_routed, c.num_gpus), p.ep) if m.is_moe else [1],
+        "parallelism.micro_batch": _powers(8, p.micro_batch),
+        "parallelism.schedule": list(SCHEDULES),
+        "parallelism.virtual_stages": sorted({1, 2, 4, p.virtual_stages}),
+        "parallelism.zero": [0, 1, 2, 3],
+        "parallelism.recompute": ["none", "selective", "full"] + (["mla-up-proj"] if isinstance(m.attention, MLA) else []),
+    }
+    if m.is_moe and c.gpu.sms:
+        space["parallelism.comm_sms"] = sorted({0, 20, p.comm_sms})
+    return space
+
+
+def _own_row(cfg: TrainingConfig, paths, values) -> int | None:
+    """The row of the table that is ``cfg``'s own layout, if the space holds it."""
+    idx = []
+    for path, vals in zip(paths, values):
+        section, name = path.split(".")
+        own = getattr(getattr(cfg, section), name)
+        if own not in vals:
+            return None
+        idx.append(vals.index(own))
+    return int(np.ravel_multi_index(idx, [len(v) for v in values])) if idx else 0
+
+
+def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, Any] | None = None, top: int = 20,
+           executor=None, progress: bool | None = None) -> Sweep:
+    """The best layouts of ``cfg.model`` on ``cfg.cluster``, ranked by ``objective``.
+
+    Parameters
+    ----------
+    objective : {"time", "cost", "memory"}
+        Step time, marginal cost (GPU-hours when the config has no prices) or memory per
+        GPU, among layouts that fit.
+    space : mapping of dotted path to values, optional
+        Replaces axes of :func:`layout_space` (a value of ``None`` removes an axis, keeping
+        the config's own value); other paths add axes.
+    top : int
+        How many ranked layouts to return.
+    executor : concurrent.futures.Executor, optional
+        Evaluate the exact rounds' chunks on it.
+
+    Returns
+    -------
+    Sweep
+        The ``top`` layouts, best first. ``info`` holds ``rank_of_config`` (the config's
+        own layout's rank; None if it does not fit, is outside the space, or ranks below
+        the rows the search had to evaluate, when ``rank_of_config_range`` bounds it),
+        ``config_row`` (its :class:`~costmodel.sweep.Candidate`), ``pareto`` (the Pareto
+        front of time, cost and memory among the evaluated layouts, a Sweep),
+        ``evaluated`` (every exactly evaluated layout, a Sweep), ``all`` (the whole table),
+        and counts and seconds.
+    """
+    if objective not in LAYOUT_OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(LAYOUT_OBJECTIVES)}; got {objective!r}")
+    if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+        raise ValueError(f"top must be a positive integer; got {top!r}")
+    t0 = time.perf_counter()
+    axes = layout_space(cfg)
+    for path, vals in (space or {}).items():
+        if vals is None:
+            axes.pop(path, None)
+        else:
+            axes[path] = list(vals)
+    paths, values = _axes(cfg, axes)
+    sizes = [len(v) for v in values]
+    codes = np.indices(sizes, dtype=np.int32).reshape(len(sizes), -1)
+    derive = "parallelism.dp" not in paths
+    table, groups = prepare(cfg, paths, values, codes, derive_dp=derive)
+    n = table.n
+    t_rules = time.perf_counter() - t0
+
+    # bounds of every valid row
+    lb_time, lb_mem = np.full(n, np.inf), np.full(n, np.inf)
+    per_hour = np.zeros(n)  # marginal USD per GPU-hour (linear ledgers)
+    for g in groups:
+        t, mem = engine.screen(g.cfg, g.rows)
+        lb_time[g.index], lb_mem[g.index] = t, mem
+        marginal, _ = ledger.ledgers(g.cfg, 1.0)
+        per_hour[g.index] = sum(marginal.values()) if marginal else 0.0
+    hbm = to_base(cfg.cluster.gpu.hbm_capacity, "memory")
+    rounds_ = cfg.tokens / (table._row_values["seq_len"] * table._row_values["micro_batch"] * table._row_values["dp"])
+    m = table._row_values["global_batch"] // np.maximum(1, table._row_values["micro_batch"] * table._row_values["dp"])
+    with np.errstate(all="ignore"):
+        gpu_hours_lb = lb_time / np.maximum(m, 1) * rounds_ / cfg.goodput * cfg.cluster.num_gpus / 3600.0
+    if objective == "time":
+        bound = lb_time
+    elif objective == "memory":
+        bound = lb_mem
+    else:
+        bound = gpu_hours_lb * np.where(per_hour > 0, per_hour, 1.0)
+    candidate = np.isfinite(bound) & (lb_mem <= hbm)
+    order = np.flatnonzero(candidate)
+    order = order[np.argsort(bound[order], kind="stable")]
+    own = _own_row(cfg, paths, values)
+    t_bounds = time.perf_counter() - t0 - t_rules
+
+    # 1. the best rows by the screen's bound, exactly: a first threshold
+    done = np.zeros(n, dtype=bool)
+    closed = np.zeros(n, dtype=bool)
+    bar = _progress(progress, 3, order.size, "search")
+
+    def exact(rows: np.ndarray) -> None:
+        rows = rows[~done[rows]]
+        if rows.size:
+            select = np.zeros(n, dtype=bool)
+            select[rows] = True
+            evaluate_rows(table, groups, select, pipeline="auto", executor=executor, progress=False)
+            done[rows] = True
+
+    def threshold() -> float:
+        """The objective a row must beat to matter: the top's last, or the config's own
+        layout's when it ranks lower (so that its rank is exact too)."""
+        value = table._objective(objective)
+        fit = np.sort(value[done & np.isfinite(value)])
+        t = fit[top - 1] if fit.size >= top else np.inf
+        if own is not None and done[own] and np.isfinite(value[own]):
+            t = max(t, value[own])
+        return t
+
+    final_bound = bound.copy()  # the tightest bound known of each row's objective
+    first = order[:max(2 * top, 64)]
+    exact(first if own is None or not candidate[own] else np.append(first, own))
+    limit = threshold()
+    if bar is not None:
+        bar.update(1)
+    # 2. in rounds, in order of the screen's bound: cost the next rows in closed form, whose
+    # per-placement lower bounds (plus the least exposed DP sync) bound each row's simulated
+    # step more tightly (objective "time"), then evaluate exactly the rows still below the
+    # threshold, best bound first; every round tightens the threshold
+    pos, size, rounds_run = 0, 4 * ROUND_ROWS, 1
+    queue = np.zeros(n, dtype=bool)
+    while True:
+        if pos < order.size and bound[order[pos]] < limit:
+            end = min(pos + int(np.searchsorted(bound[order[pos:]], limit)), pos + size)
+            block = order[pos:end]
+            block = block[~done[block]]
+            pos, size = end, 2 * size
+            if objective == "time" and block.size:
+                select = np.zeros(n, dtype=bool)
+                select[block] = True
+                evaluate_rows(table, groups, select, pipeline="closed", executor=executor, progress=False,
+                              bounds=True)
+                closed[block] = True
+                final_bound[block] = np.where(table.results["fits"][block] > 0, table.results["bound"][block], np.inf)
+            queue[block] = True
+        live = np.flatnonzero(queue & ~done & (final_bound < limit))
+        more = pos < order.size and bound[order[pos]] < limit
+        if live.size == 0 and not more:
+            break
+        if live.size:
+            live = live[np.argsort(final_bound[live], kind="stable")][:4 * ROUND_ROWS]
+            exact(live)
+            rounds_run += 1
+            limit = threshold()
+    if bar is not None:
+        bar.update(1)
+        bar.close()
+    closed &= ~done
+    valid = np.zeros(n, dtype=bool)
+    for g in groups:
+        valid[g.index] = True
+    never = valid & ~done
+    table.status[never] = _SKIPPED  # closed-form rows too: their columns are not the simulated estimate
+    for k, v in table.results.items():
+        if k != "bound":
+            v[never] = np.nan
+    for d in table.breakdowns.values():
+        for v in d.values():
+            v[never] = np.nan
+    table.info["bound"] = {"step_time": lb_time, "memory_per_gpu": lb_mem / 1e9, "objective": bound}
+    ranked = table.ranked(objective)
+    result = table.subset(ranked[:top])
+    evaluated = table.subset(np.flatnonzero(done))
+    rank, rank_range = None, None
+    if own is not None:
+        value = table._objective(objective)
+        if np.isfinite(value[own]):
+            better = int(np.sum(value[done] < value[own]))
+            unknown = int(np.sum(never & candidate & (final_bound < value[own])))
+            rank_range = (better + 1, better + 1 + unknown)
+            rank = better + 1 if unknown == 0 else None
+    result.info.update({
+        "objective": objective, "rank_of_config": rank, "rank_of_config_range": rank_range, "config_row": None if own is None else table.row(own),
+        "pareto": evaluated.pareto(["time", "cost", "memory"]), "evaluated": evaluated, "all": table,
+        "rows": n, "valid": int(valid.sum()), "bounded_out": int(never.sum()), "exact": int(done.sum()),
+        "closed_form": int(closed.sum()),
+        "rounds": rounds_run, "seconds": time.perf_counter() - t0, "seconds_rules": t_rules,
+        "seconds_bounds": t_bounds,
+    })
+    return result

@@ -1,0 +1,603 @@
+"""Sweeps: many estimates at once through the array engine (specs/sweep.md).
+
+``sweep(cfg, axes)`` evaluates the Cartesian product of ``axes`` (dotted config paths to
+sequences of values) applied to ``cfg``. Every row is evaluated: a valid row gets its
+estimate; a refused row names the rule it breaks, with the message ``TrainingConfig``
+raises for that row's config (``costmodel.rules``, one definition); a row that does not fit
+says so with its memory. Rows are grouped by the values of their *group* axes (any field
+outside :data:`costmodel.engine.ROW_FIELDS`), each group's rows are checked against the
+rules as arrays and evaluated by the engine in chunks, in this process or on an
+``executor`` (any ``concurrent.futures.Executor``: a process pool, a Dask cluster's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+from pydantic import TypeAdapter, ValidationError
+
+from . import engine, rules
+from .config import TrainingConfig
+from .errors import EstimateOutOfRange
+
+__all__ = ["Sweep", "Candidate", "sweep", "OBJECTIVES", "CHUNK_ROWS", "STATUS"]
+
+#: Rows per chunk handed to the engine (and to an executor's worker).
+CHUNK_ROWS = 8192
+
+#: Objectives by name: (column, sense) with sense +1 to minimise, -1 to maximise.
+OBJECTIVES = {
+    "time": ("step_time", 1), "step_time": ("step_time", 1), "wall_time": ("wall_time", 1),
+    "gpu_hours": ("gpu_hours", 1), "cost": ("marginal_cost", 1), "marginal_cost": ("marginal_cost", 1),
+    "capital_cost": ("capital_cost", 1), "memory": ("memory_per_gpu", 1), "memory_per_gpu": ("memory_per_gpu", 1),
+    "mfu": ("mfu", -1), "tokens_per_second": ("tokens_per_second", -1),
+}
+
+#: Result columns of ``Sweep.to_pandas`` with their units.
+_COLUMNS = (("step_time", "s"), ("wall_time", "day"), ("gpu_hours", "hour"), ("mfu", None),
+            ("memory_per_gpu", "GB"), ("marginal_cost", "USD"), ("capital_cost", "USD"),
+            ("tokens_per_second", "token/s"), ("pipeline_idle", "s"))
+
+STATUS = ("ok", "does not fit", "refused", "out of range", "not evaluated")
+_OK, _NOFIT, _REFUSED, _RANGE, _SKIPPED = range(5)
+_SECTIONS = tuple(TrainingConfig.model_fields)
+_DERIVE_DP = ("parallelism.tp", "parallelism.pp", "parallelism.cp", "parallelism.ep", "cluster.num_gpus")
+
+
+def _section_fields(section: str) -> tuple[str, ...]:
+    ann = TrainingConfig.model_fields[section].annotation
+    return tuple(getattr(ann, "model_fields", {}) or ())
+
+
+def _position(loc: tuple, rule: bool) -> int:
+    """Where pydantic reports an error: sections in field order, a section's fields in
+    their order, then its own rule; the config's cross-field rules come last."""
+    s = _SECTIONS.index(loc[0]) if loc and loc[0] in _SECTIONS else len(_SECTIONS)
+    fields = _section_fields(loc[0]) if loc and loc[0] in _SECTIONS else ()
+    f = fields.index(loc[1]) if len(loc) > 1 and loc[1] in fields else len(fields)
+    return s * 100_000 + f * 10 + (2 if rule and len(loc) == 1 else 0)
+
+
+_RAMP_POSITION = _SECTIONS.index("data") * 100_000 + len(_section_fields("data")) * 10 + 1
+_RULES_POSITION = len(_SECTIONS) * 100_000
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One chunk of one group: the group's config and its rows' values."""
+
+    cfg: TrainingConfig
+    rows: engine.Rows
+    mode: str
+    bounds: bool = False
+
+
+def _evaluate_task(task: _Task) -> engine.Columns:
+    """A worker's job: the engine on one chunk (module level, so a process pool can call it)."""
+    with np.errstate(all="ignore"):
+        return engine.evaluate(task.cfg, task.rows, task.mode, task.bounds)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One row of a sweep: its index, axis values and results."""
+
+    index: int
+    axes: dict
+    status: str
+    reason: str | None
+    results: dict
+    sweep: Any = dataclasses.field(repr=False)
+
+    def config(self) -> TrainingConfig:
+        return self.sweep.config(self.index)
+
+    def estimate(self):
+        return self.sweep.estimate(self.index)
+
+
+class Sweep:
+    """The rows of a sweep or search, each with its axis values, status, reason and results.
+
+    ``status`` is ``"ok"``, ``"does not fit"`` (estimated, but over HBM: its memory is
+    given), ``"refused"`` (a rule of the config is broken: ``reason`` gives the config's
+    message) or ``"out of range"``. Result arrays hold NaN where a row has no estimate.
+    """
+
+    def __init__(self, cfg: TrainingConfig, paths: tuple[str, ...], values: tuple[tuple, ...], codes: np.ndarray,
+                 pipeline: str, derived_dp: np.ndarray | None = None):
+        self.cfg, self.paths, self.values, self.codes, self.pipeline = cfg, paths, values, codes, pipeline
+        n = codes.shape[1] if codes.ndim == 2 else 0
+        self.n = n
+        self.derived_dp = derived_dp
+        self.status = np.full(n, _REFUSED, dtype=np.int8)
+        self._reason_rule = np.full(n, -1, dtype=np.int16)
+        self._reason_text = np.full(n, -1, dtype=np.int32)
+        self._texts: list[str] = []
+        self._values: list[rules.Values | None] = []  # per group, for a rule's message
+        self._group = np.zeros(n, dtype=np.int64)
+        self._row_values: dict[str, np.ndarray] = {}
+        self.results: dict[str, np.ndarray] = {}
+        self.breakdowns: dict[str, dict[str, np.ndarray]] = {"step": {}, "memory": {}, "marginal": {}, "capital": {},
+                                                             "sched": {}}
+        self.info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{(self.status == k).sum()} {s}" for k, s in enumerate(STATUS) if (self.status == k).any())
+        return f"<Sweep of {self.n} rows over {', '.join(self.paths) or 'no axes'}: {counts}>"
+
+    def axis_values(self, i: int) -> dict[str, Any]:
+        """The row's value of every axis (and ``parallelism.dp`` when derived)."""
+        out = {p: self.values[a][self.codes[a, i]] for a, p in enumerate(self.paths)}
+        if self.derived_dp is not None:
+            out["parallelism.dp"] = int(self.derived_dp[i])
+        return out
+
+    def reason(self, i: int) -> str | None:
+        """Why row ``i`` has no estimate or does not fit (``None`` for an ``ok`` row)."""
+        if self._reason_rule[i] >= 0:
+            v = self._values[self._group[i]]
+            row = dataclasses.replace(v, **{k: int(a[i]) for k, a in self._row_values.items()})
+            rule = rules.RAMP if self._reason_rule[i] == len(rules.RULES) else rules.RULES[self._reason_rule[i]]
+            return rule.message(row)
+        if self._reason_text[i] >= 0:
+            return self._texts[self._reason_text[i]]
+        if self.status[i] == _SKIPPED:
+            b = self.info["bound"]
+            return (f"not evaluated: at least {b['step_time'][i]:.4g} s per step and {b['memory_per_gpu'][i]:.4g} GB "
+                    "per GPU (lower bounds), so it cannot rank among the layouts returned")
+        if self.status[i] == _NOFIT:
+            mem = self.results["memory_per_gpu"][i]
+            cap = self.config(i).cluster.gpu.hbm_capacity.to("GB").m
+            return f"needs {mem:.1f} GB per GPU, over the {cap:.1f} GB of HBM"
+        return None
+
+    def status_of(self, i: int) -> str:
+        return STATUS[self.status[i]]
+
+    def config(self, i: int) -> TrainingConfig:
+        """The row's ``TrainingConfig`` (raises the config's own error for a refused row)."""
+        return self.cfg.replace(**self.axis_values(int(i)))
+
+    def estimate(self, i: int):
+        """The row's :class:`~costmodel.Estimate`, from the sweep's columns (``fits`` may be
+        False); raises for a refused or out-of-range row."""
+        from .estimate import result
+
+        i = int(i)
+        if self.status[i] == _REFUSED:
+            raise ValueError(f"row {i} is refused: {self.reason(i)}")
+        if self.status[i] == _RANGE:
+            raise EstimateOutOfRange(*self.info["range"][i])
+        one = (lambda d: {k: v[i:i + 1] for k, v in d.items() if not np.isnan(v[i])})
+        values = {k: (None if np.isnan(v[i]) else v[i:i + 1]) for k, v in self.results.items() if k in engine.VALUE_KEYS}
+        cols = engine.Columns(values=values, step=one(self.breakdowns["step"]), memory=one(self.breakdowns["memory"]),
+                              marginal=one(self.breakdowns["marginal"]), capital=one(self.breakdowns["capital"]),
+                              sched=one(self.breakdowns["sched"]), mfu=self.results["mfu"][i:i + 1],
+                              mfu_at_precision=self.results["mfu_at_precision"][i:i + 1],
+                              fits=self.results["fits"][i:i + 1] > 0, steps=self.results["steps"][i:i + 1],
+                              placement=self.results["placement"][i:i + 1].astype(int), error=[None])
+        return result(self.config(i), cols, 0, check=False)
+
+    def row(self, i: int) -> Candidate:
+        i = int(i)
+        res = {k: float(self.results[k][i]) for k, _ in _COLUMNS if k in self.results}
+        return Candidate(i, self.axis_values(i), self.status_of(i), self.reason(i), res, self)
+
+    def _objective(self, objective: str) -> np.ndarray:
+        """The objective as a column to minimise, +inf where a row has no estimate or does not fit."""
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}; got {objective!r}")
+        col, sense = OBJECTIVES[objective]
+        x = self.results.get(col, np.full(self.n, np.nan)) * sense
+        if col == "marginal_cost" and np.all(np.isnan(x[self.status == _OK])):
+            x = self.results["gpu_hours"]  # no prices: GPU-hours are the cost
+        return np.where((self.status == _OK) & ~np.isnan(x), x, np.inf)
+
+    def ranked(self, objective: str = "time") -> np.ndarray:
+        """Indices of the rows that fit, best first (ties keep sweep order)."""
+        x = self._objective(objective)
+        order = np.argsort(x, kind="stable")
+        return order[np.isfinite(x[order])]
+
+    def best(self, objective: str = "time") -> Candidate:
+        """The row that fits with the best ``objective`` ("time", "cost", "memory", "mfu",
+        "gpu_hours", ...)."""
+        r = self.ranked(objective)
+        if r.size == 0:
+            raise ValueError(f"no row of the sweep fits: {self!r}")
+        return self.row(r[0])
+
+    def pareto(self, objectives: Sequence[str] = ("time", "cost", "memory")) -> "Sweep":
+        """The rows that fit and that no other fitting row beats on every objective (a
+        :class:`Sweep` of them, in sweep order)."""
+        cols = np.stack([self._objective(o) for o in objectives], axis=1)
+        ok = np.flatnonzero(np.all(np.isfinite(cols), axis=1))
+        pts = cols[ok]
+        keep = np.ones(len(ok), dtype=bool)
+        order = np.lexsort(pts.T[::-1])
+        best_so_far: list[np.ndarray] = []
+        for j in order:  # sorted by the first objective: only earlier points can dominate
+            p = pts[j]
+            if best_so_far:
+                prev = np.array(best_so_far)
+                if np.any(np.all(prev <= p, axis=1) & np.any(prev < p, axis=1)):
+                    keep[j] = False
+                    continue
+            best_so_far.append(p)
+        return self.subset(np.sort(ok[keep]))
+
+    def subset(self, idx) -> "Sweep":
+        """A sweep of rows ``idx`` (in that order)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        out = Sweep(self.cfg, self.paths, self.values, self.codes[:, idx], self.pipeline,
+                    None if self.derived_dp is None else self.derived_dp[idx])
+        out.status = self.status[idx]
+        out._reason_rule, out._reason_text = self._reason_rule[idx], self._reason_text[idx]
+        out._texts, out._values, out._group = self._texts, self._values, self._group[idx]
+        out._row_values = {k: v[idx] for k, v in self._row_values.items()}
+        out.results = {k: v[idx] for k, v in self.results.items()}
+        out.breakdowns = {b: {k: v[idx] for k, v in d.items()} for b, d in self.breakdowns.items()}
+        out.info = {k: ([v[i] for i in idx] if k == "range" else
+                        {b: a[idx] for b, a in v.items()} if k == "bound" else v) for k, v in self.info.items()}
+        return out
+
+    def to_columns(self) -> dict[str, list]:
+        """The table as columns: each axis (and a derived ``parallelism.dp``), ``status``,
+        ``reason`` and the results, with units in the names ("step_time [s]")."""
+        out: dict[str, list] = {}
+        for a, p in enumerate(self.paths):
+            vals = [self._plain(v) for v in self.values[a]]
+            out[p] = [vals[c] for c in self.codes[a]]
+        if self.derived_dp is not None:
+            out["parallelism.dp"] = self.derived_dp.tolist()
+        out["status"] = [STATUS[k] for k in self.status]
+        out["reason"] = [None if k == _OK else self.reason(i) for i, k in enumerate(self.status)]
+        for k, u in _COLUMNS:
+            x = self.results.get(k, np.full(self.n, np.nan))
+            out[f"{k} [{u}]" if u else k] = [None if np.isnan(v) else v for v in x.tolist()]
+        return out
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One dict per row (:meth:`to_columns` by row), for JSON."""
+        cols = self.to_columns()
+        return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
+
+    @staticmethod
+    def _plain(v):
+        return v if isinstance(v, (int, float, str, bool, type(None))) else str(getattr(v, "name", v))
+
+    def to_pandas(self):
+        """A ``pandas.DataFrame``, one row per candidate (needs the ``pandas`` extra)."""
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - the extra is in dev
+            raise ImportError('Sweep.to_pandas needs pandas: pip install "costmodel[pandas]"') from None
+        return pd.DataFrame(self.to_columns())
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def _field_error(path: str, value: Any) -> str | None:
+    """A row field's own constraint (type, bounds), as ``TrainingConfig`` reports it."""
+    section, name = path.split(".")
+    info = TrainingConfig.model_fields[section].annotation.model_fields[name]
+    try:
+        _adapter(section, name, info).validate_python(value)
+    except ValidationError as e:
+        return f"{path}: {e.errors(include_url=False)[0]['msg']}"
+    return None
+
+
+_ADAPTERS: dict = {}
+
+
+def _adapter(section, name, info):
+    key = (section, name)
+    if key not in _ADAPTERS:
+        from typing import Annotated
+
+        _ADAPTERS[key] = TypeAdapter(Annotated[info.annotation, info])
+    return _ADAPTERS[key]
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _axes(cfg: TrainingConfig, axes: Mapping[str, Iterable]) -> tuple[tuple[str, ...], tuple[tuple, ...]]:
+    paths, values = [], []
+    for path, vals in axes.items():
+        if not isinstance(path, str):
+            raise ValueError(f"axes keys must be dotted config paths (str); got {path!r}")
+        if isinstance(vals, (str, bytes)) or not isinstance(vals, Iterable):
+            raise ValueError(f"axes[{path!r}] must be a sequence of values; got {vals!r}")
+        vals = tuple(_plain(v) for v in vals)
+        if not vals:
+            raise ValueError(f"axes[{path!r}] must hold at least one value")
+        cfg.changed({path: vals[0]})  # a path that is no field raises, naming it
+        paths.append(path)
+        values.append(vals)
+    return tuple(paths), tuple(values)
+
+
+def _progress(progress, total: int, rows: int, desc: str):
+    """A tqdm bar over ``total`` chunks: shown when asked, or by default for large jobs on
+    an interactive terminal."""
+    show = progress if progress is not None else (rows >= 200_000 and sys.stderr.isatty())
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="chunk")
+
+
+def run_table(cfg: TrainingConfig, paths, values, codes, *, pipeline="auto", executor=None, progress=None,
+              derive_dp: bool = False, desc: str = "sweep") -> Sweep:
+    """Evaluate the rows ``codes`` (``(axes, rows)`` indices into ``values``) of ``cfg``."""
+    from .estimate import PIPELINES
+
+    if pipeline not in PIPELINES:
+        raise ValueError(f"pipeline must be 'auto', 'closed' or 'simulate'; got {pipeline!r}")
+    out, groups = prepare(cfg, paths, values, codes, derive_dp=derive_dp)
+    evaluate_rows(out, groups, None, pipeline=pipeline, executor=executor, progress=progress, desc=desc)
+    return out
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group's valid rows (indices into the sweep), its config and their engine rows."""
+
+    index: np.ndarray
+    cfg: TrainingConfig
+    rows: engine.Rows
+
+
+def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = False) -> tuple[Sweep, list[Group]]:
+    """Apply the config's rules to every row: the sweep with its refused rows' reasons, and
+    the valid rows of each group, not yet evaluated."""
+    n = codes.shape[1]
+    row_axes = {engine.ROW_FIELDS[p]: a for a, p in enumerate(paths) if p in engine.ROW_FIELDS}
+    group_axes = [a for a, p in enumerate(paths) if p not in engine.ROW_FIELDS]
+    out = Sweep(cfg, paths, values, codes, "auto")
+    out.status[:] = _REFUSED
+
+    # per-row values of the engine's fields, and their own field errors
+    pos = np.full(n, np.iinfo(np.int64).max)
+    rows: dict[str, np.ndarray | None] = {}
+    for name in ("tp", "cp", "ep", "dp", "micro_batch", "comm_sms", "global_batch", "seq_len"):
+        path = next(p for p, a in engine.ROW_FIELDS.items() if a == name)
+        if name not in row_axes:
+            rows[name] = None  # the group's own value
+            continue
+        a = row_axes[name]
+        vals = values[a]
+        ints = np.ones(len(vals), dtype=np.int64)
+        for j, v in enumerate(vals):
+            err = _field_error(path, v)
+            if err is None:
+                ints[j] = v
+                continue
+            _refuse(out, np.flatnonzero(codes[a] == j), pos, _position(tuple(path.split(".")), False), text=err)
+        rows[name] = ints[codes[a]]
+
+    # groups: one per combination of the other axes' values
+    if group_axes:
+        sizes = [len(values[a]) for a in group_axes]
+        group = np.ravel_multi_index(tuple(codes[a] for a in group_axes), sizes)
+        keys = np.unique(group)
+        group = np.searchsorted(keys, group)
+        key_codes = np.array(np.unravel_index(keys, sizes))
+    else:
+        group, key_codes = np.zeros(n, dtype=np.int64), np.zeros((0, 1), dtype=np.int64)
+    out._group = group
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(key_codes.shape[1] + 1))
+    groups: list[Group] = []
+    derived = np.zeros(n, dtype=np.int64) if derive_dp else None
+    for k in rows:
+        out._row_values[k] = np.zeros(n, dtype=np.int64)
+    for gi in range(key_codes.shape[1]):
+        idx = order[bounds[gi]:bounds[gi + 1]]
+        changes = {paths[a]: values[a][key_codes[k, gi]] for k, a in enumerate(group_axes)}
+        base, errors = _group_config(cfg, changes)
+        src = base if base is not None else cfg
+        r = {k: (v[idx] if v is not None else np.full(idx.size, _group_value(src, changes, k), dtype=np.int64))
+             for k, v in rows.items()}
+        if derive_dp:
+            pp = _group_value(src, changes, "pp")
+            world = _group_value(src, changes, "num_gpus")
+            r["dp"] = np.maximum(1, world // np.maximum(1, r["tp"] * pp * r["cp"]))
+            derived[idx] = r["dp"]
+        for k, v in r.items():
+            out._row_values[k][idx] = v
+        for p_, text in errors:
+            _refuse(out, idx, pos, p_, text=text)
+        if base is None:
+            out._values.append(None)
+            continue
+        vals = rules.Values.of(base, **r)
+        out._values.append(vals)
+        ramp_bad = ~np.broadcast_to(np.asarray(rules.RAMP.ok(vals), dtype=bool), (idx.size,))
+        _refuse(out, idx[ramp_bad], pos, _RAMP_POSITION, rule=len(rules.RULES))
+        broken = rules.first_broken(vals, idx.size)
+        for b in np.unique(broken[broken >= 0]):
+            _refuse(out, idx[broken == b], pos, _RULES_POSITION + int(b), rule=int(b))
+        ok = np.flatnonzero(pos[idx] == np.iinfo(np.int64).max)
+        if ok.size:
+            groups.append(Group(idx[ok], base, engine.Rows(**{k: v[ok] for k, v in r.items()})))
+    out.derived_dp = derived
+    out.info["range"] = [None] * n
+    out.results = {k: np.full(n, np.nan) for k in (*engine.VALUE_KEYS, "mfu", "mfu_at_precision", "fits", "steps",
+                                                   "placement", "bound")}
+    return out, groups
+
+
+def evaluate_rows(out: Sweep, groups: list[Group], select: np.ndarray | None, *, pipeline: str = "auto",
+                  executor=None, progress=None, desc: str = "sweep", bounds: bool = False) -> None:
+    """Evaluate the valid rows of ``groups`` (those in ``select``, a boolean mask over the
+    sweep's rows, when given) with the engine, in chunks, into ``out``."""
+    out.pipeline = pipeline
+    tasks: list[tuple[np.ndarray, _Task]] = []
+    for grp in groups:
+        sel = np.arange(grp.index.size) if select is None else np.flatnonzero(select[grp.index])
+        for s in range(0, sel.size, CHUNK_ROWS):
+            part = sel[s:s + CHUNK_ROWS]
+            rows = engine.Rows(**{f.name: getattr(grp.rows, f.name)[part] for f in dataclasses.fields(grp.rows)})
+            tasks.append((grp.index[part], _Task(grp.cfg, rows, pipeline, bounds)))
+    bar = _progress(progress, len(tasks), sum(t.rows.n for _, t in tasks), desc)
+    try:
+        if executor is None:
+            results = []
+            for _, t in tasks:
+                results.append(_evaluate_task(t))
+                if bar is not None:
+                    bar.update(1)
+        else:
+            futures = [executor.submit(_evaluate_task, t) for _, t in tasks]
+            results = []
+            for f in futures:
+                results.append(f.result())
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    _scatter(out, [(part, res) for (part, _), res in zip(tasks, results)])
+
+
+def _group_value(base: TrainingConfig, changes: dict, name: str) -> Any:
+    """A field's value in a group: its change, else the group's config's."""
+    path = {"num_gpus": "cluster.num_gpus", "pp": "parallelism.pp"}.get(name) or next(
+        p for p, a in engine.ROW_FIELDS.items() if a == name)
+    if path in changes:
+        v = changes[path]
+        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 1
+    section, field = path.split(".")
+    return getattr(getattr(base, section), field)
+
+
+def _group_config(cfg: TrainingConfig, changes: dict) -> tuple[TrainingConfig | None, list[tuple[int, str]]]:
+    """The group's config, its per-row rules left to the sweep, or its errors with their
+    positions (``reason_of`` of each)."""
+    try:
+        data = cfg.changed(changes)
+        return TrainingConfig.model_validate(data, context={"rows": True}), []
+    except ValidationError as e:
+        errs = []
+        for err in e.errors(include_url=False):
+            loc = tuple(str(x) for x in err["loc"])
+            text = (str(err["msg"]).removeprefix("Value error, ") if err["type"] == "value_error"
+                    else f"{'.'.join(loc)}: {err['msg']}")
+            errs.append((_position(loc, err["type"] == "value_error"), text))
+        return None, errs
+
+
+def _refuse(out: Sweep, idx, pos: np.ndarray, p: int, *, text: str | None = None, rule: int = -1) -> None:
+    """Refuse rows ``idx`` with a reason at position ``p`` where it comes before theirs."""
+    idx = np.asarray(idx)
+    if np.ndim(idx) and idx.dtype == bool:
+        idx = np.flatnonzero(idx)
+    if idx.size == 0:
+        return
+    first = idx[p < pos[idx]]
+    if first.size == 0:
+        return
+    pos[first] = p
+    out.status[first] = _REFUSED
+    if text is not None:
+        out._texts.append(text)
+        out._reason_text[first], out._reason_rule[first] = len(out._texts) - 1, -1
+    else:
+        out._reason_rule[first], out._reason_text[first] = rule, -1
+
+
+def _scatter(out: Sweep, parts: list[tuple[np.ndarray, engine.Columns]]) -> None:
+    """Gather the engine's chunks into the sweep's columns; flag rows out of range."""
+    n = out.n
+    nan = (lambda: np.full(n, np.nan))
+    res = out.results
+    for idx, cols in parts:
+        for k, v in cols.values.items():
+            if v is not None:
+                res[k][idx] = v
+        res["mfu"][idx], res["mfu_at_precision"][idx] = cols.mfu, cols.mfu_at_precision
+        res["fits"][idx], res["steps"][idx], res["placement"][idx] = cols.fits, cols.steps, cols.placement
+        if cols.bound is not None:
+            res["bound"][idx] = cols.bound
+        for name in ("step", "memory", "marginal", "capital", "sched"):
+            into = out.breakdowns[name]
+            for k, v in getattr(cols, name).items():
+                if k not in into:
+                    into[k] = nan()
+                into[k][idx] = v
+        out.status[idx] = np.where(cols.fits, _OK, _NOFIT)
+        bad = _out_of_range(cols)
+        for j in np.flatnonzero(bad):
+            out.status[idx[j]] = _RANGE
+            out.info["range"][idx[j]] = cols.error[j] or _first_bad(cols, j)
+
+
+def _out_of_range(cols: engine.Columns) -> np.ndarray:
+    """Rows whose estimate would raise ``EstimateOutOfRange`` (as ``estimate`` checks)."""
+    n = len(cols.mfu)
+    bad = np.array([e is not None for e in cols.error], dtype=bool).reshape(n)
+    with np.errstate(invalid="ignore"):
+        for k, v in cols.values.items():
+            if v is None:
+                continue
+            positive = k in engine.POSITIVE_KEYS
+            bad |= ~np.isfinite(v) | (v < 0) | ((v <= 0) & positive)
+        for name in ("step", "memory", "marginal", "capital"):
+            for v in getattr(cols, name).values():
+                bad |= ~np.isfinite(v) | (v < 0)
+        for v in (cols.mfu, cols.mfu_at_precision):
+            bad |= ~np.isfinite(v) | (v <= 0)
+    return bad
+
+
+def _first_bad(cols: engine.Columns, j: int) -> tuple[str, float]:
+    for k, v in cols.values.items():
+        if v is not None and (not math.isfinite(v[j]) or v[j] <= 0):
+            return k, float(v[j])
+    return "a value", float("nan")
+
+
+def sweep(cfg: TrainingConfig, axes: Mapping[str, Iterable], *, pipeline: str = "auto", executor=None,
+          progress: bool | None = None) -> Sweep:
+    """Estimates of every combination of ``axes`` applied to ``cfg``.
+
+    Parameters
+    ----------
+    cfg : TrainingConfig
+        The values of every field no axis sets.
+    axes : mapping of dotted config path to a sequence of values
+        e.g. ``{"parallelism.pp": [4, 8, 16], "cluster.gpu": ["H100-SXM", "H800-SXM"]}``;
+        the rows are their Cartesian product, the last axis varying fastest. When tp, pp,
+        cp, ep or the GPU count vary and ``parallelism.dp`` is not an axis, dp is derived as
+        ``num_gpus // (tp*pp*cp)``; rows where that is not whole are refused by the world-size rule.
+    pipeline : {"auto", "closed", "simulate"}
+        As :func:`costmodel.estimate`.
+    executor : concurrent.futures.Executor, optional
+        Evaluate chunks of rows on it (a ``ProcessPoolExecutor``, or a Dask cluster's
+        ``Client.get_executor()``); the results equal the serial run's.
+    progress : bool, optional
+        Show a progress bar (tqdm); by default only for large sweeps on a terminal.
+    """
+    paths, values = _axes(cfg, axes)
+    sizes = [len(v) for v in values]
+    codes = (np.indices(sizes, dtype=np.int64).reshape(len(sizes), -1) if sizes
+             else np.zeros((0, 1), dtype=np.int64))
+    derive = "parallelism.dp" not in paths and any(p in paths for p in _DERIVE_DP)
+    return run_table(cfg, paths, values, codes, pipeline=pipeline, executor=executor, progress=progress,
+                     derive_dp=derive)
