@@ -16,8 +16,8 @@ from .config import TrainingConfig
 from .errors import EstimateOutOfRange, InfeasibleConfig, UnknownName, UnknownPeak, UnsupportedPrecision
 from .estimate import Estimate, estimate, pipeline_of
 from .hardware import GPU, gpu, gpus
-from .search import search
-from .sweep import Sweep, sweep
+from .layouts import search
+from .sweeps import Sweep, sweep
 from .units import Q_, ureg
 from .workload import Architecture, FlopsPerToken
 

@@ -26,6 +26,8 @@ from .errors import InfeasibleConfig, UnknownName
 from .estimate import BUBBLE_LINE, Estimate, estimate, pipeline_of
 from .hardware import gpus
 from .pipeline import op_count
+from .layouts import search
+from .sweeps import Sweep, sweep
 from .workload import RECOMPUTE
 
 __all__ = ["main", "EXIT_USER_ERROR", "EXIT_DOES_NOT_FIT", "describe_error"]
@@ -420,6 +422,105 @@ def _print_pipeline(cfg: TrainingConfig, result) -> None:
           "(idle time over ranks x makespan)")
 
 
+# ------------------------------------------------------------------------- sweep and search
+
+
+def _value(text: str):
+    """A command-line value: JSON when it parses (numbers, true, null), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip()
+
+
+def _axis(item: str) -> tuple[str, list]:
+    path, sep, text = item.partition("=")
+    if not sep or not path.strip() or not text.strip():
+        raise ValueError(f"--axis takes path=v1,v2,...; got {item!r}")
+    return path.strip(), [_value(t) for t in text.split(",")]
+
+
+_SWEEP_COLUMNS = (("step_time", "step [s]", 4), ("gpu_hours", "GPU-hours", 4), ("mfu", "MFU", 3),
+                  ("memory_per_gpu", "memory [GB]", 4), ("marginal_cost", "marginal [USD]", 0))
+
+
+def _sweep_table(s, rows, paths: Sequence[str], rank: bool = False, short: bool = False) -> str:
+    names = [p.removeprefix("parallelism.") if short else p for p in paths]
+    headers = (["rank"] if rank else []) + names + ["status"] + [h for _, h, _ in _SWEEP_COLUMNS]
+    body = []
+    for k, i in enumerate(rows):
+        r = s.row(i)
+        line = ([k + 1] if rank else []) + [Sweep._plain(r.axes.get(p)) for p in paths] + [r.status]
+        for col, _, digits in _SWEEP_COLUMNS:
+            x = r.results.get(col)
+            line.append("-" if x is None or x != x else (f"{x:,.0f}" if digits == 0 else _num(x, digits)))
+        body.append(line)
+    first = len(paths) + (2 if rank else 1)
+    return _table(headers, body, right=set(range(first, len(headers))) | ({0} if rank else set()))
+
+
+def _write_sweep(s, args) -> None:
+    if args.json:
+        print(json.dumps(s.to_records(), indent=1))
+    if args.csv:
+        import csv
+
+        cols = s.to_columns()
+        with open(args.csv, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(cols)
+            w.writerows(zip(*cols.values()))
+
+
+def _cmd_sweep(args) -> int:
+    cfg = _load(args.target, args.set)
+    axes = dict(_axis(a) for a in args.axis)
+    s = sweep(cfg, axes, pipeline=args.pipeline, progress=args.progress)
+    _write_sweep(s, args)
+    if not args.json:
+        paths = list(s.paths) + (["parallelism.dp"] if s.derived_dp is not None else [])
+        print(_sweep_table(s, range(len(s)), paths))
+        refused = [i for i in range(len(s)) if s.status_of(i) == "refused"]
+        for i in refused[:10]:
+            print(_wrap(f"row {i + 1} refused: {s.reason(i)}", ""))
+        if len(refused) > 10:
+            print(f"... and {len(refused) - 10} more refused rows")
+        if (s.status == 0).any():
+            b = s.best("time")
+            print(f"\nfastest that fits: row {b.index + 1}, {_num(b.results['step_time'])} s per step")
+    return 0
+
+
+def _cmd_search(args) -> int:
+    cfg = _load(args.target, args.set)
+    changes = {}
+    if args.gpus is not None:
+        changes["cluster.num_gpus"] = args.gpus
+    if args.gpu is not None:
+        changes["cluster.gpu"] = args.gpu
+    if changes:  # the published layout may not fit the new cluster: search from any valid one
+        data = cfg.changed(changes)
+        cfg = TrainingConfig.model_validate(data, context={"rows": True})
+    space = dict(_axis(a) for a in args.axis)
+    s = search(cfg, objective=args.objective, top=args.top, space=space, progress=args.progress)
+    _write_sweep(s, args)
+    if args.json:
+        return 0
+    info = s.info
+    print(f"{cfg.model.name} on {cfg.cluster.num_gpus} x {cfg.cluster.gpu.name}: {info['rows']:,} layouts, "
+          f"{info['valid']:,} valid, {info['exact']:,} timed exactly with the simulator, "
+          f"{info['seconds']:.1f} s; best by {args.objective}:")
+    print(_sweep_table(s, range(len(s)), list(s.paths) + ["parallelism.dp"], rank=True, short=True))
+    rank, rng = info["rank_of_config"], info["rank_of_config_range"]
+    if rank is not None:
+        print(f"\nthe config's own layout ranks {rank} of {info['valid']:,}")
+    elif rng is not None:
+        print(f"\nthe config's own layout ranks between {rng[0]} and {rng[1]} of {info['valid']:,}")
+    else:
+        print("\nthe config's own layout is outside the space or does not fit")
+    return 0
+
+
 # ------------------------------------------------------------------------- parser
 
 
@@ -504,6 +605,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print per-rank busy and idle time as JSON")
     p.add_argument("--dpi", type=int, default=110, help="image resolution (default 110)")
     p.set_defaults(func=_cmd_pipeline)
+
+    p = sub.add_parser("sweep", help="estimates over the Cartesian product of axes",
+                       description="Estimate every combination of the --axis values applied to a preset or "
+                                   "config file; rows the config's rules refuse say why.")
+    p.add_argument("target", help="a preset or a config file")
+    p.add_argument("--axis", action="append", default=[], metavar="PATH=V1,V2,...", required=True,
+                   help="a dotted config path and its values, e.g. --axis parallelism.pp=4,8,16 (repeatable)")
+    _add_set(p)
+    p.add_argument("--pipeline", choices=["auto", "closed", "simulate"], default="auto",
+                   help="time schedules by the simulator (auto) or closed forms")
+    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    p.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("search", help="the best layouts of a model on a cluster",
+                       description="Search every layout (tp, pp, dp, ep, cp, micro-batch, schedule, virtual stages, "
+                                   "ZeRO, recomputation, comm SMs) and rank the best, timed exactly.")
+    p.add_argument("target", help="a preset or a config file")
+    p.add_argument("--gpus", type=int, default=None, help="GPUs in the cluster (default: the config's)")
+    p.add_argument("--gpu", default=None, help="the GPU (default: the config's)")
+    p.add_argument("--objective", choices=["time", "cost", "memory"], default="time", help="what to rank by")
+    p.add_argument("--top", type=int, default=20, help="how many layouts to list (default 20)")
+    p.add_argument("--axis", action="append", default=[], metavar="PATH=V1,V2,...",
+                   help="replace or add an axis of the layout space, e.g. --axis parallelism.zero=1,2 (repeatable)")
+    _add_set(p)
+    p.add_argument("--csv", metavar="FILE", help="also write the ranked table as CSV")
+    p.add_argument("--json", action="store_true", help="print the ranked rows as JSON instead of a table")
+    p.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+    p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("validate", help="predictions against the calibration runs, in-sample and leave-one-out",
                        description="Estimate every calibration run (costmodel.calibration.OBSERVATIONS) and print "

@@ -434,7 +434,9 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
         for b in np.unique(broken[broken >= 0]):
             _refuse(out, idx[broken == b], pos, _RULES_POSITION + int(b), rule=int(b))
         ok = np.flatnonzero(pos[idx] == np.iinfo(np.int64).max)
-        if ok.size:
+        if ok.size:  # the group's config at its first valid row: a valid config (it pickles)
+            first = {path: int(r[name][ok[0]]) for path, name in engine.ROW_FIELDS.items()}
+            base = TrainingConfig.model_validate(cfg.changed({**changes, **first}))
             groups.append(Group(idx[ok], base, engine.Rows(**{k: v[ok] for k, v in r.items()})))
     out.derived_dp = derived
     out.info["range"] = [None] * n

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import engine, ledger
 from .config import SCHEDULES, TrainingConfig
-from .sweep import _SKIPPED, Sweep, _axes, _progress, evaluate_rows, prepare
+from .sweeps import _SKIPPED, Sweep, _axes, _progress, evaluate_rows, prepare
 from .units import to_base
 from .workload import MLA
 
@@ -98,7 +98,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
         The ``top`` layouts, best first. ``info`` holds ``rank_of_config`` (the config's
         own layout's rank; None if it does not fit, is outside the space, or ranks below
         the rows the search had to evaluate, when ``rank_of_config_range`` bounds it),
-        ``config_row`` (its :class:`~costmodel.sweep.Candidate`), ``pareto`` (the Pareto
+        ``config_row`` (its :class:`~costmodel.sweeps.Candidate`), ``pareto`` (the Pareto
         front of time, cost and memory among the evaluated layouts, a Sweep),
         ``evaluated`` (every exactly evaluated layout, a Sweep), ``all`` (the whole table),
         and counts and seconds.

@@ -1,0 +1,167 @@
+"""costmodel.sweep and costmodel.search: rows, reasons, derived dp, tables, best and
+Pareto rows, executors, and the search's exactness against a brute-force sweep."""
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pytest
+
+import costmodel
+from costmodel import presets
+from costmodel.cli import main
+
+V3 = presets.get("deepseek-v3")
+AXES = {"parallelism.pp": [4, 8, 16], "cluster.gpu": ["H100-SXM", "H800-SXM"], "parallelism.micro_batch": [1, 2]}
+
+
+@pytest.fixture(scope="module")
+def v3_sweep():
+    return costmodel.sweep(V3, AXES)
+
+
+def test_rows_are_the_cartesian_product_with_dp_derived(v3_sweep):
+    s = v3_sweep
+    assert len(s) == 12
+    assert [s.axis_values(i)["parallelism.pp"] for i in (0, 4, 8)] == [4, 8, 16]
+    # dp = num_gpus / (tp * pp * cp) when pp varies and dp is no axis
+    assert [s.axis_values(i)["parallelism.dp"] for i in (0, 4, 8)] == [512, 256, 128]
+    assert s.config(10) == V3  # pp 16 on H800 with one sequence per micro-batch: the published layout
+
+
+def test_the_published_row_is_the_estimate(v3_sweep):
+    i = 10
+    assert v3_sweep.status_of(i) == "ok"
+    assert v3_sweep.estimate(i).step_time.m == pytest.approx(costmodel.estimate(V3).step_time.m, rel=1e-12)
+
+
+def test_refused_rows_give_the_configs_own_message(v3_sweep):
+    s = v3_sweep
+    refused = [i for i in range(len(s)) if s.status_of(i) == "refused"]
+    assert refused
+    for i in refused:
+        with pytest.raises(ValueError) as exc:
+            s.config(i)
+        assert s.reason(i) in str(exc.value)
+        assert "dualpipe" in s.reason(i)
+
+
+def test_rows_that_do_not_fit_say_so_with_their_memory(v3_sweep):
+    s = v3_sweep
+    i = next(i for i in range(len(s)) if s.status_of(i) == "does not fit")
+    e = s.estimate(i)
+    assert not e.fits
+    assert f"{e.memory_per_gpu.m:.1f} GB" in s.reason(i)
+
+
+def test_a_dp_that_is_not_whole_is_refused_by_the_world_size_rule():
+    s = costmodel.sweep(V3, {"parallelism.cp": [1, 3]})
+    assert s.status_of(0) == "ok" and s.status_of(1) == "refused"
+    assert "must equal cluster.num_gpus=2048" in s.reason(1)
+
+
+def test_table_best_and_pareto(v3_sweep):
+    pd = pytest.importorskip("pandas")
+    df = v3_sweep.to_pandas()
+    assert isinstance(df, pd.DataFrame) and len(df) == 12
+    for col in ("parallelism.pp", "cluster.gpu", "status", "reason", "step_time [s]", "wall_time [day]",
+                "gpu_hours [hour]", "mfu", "memory_per_gpu [GB]", "marginal_cost [USD]", "capital_cost [USD]"):
+        assert col in df.columns
+    best = v3_sweep.best("time")
+    ok = df[df.status == "ok"]
+    assert best.results["step_time"] == pytest.approx(ok["step_time [s]"].min())
+    front = v3_sweep.pareto(["time", "memory"])
+    assert 1 <= len(front) <= len(ok)
+    with pytest.raises(ValueError, match="objective"):
+        v3_sweep.best("speed")
+
+
+def test_bad_axes_are_refused_with_the_path():
+    with pytest.raises(ValueError, match="'parallelism.tpp' is not a field"):
+        costmodel.sweep(V3, {"parallelism.tpp": [1]})
+    with pytest.raises(ValueError, match="at least one value"):
+        costmodel.sweep(V3, {"parallelism.tp": []})
+    with pytest.raises(ValueError, match="pipeline"):
+        costmodel.sweep(V3, {"parallelism.tp": [1]}, pipeline="fast")
+    s = costmodel.sweep(V3, {"parallelism.tp": [0, 1.5]})
+    assert [s.reason(i) for i in range(2)] == ["parallelism.tp: Input should be greater than 0",
+                                               "parallelism.tp: Input should be a valid integer"]
+
+
+def _same(a, b):
+    assert np.array_equal(a.status, b.status)
+    for k in a.results:
+        np.testing.assert_array_equal(a.results[k], b.results[k])
+    for name in a.breakdowns:
+        for k in a.breakdowns[name]:
+            np.testing.assert_array_equal(a.breakdowns[name][k], b.breakdowns[name][k])
+
+
+def test_a_process_pool_gives_the_serial_results(v3_sweep, monkeypatch):
+    monkeypatch.setattr("costmodel.sweeps.CHUNK_ROWS", 2)  # several chunks per group
+    serial = costmodel.sweep(V3, AXES)
+    with ProcessPoolExecutor(2) as pool:
+        _same(serial, costmodel.sweep(V3, AXES, executor=pool))
+    _same(serial, v3_sweep)
+
+
+def test_a_local_dask_cluster_gives_the_serial_results(v3_sweep):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
+            distributed.Client(c) as client:
+        _same(v3_sweep, costmodel.sweep(V3, AXES, executor=client.get_executor()))
+
+
+# ---------------------------------------------------------------------------- search
+
+SPACE = {"parallelism.pp": [4, 8, 16], "parallelism.ep": [32, 64], "parallelism.micro_batch": [1, 2],
+         "parallelism.schedule": ["1f1b", "dualpipe", "dualpipev"], "parallelism.virtual_stages": None,
+         "parallelism.zero": [1], "parallelism.recompute": ["mla-up-proj", "full"], "parallelism.cp": [1],
+         "parallelism.tp": [1, 2], "parallelism.comm_sms": [20]}
+
+
+def test_search_ranks_exactly_as_a_brute_force_sweep():
+    top = costmodel.search(V3, space=SPACE, top=5)
+    axes = {k: v for k, v in SPACE.items() if v is not None}
+    brute = costmodel.sweep(V3, axes)
+    ranked = brute.ranked("time")
+    assert [top.results["step_time"][i] for i in range(len(top))] == pytest.approx(
+        [brute.results["step_time"][i] for i in ranked[:5]], rel=1e-12)
+    assert top.info["rank_of_config"] == int(np.flatnonzero(
+        [brute.config(i) == V3 for i in ranked])[0]) + 1
+    assert top.info["exact"] < top.info["valid"]  # bounds spared the simulator most rows
+
+
+def test_search_objectives_and_arguments():
+    mem = costmodel.search(V3, space=SPACE, top=3, objective="memory")
+    m = mem.results["memory_per_gpu"]
+    assert list(m) == sorted(m)
+    with pytest.raises(ValueError, match="objective"):
+        costmodel.search(V3, objective="speed")
+    with pytest.raises(ValueError, match="top"):
+        costmodel.search(V3, top=0)
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def test_cli_sweep_table_csv_and_json(tmp_path, capsys):
+    out = tmp_path / "rows.csv"
+    assert main(["sweep", "deepseek-v3", "--axis", "parallelism.pp=8,16", "--axis",
+                 "cluster.gpu=H100-SXM,H800-SXM", "--csv", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "fastest that fits" in text and "H800-SXM" in text
+    lines = out.read_text().splitlines()
+    assert len(lines) == 5 and lines[0].startswith("parallelism.pp,cluster.gpu,parallelism.dp,status,reason")
+    assert main(["sweep", "deepseek-v3", "--axis", "parallelism.pp=16", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["status"] == "ok" and rows[0]["step_time [s]"] == pytest.approx(17.03, rel=1e-3)
+    assert main(["sweep", "deepseek-v3", "--axis", "parallelism.pp"]) == 2
+
+
+def test_cli_search_prints_the_published_rank(capsys):
+    assert main(["search", "deepseek-v3", "--top", "3", "--axis", "parallelism.pp=8,16", "--axis",
+                 "parallelism.zero=1", "--axis", "parallelism.cp=1", "--axis", "parallelism.micro_batch=1"]) == 0
+    text = capsys.readouterr().out
+    assert "rank" in text and "the config's own layout ranks" in text
+    assert main(["search", "deepseek-v3", "--objective", "speed"]) == 2
