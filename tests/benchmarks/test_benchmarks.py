@@ -103,3 +103,44 @@ def test_step_totals_zbv_pp64_8192_microbatches(benchmark):
 
     t = benchmark(step_totals, "zbv", 64, 8192, F=1.0, B=1.0, W=1.0)
     assert t.verified
+
+
+def test_estimate_megatron_gpt_1t(benchmark):
+    """Issue #9 target: under 10 ms (interleaved, 512 micro-batches simulated)."""
+    cfg = costmodel.presets.get("megatron-gpt-1t")
+    e = benchmark(costmodel.estimate, cfg, check=False)
+    assert e.step_time.m > 0
+
+
+def _dense_grid():
+    """A 204,800-row grid of a dense model: layout x batch x sequence length (issue #9)."""
+    cfg = costmodel.presets.get("megatron-gpt-18.4b")
+    axes = {"parallelism.tp": [1, 2, 4, 8], "parallelism.pp": [1, 2, 4, 8], "parallelism.micro_batch": [1, 2, 4, 8],
+            "data.global_batch": list(range(256, 256 + 64 * 640, 64)), "data.seq_len": [1024, 2048, 4096, 8192, 16384]}
+    return cfg, axes
+
+
+def test_sweep_200k_dense_rows_closed_form(benchmark):
+    """Issue #9 target: 1,000,000 rows/s on the closed-form path, counting every row."""
+    cfg, axes = _dense_grid()
+    costmodel.sweep(cfg, {"parallelism.tp": [1, 2]}, pipeline="closed")
+    s = benchmark.pedantic(costmodel.sweep, args=(cfg, axes), kwargs={"pipeline": "closed"}, rounds=3, iterations=1)
+    assert len(s) == 204_800 and (s.status == 0).any()
+
+
+def test_search_deepseek_v3_full_layout_space(benchmark):
+    """Issue #9 target: under 1 s for the full layout space of V3 on 2,048 H800."""
+    cfg = costmodel.presets.get("deepseek-v3")
+    r = benchmark.pedantic(costmodel.search, args=(cfg,), kwargs={"top": 20}, rounds=1, iterations=1)
+    assert r.info["rank_of_config"] is not None and len(r) == 20
+
+
+def test_import_costmodel(benchmark):
+    """`import costmodel` in a fresh interpreter (plotting and extras stay out of it)."""
+    import subprocess
+    import sys
+
+    code = "import sys, costmodel; assert 'matplotlib' not in sys.modules and 'pandas' not in sys.modules " \
+           "and 'numba' not in sys.modules and 'tqdm' not in sys.modules"
+    benchmark.pedantic(subprocess.run, args=([sys.executable, "-c", code],), kwargs={"check": True}, rounds=3,
+                       iterations=1)
