@@ -303,6 +303,12 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = F
         shape = (i.size, w)
         bub, idl, unv, step = (x.reshape(shape) for x in (bub, idl, unv, step))
         parts = [x.reshape(shape) for x in parts]
+        if i.size == 1:  # one row (an estimate): the same order and comparisons, on Python numbers
+            alive[i] = _one_row(int(i[0]), cand[0].tolist(), nofit[i[0]].tolist(), bound[i[0]].tolist(),
+                                step[0].tolist(), best, best_nf, best_step, out_parts, [x[0] for x in parts],
+                                idle, idl[0], unverified, unv[0])
+            pos += w
+            continue
         live = np.ones(i.size, dtype=bool)
         for j in range(w):
             c = cand[:, j]
@@ -320,6 +326,24 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = F
     best = np.where(best < 0, 0, best)
     out = _columns(cfg, g, best, out_parts, idle, unverified, float(simulated))
     return replace(out, bound=_bound(g)) if bounds else out
+
+
+def _one_row(r, cand, nofit, bound, step, best, best_nf, best_step, out_parts, parts, idle, idl, unverified,
+             unv) -> bool:
+    """The placement choice of :func:`evaluate` for a single live row ``r`` over one round
+    of candidates, with Python numbers; whether the row is still live."""
+    b_i, b_nf, b_step = int(best[r]), bool(best_nf[r]), float(best_step[r])
+    for j, c in enumerate(cand):
+        nf = nofit[c]
+        if b_i >= 0 and (nf > b_nf or (nf == b_nf and bound[c] >= b_step)):
+            return False
+        if b_i < 0 or nf < b_nf or (nf == b_nf and step[j] < b_step):
+            b_i, b_nf, b_step = c, nf, step[j]
+            best[r], best_nf[r], best_step[r] = c, nf, step[j]
+            for dst, src in zip(out_parts, parts):
+                dst[r] = src[j]
+            idle[r], unverified[r] = idl[j], unv[j]
+    return True
 
 
 def run_steps(data, seq_len, global_batch):
