@@ -63,7 +63,8 @@ class Values:
 
     @property
     def microbatches(self):
-        return self.global_batch // np.maximum(self.micro_batch * self.dp, 1)
+        per = self.micro_batch * self.dp
+        return self.global_batch // (np.maximum(per, 1) if isinstance(per, np.ndarray) else max(per, 1))
 
 
 _ROW_NAMES = ("tp", "pp", "dp", "cp", "ep", "micro_batch", "comm_sms", "global_batch", "seq_len", "num_gpus",
@@ -79,8 +80,15 @@ class Rule:
     message: Callable[[Values], str]
 
 
+def _scalar(*xs) -> bool:
+    """True when every value is a Python number (one config: exact at any size)."""
+    return not any(isinstance(x, np.ndarray) for x in xs)
+
+
 def _divides(a, b):
     """``a`` divides ``b`` (elementwise; a non-positive ``a`` never does)."""
+    if _scalar(a, b):
+        return a > 0 and b % a == 0
     a = np.asarray(a)
     return (a > 0) & (np.asarray(b) % np.maximum(a, 1) == 0)
 
@@ -116,22 +124,22 @@ def _batch_msg(v):
 
 
 def _sms_known(v):
-    return (np.asarray(v.comm_sms) == 0) | (v.gpu.sms is not None)
+    return (v.comm_sms == 0) | (v.gpu.sms is not None)
 
 
 def _sms_below(v):
-    return (np.asarray(v.comm_sms) == 0) | (v.gpu.sms is None) | (np.asarray(v.comm_sms) < (v.gpu.sms or 0))
+    return (v.comm_sms == 0) | (v.gpu.sms is None) | (v.comm_sms < (v.gpu.sms or 0))
 
 
 #: The data section's rule that reads a per-row field (``Data`` checks it first).
 RAMP = Rule("ramp below the batch",
-            lambda v: True if v.batch_ramp is None else np.asarray(v.batch_ramp.start) < v.global_batch,
+            lambda v: True if v.batch_ramp is None else v.batch_ramp.start < v.global_batch,
             lambda v: f"data.batch_ramp.start={v.batch_ramp.start} must be below data.global_batch={v.global_batch}")
 
 #: The config's cross-field rules, in the order ``TrainingConfig`` checks them.
 RULES: tuple[Rule, ...] = (
     Rule("world size", lambda v: v.tp * v.pp * v.dp * v.cp == v.num_gpus, _world),
-    Rule("dense model has no experts", lambda v: True if v.model.moe is not None else np.asarray(v.ep) == 1,
+    Rule("dense model has no experts", lambda v: True if v.model.moe is not None else v.ep == 1,
          lambda v: f"parallelism.ep={v.ep} must be 1 for the dense model {v.model.name!r}"),
     Rule("ep divides the experts", lambda v: _moe(v, lambda m: _divides(v.ep, m.n_routed)),
          lambda v: f"parallelism.ep={v.ep} must divide model.moe.n_routed={v.model.moe.n_routed}"),

@@ -46,6 +46,10 @@ _COLUMNS = (("step_time", "s"), ("wall_time", "day"), ("gpu_hours", "hour"), ("m
 STATUS = ("ok", "does not fit", "refused", "out of range", "not evaluated")
 _OK, _NOFIT, _REFUSED, _RANGE, _SKIPPED = range(5)
 _SECTIONS = tuple(TrainingConfig.model_fields)
+#: Row fields' largest value in a sweep: products of the layout's degrees (tp*pp*dp*cp) and
+#: of batch and length stay exact in 64-bit integers.
+_ROW_LIMIT = {"tp": 2**20, "cp": 2**20, "ep": 2**20, "dp": 2**20, "micro_batch": 2**20, "comm_sms": 2**20,
+              "global_batch": 2**40, "seq_len": 10**15}
 _DERIVE_DP = ("parallelism.tp", "parallelism.pp", "parallelism.cp", "parallelism.ep", "cluster.num_gpus")
 
 
@@ -386,6 +390,10 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
         for j, v in enumerate(vals):
             err = _field_error(path, v)
             if err is None:
+                if abs(v) >= _ROW_LIMIT[name]:
+                    raise ValueError(f"axes[{path!r}] holds {v}: a sweep takes values of {path} below "
+                                     f"{_ROW_LIMIT[name]:,} (their products stay exact in 64-bit integers); "
+                                     "estimate such a config on its own")
                 ints[j] = v
                 continue
             _refuse(out, np.flatnonzero(codes[a] == j), pos, _position(tuple(path.split(".")), False), text=err)
