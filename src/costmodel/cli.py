@@ -529,6 +529,12 @@ def _add_set(p: argparse.ArgumentParser, flag: str = "--set", to: str = "") -> N
                    help=f"change a field by dotted path{to}, e.g. {flag} cluster.gpu=H100-SXM (repeatable)")
 
 
+def _add_table_outputs(p: argparse.ArgumentParser, what: str = "") -> None:
+    p.add_argument("--csv", metavar="FILE", help=f"also write the {what}table as CSV")
+    p.add_argument("--json", action="store_true", help=f"print the {what}rows as JSON instead of a table")
+    p.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with its errors in the command's one-line form (no usage block)."""
 
@@ -615,9 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p)
     p.add_argument("--pipeline", choices=["auto", "closed", "simulate"], default="auto",
                    help="time schedules by the simulator (auto) or closed forms")
-    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
-    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
-    p.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+    _add_table_outputs(p)
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("search", help="the best layouts of a model on a cluster",
@@ -631,9 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--axis", action="append", default=[], metavar="PATH=V1,V2,...",
                    help="replace or add an axis of the layout space, e.g. --axis parallelism.zero=1,2 (repeatable)")
     _add_set(p)
-    p.add_argument("--csv", metavar="FILE", help="also write the ranked table as CSV")
-    p.add_argument("--json", action="store_true", help="print the ranked rows as JSON instead of a table")
-    p.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+    _add_table_outputs(p, "ranked ")
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("validate", help="predictions against the calibration runs, in-sample and leave-one-out",
