@@ -233,6 +233,10 @@ def parse(value: Any, kind: Kind | str, field: str = "value") -> pint.Quantity:
         Naming the field, the rule and the value given.
     """
     kind = KINDS[kind] if isinstance(kind, str) else kind
+    if type(value) is pint.Quantity or isinstance(value, pint.Quantity):
+        same = _canonical(value, kind)  # already parsed (a config re-validated): nothing to convert
+        if same is not None:
+            return same
     if isinstance(value, bool):
         raise ValueError(f"{field} must be {kind.a} such as {kind.example}; got {value!r}")
     given = value
@@ -276,6 +280,25 @@ def parse(value: Any, kind: Kind | str, field: str = "value") -> pint.Quantity:
     if kind.jedec:
         q = _binary_bytes(q)
     return q.to(kind.unit)
+
+
+_CANONICAL_UNITS: dict = {}
+
+
+def _canonical(q: pint.Quantity, kind: Kind) -> pint.Quantity | None:
+    """``q`` itself when it is already what :func:`parse` returns for it: in the kind's
+    canonical unit (not a JEDEC kind), with a finite magnitude within the kind's sign rule."""
+    if kind.jedec or q._REGISTRY is not ureg:
+        return None
+    unit = _CANONICAL_UNITS.get(kind.name)
+    if unit is None:
+        unit = _CANONICAL_UNITS[kind.name] = ureg.Quantity(1.0, kind.unit).units
+    m = q.magnitude
+    if q.units != unit or type(m) is not float or m != m or m in (float("inf"), float("-inf")):
+        return None
+    if m < 0 or (kind.positive and m == 0):
+        return None
+    return q
 
 
 def _parse_text(text: str, kind: Kind, field: str) -> pint.Quantity:
