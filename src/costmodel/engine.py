@@ -162,7 +162,7 @@ class _Group:
         e_last[-1] = 1.0
         self.rank = Work(*(a * fam.rank_layers + b * fam.runs_last
                            for a, b in zip(self.layer.fields(), self.last.fields())))
-        self.chunk = Work(*(a * fam.layers + b * e_last for a, b in zip(self.layer.fields(), self.last.fields())))
+        self.e_last = e_last
         self.pair = timing.pairs(p.schedule, self.rank, self.share)
         self.p2p, self.p2p_nic = network.pipeline_transfer(cfg, self.t, r, tokens)
         self.error = self._errors()
@@ -182,7 +182,12 @@ class _Group:
         self.mem = {k: np.take_along_axis(np.broadcast_to(v, shape), rm, axis=-1) for k, v in parts.items()}
         self.mem_total = np.take_along_axis(total, rm, axis=-1)
         self.fits = self.mem_total <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
-        self.bound = timing.lower_bound(p.schedule, self.chunk, self.pair, fam.first_chunk, self.m, self.optimizer)
+        fwd = fam.layers * self.layer.forward + e_last * self.last.forward
+        bwd = None
+        if p.schedule in timing.HOLDS_W:
+            l_, t_ = self.layer, self.last
+            bwd = fam.layers * (l_.B + l_.W + l_.xb + l_.ab) + e_last * (t_.B + t_.W + t_.xb + t_.ab)
+        self.bound = timing.lower_bound(fwd, bwd, self.pair, fam.first_chunk, self.m, self.optimizer)
 
     def _errors(self) -> list:
         """Per row, ``None`` or the (name, value) of the first non-finite work or transfer."""
@@ -214,8 +219,9 @@ class _Group:
         """The simulator's inputs for rows ``i`` at placements ``c``: per-chunk F, B, W
         ``(k, K, 3)``, DualPipe's F&B pairs ``(k, pp, 2)`` or None, and the transfer ``(k,)``."""
         p = self.cfg.parallelism
-        shape_k = (self.n, self.P, self.K)
-        ch = Work(*(_gather(x, i, c, shape_k)[:, 0, :] for x in self.chunk.fields()))
+        layers = self.fam.layers[c]  # (k, chunks)
+        row = (lambda x: np.broadcast_to(x, (self.n, 1, 1))[i, 0])  # (k, 1)
+        ch = Work(*(layers * row(a) + self.e_last * row(b) for a, b in zip(self.layer.fields(), self.last.fields())))
         st = np.stack([ch.forward, ch.backward, ch.W + 0.0 * ch.F], axis=-1)
         fb = None
         if p.schedule in timing.DUAL:

@@ -12,12 +12,15 @@ import numpy as np
 from .closed_form import makespan
 from .orders import topology
 
-__all__ = ["fb_pair", "pairs", "pair_phases", "lower_bound", "closed_bubble", "DUAL", "DEFERS_W"]
+__all__ = ["fb_pair", "pairs", "pair_phases", "lower_bound", "closed_bubble", "DUAL", "DEFERS_W", "HOLDS_W"]
 
 #: Schedules whose steady unit is DualPipe's overlapped F&B pair.
 DUAL = ("dualpipe", "dualpipev")
 #: Schedules that defer weight gradients (zero-bubble).
 DEFERS_W = ("zb1p", "zbv")
+#: Schedules whose ranks run a chunk's backward, weight gradient included, before the
+#: backward moves on: the first micro-batch's backwards of earlier chunks bound a rank's end.
+HOLDS_W = ("gpipe", "1f1b", "interleaved")
 
 
 def fb_pair(f, b, w, exposed_f, exposed_b, a2a_f, a2a_b, share):
@@ -50,16 +53,18 @@ def pair_phases(schedule: str, pp: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def lower_bound(schedule: str, chunk, pair, first_chunk, m, optimizer):
+def lower_bound(fwd, bwd, pair, first_chunk, m, optimizer):
     """A time no step with this placement undercuts [s]: for each rank, its work over the
     step (``m`` times its work per micro-batch; a DualPipe rank's unpaired ops only add)
     plus the forwards of the chunks before its first chunk, which the first micro-batch
     must cross before the rank can start, and, where weight gradients are not deferred
     (gpipe, 1f1b, interleaved), the backwards of those chunks after it ends; plus the
-    optimizer step. ``chunk`` holds per-chunk work on its last axis, ``pair`` per-rank."""
-    head = _before(chunk.forward)
-    if schedule in ("gpipe", "1f1b", "interleaved"):
-        head = head + _before(chunk.B + chunk.W + chunk.xb + chunk.ab)
+    optimizer step. ``fwd``: each chunk's forward with its communication, on the last axis;
+    ``bwd``: its backward (input and weight gradient, with communication) for the schedules
+    in :data:`HOLDS_W`, else None; ``pair``: each rank's steady work per micro-batch."""
+    head = _before(fwd)
+    if bwd is not None:
+        head = head + _before(bwd)
     first = np.take(head, first_chunk, axis=-1)  # head never decreases: a rank's earliest chunk
     return np.max(m * pair + first, axis=-1, keepdims=True) + optimizer
 
