@@ -51,7 +51,6 @@ POSITIVE_KEYS = ("step_time", "wall_time", "gpu_hours", "tokens_per_second", "fl
 ROUND_BATCH = 4096
 #: Simulated ops per round: long steps time fewer candidates at once, as most are pruned.
 ROUND_OPS = 200_000
-MEMORY_LINES = ("weights", "master_weights", "gradients", "optimizer_states", "activations", "reserve")
 
 
 @dataclass(frozen=True)

@@ -69,9 +69,11 @@ def _own_row(cfg: TrainingConfig, paths, values) -> int | None:
     for path, vals in zip(paths, values):
         section, name = path.split(".")
         own = getattr(getattr(cfg, section), name)
-        if own not in vals:
+        names = [getattr(v, "name", v) for v in vals]  # catalogue entries by name
+        own = getattr(own, "name", own)
+        if own not in names:
             return None
-        idx.append(vals.index(own))
+        idx.append(names.index(own))
     return int(np.ravel_multi_index(idx, [len(v) for v in values])) if idx else 0
 
 
@@ -116,31 +118,35 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
             axes[path] = list(vals)
     paths, values = _axes(cfg, axes)
     sizes = [len(v) for v in values]
-    codes = np.indices(sizes, dtype=np.int32).reshape(len(sizes), -1)
+    codes = (np.indices(sizes, dtype=np.int32).reshape(len(sizes), -1) if sizes
+             else np.zeros((0, 1), dtype=np.int32))
     derive = "parallelism.dp" not in paths
     table, groups = prepare(cfg, paths, values, codes, derive_dp=derive)
     n = table.n
     t_rules = time.perf_counter() - t0
 
-    # bounds of every valid row
-    lb_time, lb_mem = np.full(n, np.inf), np.full(n, np.inf)
-    per_hour = np.zeros(n)  # marginal USD per GPU-hour (linear ledgers)
-    for g in groups:
-        t, mem = engine.screen(g.cfg, g.rows)
-        lb_time[g.index], lb_mem[g.index] = t, mem
-        marginal, _ = ledger.ledgers(g.cfg, 1.0)
-        per_hour[g.index] = sum(marginal.values()) if marginal else 0.0
-    hbm = to_base(cfg.cluster.gpu.hbm_capacity, "memory")
-    rounds_ = cfg.tokens / (table._row_values["seq_len"] * table._row_values["micro_batch"] * table._row_values["dp"])
-    m = table._row_values["global_batch"] // np.maximum(1, table._row_values["micro_batch"] * table._row_values["dp"])
+    # bounds of every valid row, each from its own group's config (GPU, GPU count, prices,
+    # tokens and goodput may be axes too)
+    lb_time, lb_mem, hours_lb = np.full(n, np.inf), np.full(n, np.inf), np.full(n, np.inf)
+    per_hour, hbm = np.zeros(n), np.zeros(n)  # marginal USD per GPU-hour (linear ledgers); HBM [B]
     with np.errstate(all="ignore"):
-        gpu_hours_lb = lb_time / np.maximum(m, 1) * rounds_ / cfg.goodput * cfg.cluster.num_gpus / 3600.0
+        for g in groups:
+            t, mem = engine.screen(g.cfg, g.rows)
+            lb_time[g.index], lb_mem[g.index] = t, mem
+            marginal, _ = ledger.ledgers(g.cfg, 1.0)
+            per_hour[g.index] = sum(marginal.values()) if marginal else 0.0
+            hbm[g.index] = to_base(g.cfg.cluster.gpu.hbm_capacity, "memory")
+            # wall time is at least the per-micro-batch work over the run's micro-batches
+            r = g.rows
+            m = np.maximum(1, r.global_batch // (r.micro_batch * r.dp))
+            rounds_ = g.cfg.tokens / (r.seq_len * r.micro_batch * r.dp)
+            hours_lb[g.index] = t / m * rounds_ / g.cfg.goodput * g.cfg.cluster.num_gpus / 3600.0
     if objective == "time":
         bound = lb_time
     elif objective == "memory":
-        bound = lb_mem
+        bound = lb_mem / 1e9  # in the objective's unit, GB
     else:
-        bound = gpu_hours_lb * np.where(per_hour > 0, per_hour, 1.0)
+        bound = hours_lb * np.where(per_hour > 0, per_hour, 1.0)
     candidate = np.isfinite(bound) & (lb_mem <= hbm)
     order = np.flatnonzero(candidate)
     order = order[np.argsort(bound[order], kind="stable")]

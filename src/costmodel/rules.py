@@ -9,7 +9,7 @@ order of :data:`RULES`, the order in which the config reports them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -55,11 +55,6 @@ class Values:
                     global_batch=d.global_batch, seq_len=d.seq_len, batch_ramp=d.batch_ramp)
         base.update(rows)
         return cls(**base)
-
-    def row(self, i: int) -> "Values":
-        """Row ``i``, as Python integers."""
-        return replace(self, **{k: int(np.asarray(getattr(self, k)).reshape(-1)[i])
-                                for k in _ROW_NAMES if np.ndim(getattr(self, k))})
 
     @property
     def microbatches(self):

@@ -297,9 +297,6 @@ class Family:
     holds_last: np.ndarray
     first_chunk: np.ndarray
 
-    def placement(self, i: int) -> Placement:
-        return Placement(layers=self.layers[i], runs=self.runs, holds=self.holds)
-
 
 @lru_cache(maxsize=1024)
 def family(schedule: str, pp: int, v: int, n_layers: int) -> Family:

@@ -161,8 +161,10 @@ class Sweep:
                     "per GPU (lower bounds), so it cannot rank among the layouts returned")
         if self.status[i] == _NOFIT:
             mem = self.results["memory_per_gpu"][i]
-            cap = self.config(i).cluster.gpu.hbm_capacity.to("GB").m
+            cap = self._values[self._group[i]].gpu.hbm_capacity.to("GB").m
             return f"needs {mem:.1f} GB per GPU, over the {cap:.1f} GB of HBM"
+        if self.status[i] == _RANGE:
+            return str(EstimateOutOfRange(*self.info["range"][i]))
         return None
 
     def status_of(self, i: int) -> str:
@@ -431,8 +433,14 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
             out._row_values[k][idx] = v
         for p_, text in errors:
             _refuse(out, idx, pos, p_, text=text)
-        if base is None:
-            out._values.append(None)
+        if base is None:  # the group's shared fields break a rule; the data section's rule on
+            # a per-row field (the batch ramp) may still come first
+            ramp = _group_ramp(cfg, changes)
+            vals = dataclasses.replace(rules.Values.of(cfg, **r), batch_ramp=ramp)
+            out._values.append(vals)
+            if ramp is not None:
+                bad = ~np.broadcast_to(np.asarray(rules.RAMP.ok(vals), dtype=bool), (idx.size,))
+                _refuse(out, idx[bad], pos, _RAMP_POSITION, rule=len(rules.RULES))
             continue
         vals = rules.Values.of(base, **r)
         out._values.append(vals)
@@ -484,6 +492,20 @@ def evaluate_rows(out: Sweep, groups: list[Group], select: np.ndarray | None, *,
         if bar is not None:
             bar.close()
     _scatter(out, [(part, res) for (part, _), res in zip(tasks, results)])
+
+
+def _group_ramp(cfg: TrainingConfig, changes: dict):
+    """The group's batch ramp when it is valid on its own (else ``None``: its own field
+    errors come first)."""
+    from .config import BatchRamp
+
+    ramp = cfg.changed(changes)["data"].get("batch_ramp")
+    if ramp is None or isinstance(ramp, BatchRamp):
+        return ramp
+    try:
+        return BatchRamp.model_validate(ramp)
+    except (ValidationError, TypeError):
+        return None
 
 
 def _group_value(base: TrainingConfig, changes: dict, name: str) -> Any:
@@ -556,6 +578,12 @@ def _scatter(out: Sweep, parts: list[tuple[np.ndarray, engine.Columns]]) -> None
         for j in np.flatnonzero(bad):
             out.status[idx[j]] = _RANGE
             out.info["range"][idx[j]] = cols.error[j] or _first_bad(cols, j)
+        if bad.any():  # no estimate: no numbers
+            for v in res.values():
+                v[idx[bad]] = np.nan
+            for d in out.breakdowns.values():
+                for v in d.values():
+                    v[idx[bad]] = np.nan
 
 
 def _out_of_range(cols: engine.Columns) -> np.ndarray:
@@ -577,9 +605,15 @@ def _out_of_range(cols: engine.Columns) -> np.ndarray:
 
 
 def _first_bad(cols: engine.Columns, j: int) -> tuple[str, float]:
-    for k, v in cols.values.items():
-        if v is not None and (not math.isfinite(v[j]) or v[j] <= 0):
-            return k, float(v[j])
+    """The first result of row ``j`` that ``estimate`` would refuse, as (name, value)."""
+    checks = [(k, v, k in engine.POSITIVE_KEYS) for k, v in cols.values.items() if v is not None]
+    checks += [(f"{b}_breakdown.{k}", v, False) for b in ("step", "memory", "marginal", "capital")
+               for k, v in getattr(cols, b).items()]
+    checks += [("mfu", cols.mfu, True), ("mfu_at_precision", cols.mfu_at_precision, True)]
+    for name, v, positive in checks:
+        x = float(np.asarray(v)[j])
+        if not math.isfinite(x) or x < 0 or (positive and x <= 0):
+            return name, x
     return "a value", float("nan")
 
 

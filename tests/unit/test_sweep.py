@@ -167,3 +167,60 @@ def test_cli_search_prints_the_published_rank(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["search", "deepseek-v3", "--objective", "speed"])
     assert exit_.value.code == 2
+
+
+# ---------------------------------------------------------------------------- review cases
+
+
+def test_a_ramp_rule_comes_before_a_later_sections_error():
+    # the data section is checked before the cluster's: the config reports the ramp
+    from costmodel.rules import reason_of
+    s = costmodel.sweep(V3, {"data.global_batch": [2048], "cluster.gpu": ["NOPE"]})
+    with pytest.raises(ValueError) as exc:
+        s.config(0)
+    assert s.reason(0) == reason_of(exc.value) and "batch_ramp.start" in s.reason(0)
+
+
+def test_out_of_range_rows_say_why_and_carry_no_numbers():
+    s = costmodel.sweep(V3, {"costs.gpu_hour_price": ["2 USD/hour", "1e308 USD/hour"]})
+    assert s.status_of(0) == "ok" and s.status_of(1) == "out of range"
+    assert "marginal_cost" in s.reason(1)
+    assert np.isnan(s.results["step_time"][1]) and np.isnan(s.results["marginal_cost"][1])
+    with pytest.raises(costmodel.EstimateOutOfRange):
+        costmodel.estimate(s.config(1))
+    assert json.loads(json.dumps(s.to_records()))[1]["marginal_cost [USD]"] is None
+
+
+SMALL = {"parallelism.pp": [4, 8, 16], "parallelism.ep": [32, 64], "parallelism.micro_batch": [1, 2],
+         "parallelism.schedule": ["1f1b", "dualpipe"], "parallelism.virtual_stages": None,
+         "parallelism.zero": [1, 2], "parallelism.recompute": ["mla-up-proj", "full"], "parallelism.cp": [1],
+         "parallelism.tp": [1], "parallelism.comm_sms": [20]}
+
+
+@pytest.mark.parametrize("objective", ["time", "cost", "memory"])
+def test_search_is_exact_for_every_objective(objective):
+    top = costmodel.search(V3, space=SMALL, top=4, objective=objective)
+    brute = costmodel.sweep(V3, {k: v for k, v in SMALL.items() if v is not None})
+    ranked = brute.ranked(objective)
+    col = {"time": "step_time", "cost": "marginal_cost", "memory": "memory_per_gpu"}[objective]
+    assert list(top.results[col]) == pytest.approx([brute.results[col][i] for i in ranked[:4]], rel=1e-12)
+    own = int(np.flatnonzero([brute.config(i) == V3 for i in ranked])[0]) + 1
+    assert top.info["rank_of_config"] == own
+
+
+def test_search_bounds_follow_a_cluster_axis():
+    # a GPU with more HBM fits where the config's does not; the config's own GPU is found by name
+    space = {**SMALL, "cluster.gpu": ["H800-SXM", "B200"], "parallelism.pp": [4, 16]}
+    top = costmodel.search(V3, space=space, top=3, objective="memory")
+    brute = costmodel.sweep(V3, {k: v for k, v in space.items() if v is not None})
+    ranked = brute.ranked("memory")
+    assert list(top.results["memory_per_gpu"]) == pytest.approx([brute.results["memory_per_gpu"][i]
+                                                                 for i in ranked[:3]], rel=1e-12)
+    assert top.info["rank_of_config"] is not None
+
+
+def test_search_without_axes_is_the_config():
+    space = {p: None for p in costmodel.layouts.layout_space(V3)}
+    r = costmodel.search(V3, space=space, top=3)
+    assert len(r) == 1 and r.info["rank_of_config"] == 1
+    assert r.results["step_time"][0] == pytest.approx(costmodel.estimate(V3).step_time.m, rel=1e-12)
