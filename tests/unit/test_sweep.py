@@ -224,3 +224,10 @@ def test_search_without_axes_is_the_config():
     r = costmodel.search(V3, space=space, top=3)
     assert len(r) == 1 and r.info["rank_of_config"] == 1
     assert r.results["step_time"][0] == pytest.approx(costmodel.estimate(V3).step_time.m, rel=1e-12)
+
+
+def test_a_progress_bar_when_asked_and_none_by_default(capsys):
+    costmodel.sweep(V3, {"parallelism.pp": [8, 16]}, progress=True)
+    assert "sweep" in capsys.readouterr().err
+    costmodel.sweep(V3, {"parallelism.pp": [8, 16]})
+    assert capsys.readouterr().err == ""
