@@ -456,6 +456,10 @@ def screen(cfg, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
             per = np.maximum(per, work + comm_all)
         time_lb = r.microbatches * per / p.pp
         fam = family(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
+        # the average rank's state is the same for every placement (each chunk is held by as
+        # many ranks in all of them): one placement suffices
+        fam = replace(fam, members=fam.members[:1], layers=fam.layers[:1], rank_layers=fam.rank_layers[:1],
+                      rank_held=fam.rank_held[:1])
         ne, ex = memory.rank_params(cfg, fam, r)
         parts = memory.rank_memory(cfg, fam, r, ne, ex, tokens, r.microbatches)
         states = sum(np.mean(np.broadcast_to(v, np.broadcast_shapes(ne.shape, v.shape)), axis=-1)
