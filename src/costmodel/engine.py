@@ -196,7 +196,8 @@ class _Group:
                   ("pipeline transfer time", (self.p2p,)))
         for name, arrs in checks:
             for a in arrs:
-                a = np.asarray(a).reshape(self.n, -1) if np.size(a) >= self.n else np.broadcast_to(a, (self.n, 1))
+                a = np.asarray(a)
+                a = np.broadcast_to(a, np.broadcast_shapes(a.shape, (self.n, 1, 1))).reshape(self.n, -1)
                 bad = ~np.all(np.isfinite(a), axis=1)
                 for i in np.flatnonzero(bad):
                     if out[i] is None:
@@ -256,7 +257,7 @@ class _Group:
         m = np.broadcast_to(self.m, (self.n, 1, 1))[i]
         busiest = _gather(self.busiest, i, c, shape[:2] + (1,))
         comm = _gather(self.pair_r, i, c, shape[:2] + (1,)) - busiest
-        span = m * (busiest + comm) + bubble[:, None, None]
+        span = m * (busiest + comm) + np.maximum(0.0, bubble)[:, None, None]  # the step's pipeline part
         rank = Work(*(_gather(x, i, c, shape) for x in self.rank.fields()))
         ne, ex = _gather(self.ne, i, c, shape), _gather(self.ex, i, c, shape)
         p2p = np.broadcast_to(self.p2p, (self.n, 1, 1))[i]
