@@ -126,19 +126,69 @@ def _gather(a, i, c, shape):
     return np.broadcast_to(a, shape)[i, c][:, None, :]
 
 
+def _distinct(rows: Rows):
+    """Indices of the first of each distinct row (all fields but the global batch) and each
+    row's index among them; ``(all rows, None)`` when every row is distinct."""
+    if rows.n <= 1:
+        return np.arange(rows.n), None
+    codes, sizes = [], []
+    for f in (rows.tp, rows.cp, rows.ep, rows.dp, rows.micro_batch, rows.comm_sms, rows.seq_len):
+        vals, code = np.unique(f, return_inverse=True)
+        codes.append(code.reshape(-1))
+        sizes.append(vals.size)
+    _, first, inv = np.unique(np.ravel_multi_index(codes, sizes), return_index=True, return_inverse=True)
+    if first.size == rows.n:
+        return np.arange(rows.n), None
+    return first, inv.reshape(-1)
+
+
+def _expand(a, inv, u: int):
+    """An array over the distinct rows (leading axis ``u``) indexed out to every row; one
+    that does not vary by row (leading axis 1, or a number) as it is."""
+    if isinstance(a, np.ndarray) and a.ndim and a.shape[0] == u and u > 1:
+        return a[inv]
+    return a
+
+
+def _errors(n: int, rank: Work, p2p) -> list:
+    """Per row, ``None`` or the (name, value) of the first non-finite work or transfer."""
+    out: list = [None] * n
+    checks = (("compute time per micro-batch", (rank.F, rank.B, rank.W)),
+              ("communication time per micro-batch", (rank.xf, rank.xb, rank.af, rank.ab)),
+              ("pipeline transfer time", (p2p,)))
+    for name, arrs in checks:
+        for a in arrs:
+            a = np.asarray(a)
+            a = np.broadcast_to(a, np.broadcast_shapes(a.shape, (n, 1, 1))).reshape(n, -1)
+            bad = ~np.all(np.isfinite(a), axis=1)
+            for i in np.flatnonzero(bad):
+                if out[i] is None:
+                    row = a[i]
+                    out[i] = (name, float(row[~np.isfinite(row)][0]))
+    return out
+
+
 class _Group:
     """Everything known about every (row, placement) before timing the schedule."""
 
     def __init__(self, cfg, rows: Rows):
         self.cfg, p, arch = cfg, cfg.parallelism, cfg.model
-        self.rows = r = rows.expand()
-        self.n = rows.n
+        self.n = n = rows.n
+        # the work of a row does not depend on its global batch: compute it once per distinct
+        # (tp, cp, ep, dp, micro-batch, comm SMs, sequence) and index it out to the rows
+        first, inv = _distinct(rows)
+        u = first.size
+        ru = rows if inv is None else rows.take(first)
+        X = (lambda a: a) if inv is None else (lambda a: _expand(a, inv, u))
+        r = ru.expand()
+        self.rows = rows.expand()
         self.t = network.tiers(cfg)
-        self.tokens = tokens = r.tokens
-        self.m = r.microbatches
+        tokens = r.tokens
+        self.tokens = self.rows.tokens
+        self.m = self.rows.microbatches
         lt = compute.layer_times(cfg, r, tokens)
         comm = network.layer_comm(cfg, self.t, r, tokens, lt.core[0], lt.core[1])
-        self.share = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
+        share = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
         moe = list(comm["moe"])
         if lt.shared is not None and p.schedule not in timing.DUAL:
             # shared-expert compute overlaps the dispatch of each direction on the SMs left to
@@ -147,72 +197,73 @@ class _Group:
             # weight gradient too unless the schedule defers weight gradients (ZB-H1, ZB-V)
             ef, eb, ew = lt.shared
             hide_b = eb + (0.0 if p.schedule in timing.DEFERS_W else ew)
-            none = np.isnan(self.share)
-            moe[2] = moe[2] - np.where(none, 0.0, np.minimum(ef, self.share * comm["dispatch"][0]))
-            moe[3] = moe[3] - np.where(none, 0.0, np.minimum(hide_b, self.share * comm["dispatch"][1]))
+            none = np.isnan(share)
+            moe[2] = moe[2] - np.where(none, 0.0, np.minimum(ef, share * comm["dispatch"][0]))
+            moe[3] = moe[3] - np.where(none, 0.0, np.minimum(hide_b, share * comm["dispatch"][1]))
         sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
         avg = [sd * d + sm * x for d, x in zip(comm["dense"], moe)]
-        self.layer = Work(*lt.layer, *avg)
-        self.last = Work(*lt.last, *(x * arch.mtp_modules for x in avg))  # an MTP block communicates like a layer
+        layer = Work(*lt.layer, *avg)
+        last = Work(*lt.last, *(x * arch.mtp_modules for x in avg))  # an MTP block communicates like a layer
         self.fam = fam = family(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
         self.P, self.K = fam.layers.shape
         self.ops = 3 * self.K * int(np.max(self.m))  # ops of one simulated step, at most
         e_last = np.zeros(self.K)
         e_last[-1] = 1.0
-        self.rank = Work(*(a * fam.rank_layers + b * fam.runs_last
-                           for a, b in zip(self.layer.fields(), self.last.fields())))
         self.e_last = e_last
-        self.pair = timing.pairs(p.schedule, self.rank, self.share)
-        self.p2p, self.p2p_nic = network.pipeline_transfer(cfg, self.t, r, tokens)
-        self.error = self._errors()
-        shape = (self.n, self.P, p.pp)
-        self.shape = shape
-        ri = np.argmax(np.broadcast_to(self.pair, shape), axis=-1)[..., None]
-        self.at = Work(*(np.take_along_axis(np.broadcast_to(x, shape), ri, axis=-1) for x in self.rank.fields()))
-        self.pair_r = np.take_along_axis(np.broadcast_to(self.pair, shape), ri, axis=-1)
-        self.slowest = ri
-        self.busiest = np.max(np.broadcast_to(self.rank.compute, shape), axis=-1, keepdims=True)
-        self.ne, self.ex = memory.rank_params(cfg, fam, r)
-        self.optimizer = compute.optimizer_time(cfg, r, np.max(self.ne, axis=-1, keepdims=True),
-                                                np.max(self.ex, axis=-1, keepdims=True))
-        parts = memory.rank_memory(cfg, fam, r, self.ne, self.ex, tokens, self.m)
+        rank = Work(*(a * fam.rank_layers + b * fam.runs_last for a, b in zip(layer.fields(), last.fields())))
+        pair = timing.pairs(p.schedule, rank, share)
+        p2p, self.p2p_nic = network.pipeline_transfer(cfg, self.t, r, tokens)
+        errors = _errors(u, rank, p2p)
+        shape = (u, self.P, p.pp)
+        ri = np.argmax(np.broadcast_to(pair, shape), axis=-1)[..., None]
+        at = Work(*(np.take_along_axis(np.broadcast_to(x, shape), ri, axis=-1) for x in rank.fields()))
+        pair_r = np.take_along_axis(np.broadcast_to(pair, shape), ri, axis=-1)
+        busiest = np.max(np.broadcast_to(rank.compute, shape), axis=-1, keepdims=True)
+        ne, ex = memory.rank_params(cfg, fam, r)
+        optimizer = compute.optimizer_time(cfg, r, np.max(ne, axis=-1, keepdims=True),
+                                           np.max(ex, axis=-1, keepdims=True))
+        fwd = fam.layers * layer.forward + e_last * last.forward
+        bwd = None
+        if p.schedule in timing.HOLDS_W:
+            bwd = (fam.layers * (layer.B + layer.W + layer.xb + layer.ab)
+                   + e_last * (last.B + last.W + last.xb + last.ab))
+        # to the rows
+        # per-row (``X``) what every row needs at once; the rest stays per distinct row and
+        # is read at a row's distinct index (``ui``) when its candidates are timed
+        self.inv, self.u = inv, u
+        self.ushape = (u, self.P, p.pp)
+        self.share, self.p2p = X(share), X(p2p)
+        self.layer, self.last = layer.map(X), last.map(X)
+        self.rank, self.at, self.pair_r, self.slowest, self.busiest = rank, at, pair_r, ri, busiest
+        self.ne, self.ex, self.optimizer = ne, ex, optimizer
+        self.error = errors if inv is None else [errors[j] for j in inv]
+        self.shape = shape = (n, self.P, p.pp)
+        parts = memory.rank_memory(cfg, fam, self.rows, X(ne), X(ex), self.tokens, self.m)
         total = sum(np.broadcast_to(v, shape) for v in parts.values())
         rm = np.argmax(total, axis=-1)[..., None]
         self.mem = {k: np.take_along_axis(np.broadcast_to(v, shape), rm, axis=-1) for k, v in parts.items()}
         self.mem_total = np.take_along_axis(total, rm, axis=-1)
         self.fits = self.mem_total <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
-        fwd = fam.layers * self.layer.forward + e_last * self.last.forward
-        bwd = None
-        if p.schedule in timing.HOLDS_W:
-            l_, t_ = self.layer, self.last
-            bwd = fam.layers * (l_.B + l_.W + l_.xb + l_.ab) + e_last * (t_.B + t_.W + t_.xb + t_.ab)
-        self.bound = timing.lower_bound(fwd, bwd, self.pair, fam.first_chunk, self.m, self.optimizer)
+        self.bound = timing.lower_bound(X(timing.before_first(fwd, bwd, fam.first_chunk)), X(pair), self.m,
+                                        X(optimizer))
 
-    def _errors(self) -> list:
-        """Per row, ``None`` or the (name, value) of the first non-finite work or transfer."""
-        out: list = [None] * self.n
-        checks = (("compute time per micro-batch", (self.rank.F, self.rank.B, self.rank.W)),
-                  ("communication time per micro-batch", (self.rank.xf, self.rank.xb, self.rank.af, self.rank.ab)),
-                  ("pipeline transfer time", (self.p2p,)))
-        for name, arrs in checks:
-            for a in arrs:
-                a = np.asarray(a)
-                a = np.broadcast_to(a, np.broadcast_shapes(a.shape, (self.n, 1, 1))).reshape(self.n, -1)
-                bad = ~np.all(np.isfinite(a), axis=1)
-                for i in np.flatnonzero(bad):
-                    if out[i] is None:
-                        row = a[i]
-                        out[i] = (name, float(row[~np.isfinite(row)][0]))
-        return out
+    def ui(self, i):
+        """The distinct-row index of rows ``i``."""
+        return i if self.inv is None else self.inv[i]
+
+    def per_row(self, a, last: int = 1):
+        """A per-distinct-row array ``(u, P, last)`` as one ``(n, P, last)`` over the rows."""
+        a = np.broadcast_to(a, (self.u, self.P, last))
+        return a if self.inv is None else a[self.inv]
 
     # ---------------------------------------------------------------- timing
     def closed(self):
         """Closed-form bubble of every (row, placement), idle = bubble."""
         p = self.cfg.parallelism
-        at = self.at
+        at = self.at.map(self.per_row)
         f, b = at.forward, at.backward
         bubble = timing.closed_bubble(p.schedule, p.pp, p.virtual_stages, self.K, self.m, f, b, at.W,
-                                      self.pair_r, self.p2p)
+                                      self.per_row(self.pair_r), self.p2p)
         return bubble
 
     def stage_inputs(self, i, c):
@@ -240,7 +291,7 @@ class _Group:
         p = self.cfg.parallelism
         st, fb, p2p = self.stage_inputs(i, c)
         m = np.broadcast_to(self.m, (self.n, 1, 1))[i, 0, 0]
-        pair_r = self.pair_r[i, c, 0]
+        pair_r = np.broadcast_to(self.pair_r, self.ushape[:2] + (1,))[self.ui(i), c, 0]
         bubble, idle, unverified = (np.empty(len(i)) for _ in range(3))
         for mm in np.unique(m):
             k = np.flatnonzero(m == mm)
@@ -253,16 +304,16 @@ class _Group:
 
     def finish(self, i, c, bubble):
         """Step parts of rows ``i`` at placements ``c`` given their bubble: (parts, step)."""
-        shape = self.shape
+        shape, ui = self.ushape, self.ui(i)
         m = np.broadcast_to(self.m, (self.n, 1, 1))[i]
-        busiest = _gather(self.busiest, i, c, shape[:2] + (1,))
-        comm = _gather(self.pair_r, i, c, shape[:2] + (1,)) - busiest
+        busiest = _gather(self.busiest, ui, c, shape[:2] + (1,))
+        comm = _gather(self.pair_r, ui, c, shape[:2] + (1,)) - busiest
         span = m * (busiest + comm) + np.maximum(0.0, bubble)[:, None, None]  # the step's pipeline part
-        rank = Work(*(_gather(x, i, c, shape) for x in self.rank.fields()))
-        ne, ex = _gather(self.ne, i, c, shape), _gather(self.ex, i, c, shape)
+        rank = Work(*(_gather(x, ui, c, shape) for x in self.rank.fields()))
+        ne, ex = _gather(self.ne, ui, c, shape), _gather(self.ex, ui, c, shape)
         p2p = np.broadcast_to(self.p2p, (self.n, 1, 1))[i]
         dp = network.dp_sync(self.cfg, self.t, self.rows.take(i), ne, ex, rank, p2p, self.p2p_nic, m, span)
-        opt = _gather(self.optimizer, i, c, shape[:2] + (1,))
+        opt = _gather(self.optimizer, ui, c, shape[:2] + (1,))
         parts = (m * busiest, m * comm, np.maximum(0.0, bubble)[:, None, None], dp, opt)
         parts = tuple(x[:, 0, 0] for x in np.broadcast_arrays(*parts))
         step = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
@@ -370,12 +421,13 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
     n, rows = g.n, g.rows
     i = np.arange(n)
     pick = (lambda a: np.broadcast_to(a, (n, g.P, 1))[i, best, 0])
+    upick = (lambda a: np.broadcast_to(a, (g.u, g.P, 1))[g.ui(i), best, 0])  # per distinct row
     step = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
     m = np.broadcast_to(g.m, (n, 1, 1))[:, 0, 0]
     seq, gb = rows.seq_len[:, 0, 0], rows.global_batch[:, 0, 0]
     steps = run_steps(cfg.data, seq, gb) + 0.0 * step
     rounds = cfg.tokens / (seq * rows.micro_batch[:, 0, 0] * rows.dp[:, 0, 0])  # micro-batches per pipeline
-    per_mb = pick(g.busiest) + (pick(g.pair_r) - pick(g.busiest))
+    per_mb = upick(g.busiest) + (upick(g.pair_r) - upick(g.busiest))
     wall = (per_mb * rounds + (step - m * per_mb) * steps) / cfg.goodput
     gpu_hours = wall * cfg.cluster.num_gpus / 3600.0
     tps = gb * seq / step
@@ -384,11 +436,11 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
     gpu = cfg.cluster.gpu
     marginal, capital = ledger.ledgers(cfg, gpu_hours)
     mem = {k: pick(v) for k, v in g.mem.items()}
-    at = Work(*(pick(x) for x in g.at.fields()))
-    sched = {"compute": pick(g.busiest), "comm": pick(g.pair_r) - pick(g.busiest), "bubble": parts[2],
+    at = Work(*(upick(x) for x in g.at.fields()))
+    sched = {"compute": upick(g.busiest), "comm": upick(g.pair_r) - upick(g.busiest), "bubble": parts[2],
              "idle": idle, "simulated": np.full(n, simulated), "f": at.forward, "b": at.backward, "w": at.W,
              "f_compute": at.F, "b_compute": at.B, "p2p": np.broadcast_to(g.p2p, (n, 1, 1))[:, 0, 0] + 0.0 * step,
-             "rank": pick(g.slowest).astype(float), "unverified_extrapolation": unverified}
+             "rank": upick(g.slowest).astype(float), "unverified_extrapolation": unverified}
     values = {
         "step_time": step, "wall_time": wall / 86400.0, "gpu_hours": gpu_hours, "tokens_per_second": tps,
         "flops_per_gpu": flops_gpu / 1e12, "pipeline_idle": idle,
@@ -410,7 +462,8 @@ def _bound(g: _Group) -> np.ndarray:
     least exposed data-parallel sync (that of an unbounded pipeline span: the exposure
     only falls as the span grows)."""
     n, P = g.n, g.P
-    dp = network.dp_sync(g.cfg, g.t, g.rows, g.ne, g.ex, g.rank, g.p2p, g.p2p_nic, g.m, np.inf)
+    X = (lambda a: g.per_row(a, g.shape[-1]))
+    dp = network.dp_sync(g.cfg, g.t, g.rows, X(g.ne), X(g.ex), g.rank.map(X), g.p2p, g.p2p_nic, g.m, np.inf)
     fits = np.broadcast_to(g.fits, (n, P, 1))[..., 0]
     b = np.broadcast_to(g.bound + dp, (n, P, 1))[..., 0]
     return np.where(fits.any(axis=1), np.min(np.where(fits, b, np.inf), axis=1), np.min(b, axis=1))

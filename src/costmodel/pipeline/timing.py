@@ -12,7 +12,7 @@ import numpy as np
 from .closed_form import makespan
 from .orders import topology
 
-__all__ = ["fb_pair", "pairs", "pair_phases", "lower_bound", "closed_bubble", "DUAL", "DEFERS_W", "HOLDS_W"]
+__all__ = ["fb_pair", "pairs", "pair_phases", "lower_bound", "before_first", "closed_bubble", "DUAL", "DEFERS_W", "HOLDS_W"]
 
 #: Schedules whose steady unit is DualPipe's overlapped F&B pair.
 DUAL = ("dualpipe", "dualpipev")
@@ -53,19 +53,23 @@ def pair_phases(schedule: str, pp: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def lower_bound(fwd, bwd, pair, first_chunk, m, optimizer):
-    """A time no step with this placement undercuts [s]: for each rank, its work over the
-    step (``m`` times its work per micro-batch; a DualPipe rank's unpaired ops only add)
-    plus the forwards of the chunks before its first chunk, which the first micro-batch
-    must cross before the rank can start, and, where weight gradients are not deferred
-    (gpipe, 1f1b, interleaved), the backwards of those chunks after it ends; plus the
-    optimizer step. ``fwd``: each chunk's forward with its communication, on the last axis;
-    ``bwd``: its backward (input and weight gradient, with communication) for the schedules
-    in :data:`HOLDS_W`, else None; ``pair``: each rank's steady work per micro-batch."""
+def before_first(fwd, bwd, first_chunk):
+    """Per rank, the work the first micro-batch must cross before the rank can start: the
+    forwards of the chunks before its first chunk, and, for the schedules in
+    :data:`HOLDS_W`, the backwards of those chunks after it ends. ``fwd``: each chunk's
+    forward with its communication, on the last axis; ``bwd``: its backward (input and
+    weight gradient, with communication), or None."""
     head = _before(fwd)
     if bwd is not None:
         head = head + _before(bwd)
-    first = np.take(head, first_chunk, axis=-1)  # head never decreases: a rank's earliest chunk
+    return np.take(head, first_chunk, axis=-1)  # head never decreases: a rank's earliest chunk
+
+
+def lower_bound(first, pair, m, optimizer):
+    """A time no step with this placement undercuts [s]: for each rank, its work over the
+    step (``m`` times its work per micro-batch ``pair``; a DualPipe rank's unpaired ops only
+    add) plus the work before its first chunk (:func:`before_first`), plus the optimizer
+    step."""
     return np.max(m * pair + first, axis=-1, keepdims=True) + optimizer
 
 
