@@ -238,11 +238,18 @@ class _Group:
         self.ne, self.ex, self.optimizer = ne, ex, optimizer
         self.error = errors if inv is None else [errors[j] for j in inv]
         self.shape = shape = (n, self.P, p.pp)
-        parts = memory.rank_memory(cfg, fam, self.rows, X(ne), X(ex), self.tokens, self.m)
-        total = sum(np.broadcast_to(v, shape) for v in parts.values())
-        rm = np.argmax(total, axis=-1)[..., None]
-        self.mem = {k: np.take_along_axis(np.broadcast_to(v, shape), rm, axis=-1) for k, v in parts.items()}
-        self.mem_total = np.take_along_axis(total, rm, axis=-1)
+        # memory: the training state per distinct row, the activations (they depend on the
+        # micro-batch count) and the reserve per row
+        states = memory.rank_states(cfg, r, ne, ex)
+        unit, logits = memory.rank_activations(cfg, fam, r, tokens)
+        acts = memory.peak_activations(cfg, X(unit), X(logits), self.m)
+        tensors = X(sum(states.values())) + acts
+        reserve = memory.rank_reserve(cfg, self.rows, tensors)
+        total = np.broadcast_to(tensors + reserve, shape)
+        self.rm = np.argmax(total, axis=-1)[..., None]  # the fullest rank
+        self.mem_parts = {**{k: (v, True) for k, v in states.items()}, "activations": (acts, False),
+                          "reserve": (reserve, False)}  # (array, per distinct row)
+        self.mem_total = np.take_along_axis(total, self.rm, axis=-1)
         self.fits = self.mem_total <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
         self.bound = timing.lower_bound(X(timing.before_first(fwd, bwd, fam.first_chunk)), X(pair), self.m,
                                         X(optimizer))
@@ -435,7 +442,9 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
     flops_gpu = tps * model_flops / cfg.cluster.num_gpus
     gpu = cfg.cluster.gpu
     marginal, capital = ledger.ledgers(cfg, gpu_hours)
-    mem = {k: pick(v) for k, v in g.mem.items()}
+    rm = g.rm[i, best, 0]
+    mem = {k: (np.broadcast_to(v, g.ushape)[g.ui(i), best, rm] if distinct else np.broadcast_to(v, g.shape)[i, best, rm])
+           for k, (v, distinct) in g.mem_parts.items()}
     at = Work(*(upick(x) for x in g.at.fields()))
     sched = {"compute": upick(g.busiest), "comm": upick(g.pair_r) - upick(g.busiest), "bubble": parts[2],
              "idle": idle, "simulated": np.full(n, simulated), "f": at.forward, "b": at.backward, "w": at.W,

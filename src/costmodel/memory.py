@@ -25,7 +25,8 @@ import numpy as np
 from .workload import GQA, Architecture
 
 __all__ = ["BYTES", "state_bytes_per_param", "activation_bytes_per_token", "in_flight", "reserve_bytes",
-           "CUDA_CONTEXT_BYTES", "NCCL_BYTES", "DEEPEP_BYTES", "FRAGMENTATION", "rank_params", "rank_memory"]
+           "CUDA_CONTEXT_BYTES", "NCCL_BYTES", "DEEPEP_BYTES", "FRAGMENTATION", "rank_params", "rank_memory",
+           "rank_states", "rank_activations", "peak_activations", "rank_reserve"]
 
 BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
 
@@ -178,24 +179,49 @@ def rank_params(cfg, fam, rows):
 def rank_memory(cfg, fam, rows, ne, ex, tokens, m) -> dict:
     """Memory of each rank by kind [B] (weights, master weights, gradients, optimizer
     states, activations, reserve), broadcasting to ``(rows, placements, ranks)``: the
-    training state of its parameters after ZeRO sharding, the activations it holds at its
-    peak (:func:`in_flight` times its per-micro-batch activations, plus one micro-batch's
-    FP32 logits on the head's ranks), and the reserve."""
-    arch, p, prec = cfg.model, cfg.parallelism, cfg.precision
+    training state of its parameters after ZeRO sharding (:func:`rank_states`), the
+    activations it holds at its peak (:func:`rank_activations`), and the reserve."""
+    parts = rank_states(cfg, rows, ne, ex)
+    unit, logits = rank_activations(cfg, fam, rows, tokens)
+    parts["activations"] = peak_activations(cfg, unit, logits, m)
+    tensors = sum(parts.values())
+    parts["reserve"] = rank_reserve(cfg, rows, tensors)
+    return parts
+
+
+def rank_states(cfg, rows, ne, ex) -> dict:
+    """Training state of each rank's parameters (``ne`` non-expert, ``ex`` expert) after
+    ZeRO sharding over its data-parallel (and, for experts, expert-data-parallel) group [B]."""
+    p, prec = cfg.parallelism, cfg.precision
     dp_cp = rows.dp * rows.cp
     st_ne = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, dp_cp)
     st_ex = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero,
                                   np.maximum(1, dp_cp * rows.tp // rows.ep))
+    return {k: ne * st_ne[k] + ex * st_ex[k] for k in st_ne}
+
+
+def rank_activations(cfg, fam, rows, tokens):
+    """Each rank's activations of one micro-batch (all the chunks it runs) and the FP32
+    logits of one micro-batch on the head's ranks [B]."""
+    arch, p, prec = cfg.model, cfg.parallelism, cfg.precision
     act_layer = sum(
         count / arch.n_layers * activation_bytes_per_token(
             arch, kind, p.recompute, prec.gemm, cfg.kernels.attention, rows.seq_len, rows.tp, p.sequence_parallel)
         for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if count
     )
     unit = (fam.rank_layers + fam.runs_last * arch.mtp_modules) * act_layer * tokens
-    acts = in_flight(p.schedule, p.pp, np.arange(p.pp), m, p.virtual_stages) * unit
-    logits = fam.holds_last * tokens * arch.vocab_size * 4.0 / rows.tp  # FP32 logits of one micro-batch
-    parts = {k: ne * st_ne[k] + ex * st_ex[k] for k in st_ne}
-    parts["activations"] = acts + logits
-    tensors = sum(parts.values())
-    parts["reserve"] = reserve_bytes(tensors, arch.is_moe & (rows.ep > 1)) + 0.0 * tensors
-    return parts
+    logits = fam.holds_last * tokens * arch.vocab_size * 4.0 / rows.tp
+    return unit, logits
+
+
+def peak_activations(cfg, unit, logits, m):
+    """Activations a rank holds at its peak: :func:`in_flight` micro-batches of ``unit``, and
+    the logits [B]."""
+    p = cfg.parallelism
+    return in_flight(p.schedule, p.pp, np.arange(p.pp), m, p.virtual_stages) * unit + logits
+
+
+def rank_reserve(cfg, rows, tensors):
+    """:func:`reserve_bytes` of each rank's ``tensors`` (DeepEP's buffers with expert
+    parallelism) [B]."""
+    return reserve_bytes(tensors, cfg.model.is_moe & (rows.ep > 1)) + 0.0 * tensors
