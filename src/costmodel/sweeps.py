@@ -451,8 +451,7 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
             _refuse(out, idx[broken == b], pos, _RULES_POSITION + int(b), rule=int(b))
         ok = np.flatnonzero(pos[idx] == np.iinfo(np.int64).max)
         if ok.size:  # the group's config at its first valid row: a valid config (it pickles)
-            first = {path: int(r[name][ok[0]]) for path, name in engine.ROW_FIELDS.items()}
-            base = TrainingConfig.model_validate(cfg.changed({**changes, **first}))
+            base = _at_row(base, {name: int(r[name][ok[0]]) for name in engine.ROW_FIELDS.values()})
             groups.append(Group(idx[ok], base, engine.Rows(**{k: v[ok] for k, v in r.items()})))
     out.derived_dp = derived
     out.info["range"] = [None] * n
@@ -492,6 +491,16 @@ def evaluate_rows(out: Sweep, groups: list[Group], select: np.ndarray | None, *,
         if bar is not None:
             bar.close()
     _scatter(out, [(part, res) for (part, _), res in zip(tasks, results)])
+
+
+def _at_row(group: TrainingConfig, row: dict) -> TrainingConfig:
+    """The group's config with a valid row's values: every rule holds for it (the sweep has
+    just checked them), so its parts are copied, not validated again."""
+    sections: dict[str, dict] = {}
+    for path, name in engine.ROW_FIELDS.items():
+        section, field = path.split(".")
+        sections.setdefault(section, {})[field] = row[name]
+    return group.model_copy(update={k: getattr(group, k).model_copy(update=v) for k, v in sections.items()})
 
 
 def _group_ramp(cfg: TrainingConfig, changes: dict):
