@@ -75,7 +75,7 @@ class Rows:
                 "comm_sms": p.comm_sms, "global_batch": d.global_batch, "seq_len": d.seq_len}
         base.update(columns)
         size = max([n] + [np.size(v) for v in columns.values()])
-        return cls(**{k: np.broadcast_to(np.asarray(v, dtype=np.int64), (size,)) for k, v in base.items()})
+        return cls(**{k: _bcast(np.asarray(v, dtype=np.int64), (size,)) for k, v in base.items()})
 
     @property
     def n(self) -> int:
@@ -83,6 +83,11 @@ class Rows:
 
     def expand(self) -> "Rows":
         return Rows(**{f.name: getattr(self, f.name).reshape(-1, 1, 1) for f in fields(self)})
+
+    def scalars(self) -> "Rows":
+        """The one row as Python integers (numpy's per-call cost dominates one-element
+        arrays; the equations broadcast the same)."""
+        return Rows(**{f.name: int(getattr(self, f.name)[0]) for f in fields(self)})
 
     def take(self, idx) -> "Rows":
         return Rows(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
@@ -120,10 +125,18 @@ class Columns:
     bound: np.ndarray | None = None
 
 
+def _bcast(a, shape):
+    """``np.broadcast_to``, skipping the call (numpy's per-call cost) when ``a`` already has
+    the shape."""
+    if type(a) is np.ndarray and a.shape == shape:
+        return a
+    return np.broadcast_to(a, shape)
+
+
 def _gather(a, i, c, shape):
     """``a`` broadcast to ``shape`` (rows, placements, last), at rows ``i`` and placements
     ``c``, kept three-dimensional: ``(len(i), 1, last)``."""
-    return np.broadcast_to(a, shape)[i, c][:, None, :]
+    return _bcast(a, shape)[i, c][:, None, :]
 
 
 def _distinct(rows: Rows):
@@ -159,7 +172,7 @@ def _errors(n: int, rank: Work, p2p) -> list:
     for name, arrs in checks:
         for a in arrs:
             a = np.asarray(a)
-            a = np.broadcast_to(a, np.broadcast_shapes(a.shape, (n, 1, 1))).reshape(n, -1)
+            a = _bcast(a, np.broadcast_shapes(a.shape, (n, 1, 1))).reshape(n, -1)
             bad = ~np.all(np.isfinite(a), axis=1)
             for i in np.flatnonzero(bad):
                 if out[i] is None:
@@ -180,7 +193,7 @@ class _Group:
         u = first.size
         ru = rows if inv is None else rows.take(first)
         X = (lambda a: a) if inv is None else (lambda a: _expand(a, inv, u))
-        r = ru.expand()
+        r = ru.scalars() if u == 1 else ru.expand()  # one distinct row: Python numbers, the same equations
         self.rows = rows.expand()
         self.t = network.tiers(cfg)
         tokens = r.tokens
@@ -215,10 +228,10 @@ class _Group:
         p2p, self.p2p_nic = network.pipeline_transfer(cfg, self.t, r, tokens)
         errors = _errors(u, rank, p2p)
         shape = (u, self.P, p.pp)
-        ri = np.argmax(np.broadcast_to(pair, shape), axis=-1)[..., None]
-        at = Work(*(np.take_along_axis(np.broadcast_to(x, shape), ri, axis=-1) for x in rank.fields()))
-        pair_r = np.take_along_axis(np.broadcast_to(pair, shape), ri, axis=-1)
-        busiest = np.max(np.broadcast_to(rank.compute, shape), axis=-1, keepdims=True)
+        ri = np.argmax(_bcast(pair, shape), axis=-1)[..., None]
+        at = Work(*(np.take_along_axis(_bcast(x, shape), ri, axis=-1) for x in rank.fields()))
+        pair_r = np.take_along_axis(_bcast(pair, shape), ri, axis=-1)
+        busiest = np.max(_bcast(rank.compute, shape), axis=-1, keepdims=True)
         ne, ex = memory.rank_params(cfg, fam, r)
         optimizer = compute.optimizer_time(cfg, r, np.max(ne, axis=-1, keepdims=True),
                                            np.max(ex, axis=-1, keepdims=True))
@@ -245,7 +258,7 @@ class _Group:
         acts = memory.peak_activations(cfg, X(unit), X(logits), self.m)
         tensors = X(sum(states.values())) + acts
         reserve = memory.rank_reserve(cfg, self.rows, tensors)
-        total = np.broadcast_to(tensors + reserve, shape)
+        total = _bcast(tensors + reserve, shape)
         self.rm = np.argmax(total, axis=-1)[..., None]  # the fullest rank
         self.mem_parts = {**{k: (v, True) for k, v in states.items()}, "activations": (acts, False),
                           "reserve": (reserve, False)}  # (array, per distinct row)
@@ -260,7 +273,7 @@ class _Group:
 
     def per_row(self, a, last: int = 1):
         """A per-distinct-row array ``(u, P, last)`` as one ``(n, P, last)`` over the rows."""
-        a = np.broadcast_to(a, (self.u, self.P, last))
+        a = _bcast(a, (self.u, self.P, last))
         return a if self.inv is None else a[self.inv]
 
     # ---------------------------------------------------------------- timing
@@ -278,16 +291,16 @@ class _Group:
         ``(k, K, 3)``, DualPipe's F&B pairs ``(k, pp, 2)`` or None, and the transfer ``(k,)``."""
         p = self.cfg.parallelism
         layers = self.fam.layers[c]  # (k, chunks)
-        row = (lambda x: np.broadcast_to(x, (self.n, 1, 1))[i, 0])  # (k, 1)
+        row = (lambda x: _bcast(x, (self.n, 1, 1))[i, 0])  # (k, 1)
         ch = Work(*(layers * row(a) + self.e_last * row(b) for a, b in zip(self.layer.fields(), self.last.fields())))
         st = np.stack([ch.forward, ch.backward, ch.W + 0.0 * ch.F], axis=-1)
         fb = None
         if p.schedule in timing.DUAL:
             a, b = timing.pair_phases(p.schedule, p.pp)
-            share = np.broadcast_to(self.share, (self.n, 1, 1))[i, 0]
+            share = _bcast(self.share, (self.n, 1, 1))[i, 0]
             fb = timing.fb_pair(ch.F[:, a], ch.B[:, b], ch.W[:, b], ch.xf[:, a], ch.xb[:, b], ch.af[:, a],
                                 ch.ab[:, b], share[:, :, None])
-        p2p = np.broadcast_to(self.p2p, (self.n, 1, 1))[i, 0, 0]
+        p2p = _bcast(self.p2p, (self.n, 1, 1))[i, 0, 0]
         return st, fb, p2p
 
     def simulate(self, i, c):
@@ -297,8 +310,8 @@ class _Group:
 
         p = self.cfg.parallelism
         st, fb, p2p = self.stage_inputs(i, c)
-        m = np.broadcast_to(self.m, (self.n, 1, 1))[i, 0, 0]
-        pair_r = np.broadcast_to(self.pair_r, self.ushape[:2] + (1,))[self.ui(i), c, 0]
+        m = _bcast(self.m, (self.n, 1, 1))[i, 0, 0]
+        pair_r = _bcast(self.pair_r, self.ushape[:2] + (1,))[self.ui(i), c, 0]
         bubble, idle, unverified = (np.empty(len(i)) for _ in range(3))
         for mm in np.unique(m):
             k = np.flatnonzero(m == mm)
@@ -312,13 +325,13 @@ class _Group:
     def finish(self, i, c, bubble):
         """Step parts of rows ``i`` at placements ``c`` given their bubble: (parts, step)."""
         shape, ui = self.ushape, self.ui(i)
-        m = np.broadcast_to(self.m, (self.n, 1, 1))[i]
+        m = _bcast(self.m, (self.n, 1, 1))[i]
         busiest = _gather(self.busiest, ui, c, shape[:2] + (1,))
         comm = _gather(self.pair_r, ui, c, shape[:2] + (1,)) - busiest
         span = m * (busiest + comm) + np.maximum(0.0, bubble)[:, None, None]  # the step's pipeline part
         rank = Work(*(_gather(x, ui, c, shape) for x in self.rank.fields()))
         ne, ex = _gather(self.ne, ui, c, shape), _gather(self.ex, ui, c, shape)
-        p2p = np.broadcast_to(self.p2p, (self.n, 1, 1))[i]
+        p2p = _bcast(self.p2p, (self.n, 1, 1))[i]
         dp = network.dp_sync(self.cfg, self.t, self.rows.take(i), ne, ex, rank, p2p, self.p2p_nic, m, span)
         opt = _gather(self.optimizer, ui, c, shape[:2] + (1,))
         parts = (m * busiest, m * comm, np.maximum(0.0, bubble)[:, None, None], dp, opt)
@@ -336,11 +349,11 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = F
     g = _Group(cfg, rows)
     p = cfg.parallelism
     n, P = g.n, g.P
-    nofit = ~np.broadcast_to(g.fits, (n, P, 1))[..., 0]
-    bound = np.broadcast_to(g.bound, (n, P, 1))[..., 0]
+    nofit = ~_bcast(g.fits, (n, P, 1))[..., 0]
+    bound = _bcast(g.bound, (n, P, 1))[..., 0]
     order = np.lexsort((bound, nofit), axis=-1)
     simulated = p.pp > 1 and (mode != "closed" or p.schedule == "zbv")  # ZB-V has no closed form
-    closed = None if simulated else np.broadcast_to(g.closed(), (n, P, 1))[..., 0]
+    closed = None if simulated else _bcast(g.closed(), (n, P, 1))[..., 0]
     best = np.full(n, -1)
     best_nf = np.ones(n, dtype=bool)
     best_step = np.full(n, np.inf)
@@ -427,10 +440,10 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
     """Run, throughput, MFU and ledgers of each row at its chosen placement."""
     n, rows = g.n, g.rows
     i = np.arange(n)
-    pick = (lambda a: np.broadcast_to(a, (n, g.P, 1))[i, best, 0])
-    upick = (lambda a: np.broadcast_to(a, (g.u, g.P, 1))[g.ui(i), best, 0])  # per distinct row
+    pick = (lambda a: _bcast(a, (n, g.P, 1))[i, best, 0])
+    upick = (lambda a: _bcast(a, (g.u, g.P, 1))[g.ui(i), best, 0])  # per distinct row
     step = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
-    m = np.broadcast_to(g.m, (n, 1, 1))[:, 0, 0]
+    m = _bcast(g.m, (n, 1, 1))[:, 0, 0]
     seq, gb = rows.seq_len[:, 0, 0], rows.global_batch[:, 0, 0]
     steps = run_steps(cfg.data, seq, gb) + 0.0 * step
     rounds = cfg.tokens / (seq * rows.micro_batch[:, 0, 0] * rows.dp[:, 0, 0])  # micro-batches per pipeline
@@ -443,12 +456,12 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
     gpu = cfg.cluster.gpu
     marginal, capital = ledger.ledgers(cfg, gpu_hours)
     rm = g.rm[i, best, 0]
-    mem = {k: (np.broadcast_to(v, g.ushape)[g.ui(i), best, rm] if distinct else np.broadcast_to(v, g.shape)[i, best, rm])
+    mem = {k: (_bcast(v, g.ushape)[g.ui(i), best, rm] if distinct else _bcast(v, g.shape)[i, best, rm])
            for k, (v, distinct) in g.mem_parts.items()}
     at = Work(*(upick(x) for x in g.at.fields()))
     sched = {"compute": upick(g.busiest), "comm": upick(g.pair_r) - upick(g.busiest), "bubble": parts[2],
              "idle": idle, "simulated": np.full(n, simulated), "f": at.forward, "b": at.backward, "w": at.W,
-             "f_compute": at.F, "b_compute": at.B, "p2p": np.broadcast_to(g.p2p, (n, 1, 1))[:, 0, 0] + 0.0 * step,
+             "f_compute": at.F, "b_compute": at.B, "p2p": _bcast(g.p2p, (n, 1, 1))[:, 0, 0] + 0.0 * step,
              "rank": upick(g.slowest).astype(float), "unverified_extrapolation": unverified}
     values = {
         "step_time": step, "wall_time": wall / 86400.0, "gpu_hours": gpu_hours, "tokens_per_second": tps,
@@ -458,7 +471,7 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
         "capital_cost": sum(capital.values()) if capital else None,
     }
     half = "bf16" if gpu.supports("bf16") else "fp16"
-    full = (lambda d: {k: None if v is None else np.broadcast_to(np.asarray(v, dtype=float), (n,)) for k, v in d.items()})
+    full = (lambda d: {k: None if v is None else _bcast(np.asarray(v, dtype=float), (n,)) for k, v in d.items()})
     return Columns(
         values=full(values), step=full(dict(zip(STEP_LINES, parts))), memory=full(mem), marginal=full(marginal),
         capital=full(capital), sched=full(sched), mfu=flops_gpu / gpu.peak_flops(half), mfu_at_precision=flops_gpu / gpu.peak_flops(cfg.precision.gemm),
@@ -473,8 +486,8 @@ def _bound(g: _Group) -> np.ndarray:
     n, P = g.n, g.P
     X = (lambda a: g.per_row(a, g.shape[-1]))
     dp = network.dp_sync(g.cfg, g.t, g.rows, X(g.ne), X(g.ex), g.rank.map(X), g.p2p, g.p2p_nic, g.m, np.inf)
-    fits = np.broadcast_to(g.fits, (n, P, 1))[..., 0]
-    b = np.broadcast_to(g.bound + dp, (n, P, 1))[..., 0]
+    fits = _bcast(g.fits, (n, P, 1))[..., 0]
+    b = _bcast(g.bound + dp, (n, P, 1))[..., 0]
     return np.where(fits.any(axis=1), np.min(np.where(fits, b, np.inf), axis=1), np.min(b, axis=1))
 
 
@@ -525,7 +538,7 @@ def screen(cfg, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
                       rank_held=fam.rank_held[:1])
         ne, ex = memory.rank_params(cfg, fam, r)
         parts = memory.rank_memory(cfg, fam, r, ne, ex, tokens, r.microbatches)
-        states = sum(np.mean(np.broadcast_to(v, np.broadcast_shapes(ne.shape, v.shape)), axis=-1)
+        states = sum(np.mean(_bcast(v, np.broadcast_shapes(ne.shape, v.shape)), axis=-1)
                      for k, v in parts.items() if k not in ("activations", "reserve"))
         mem_lb = np.min(states, axis=-1) + memory.CUDA_CONTEXT_BYTES + memory.NCCL_BYTES
-    return np.broadcast_to(time_lb, (rows.n, 1, 1))[:, 0, 0], np.broadcast_to(mem_lb, (rows.n,))
+    return _bcast(time_lb, (rows.n, 1, 1))[:, 0, 0], _bcast(mem_lb, (rows.n,))
