@@ -15,6 +15,11 @@ order of an exact lower bound and skipping those that cannot win, as the scalar 
 always did. With ``mode="closed"`` the schedule is timed by closed forms; otherwise every
 pipeline is simulated, the candidates of one round in one batch per micro-batch count
 (``pipeline.step_totals_batch``).
+
+A row's work does not depend on its global batch: it is computed once per distinct (tp, cp,
+ep, dp, micro-batch, comm SMs, sequence length), on Python numbers when there is one, and
+read at each row's distinct index; only what the micro-batch count enters (activations in
+flight, reserve, lower bound, bubble, DP sync) is computed per row.
 """
 
 from __future__ import annotations
