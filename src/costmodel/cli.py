@@ -450,7 +450,7 @@ def _sweep_table(s, rows, paths: Sequence[str], rank: bool = False, short: bool 
     body = []
     for k, i in enumerate(rows):
         r = s.row(i)
-        line = ([k + 1] if rank else []) + [Sweep._plain(r.axes.get(p)) for p in paths] + [r.status]
+        line = ([k + 1] if rank else []) + [Sweep._label(r.axes.get(p)) for p in paths] + [r.status]
         for col, _, digits in _SWEEP_COLUMNS:
             x = r.results.get(col)
             line.append("-" if x is None or x != x else (f"{x:,.0f}" if digits == 0 else _num(x, digits)))

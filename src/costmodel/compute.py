@@ -294,13 +294,12 @@ def optimizer_time(cfg, rows, ne, ex):
     write the gradient, master weights, both moments and the BF16 weights. ``ne``, ``ex``:
     the rank's non-expert and expert parameters (already split by TP and EP)."""
     from .memory import BYTES
+    from .units import to_base
 
     p, prec = cfg.parallelism, cfg.precision
     per_param = (BYTES[prec.grads] + (8.0 if prec.master_weights == "fp32" else 4.0)
                  + 4 * BYTES[prec.optimizer_moments] + 2.0)
     dp_cp = rows.dp * rows.cp
     shard = (ne / dp_cp + ex * rows.ep / (dp_cp * rows.tp)) if p.zero >= 1 else ne + ex
-    from .units import to_base
-
     hbm = to_base(cfg.cluster.gpu.hbm_bandwidth, "bandwidth") * cfg.efficiency.hbm
     return shard * per_param / hbm

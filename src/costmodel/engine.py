@@ -33,7 +33,7 @@ from .pipeline import timing
 from .stages import Work, family
 from .units import to_base
 
-__all__ = ["Rows", "ROW_FIELDS", "Columns", "evaluate", "run_steps"]
+__all__ = ["Rows", "ROW_FIELDS", "Columns", "evaluate", "run_steps", "run_gpu_hours", "out_of_range", "screen", "layer_work"]
 
 #: Config fields the engine takes per row (dotted path -> :class:`Rows` attribute).
 ROW_FIELDS = {
@@ -73,14 +73,10 @@ class Rows:
     seq_len: np.ndarray
 
     @classmethod
-    def of(cls, cfg, n: int = 1, **columns) -> "Rows":
-        """Rows of ``cfg``'s values, ``columns`` (attribute name -> array) replacing some."""
-        p, d = cfg.parallelism, cfg.data
-        base = {"tp": p.tp, "cp": p.cp, "ep": p.ep, "dp": p.dp, "micro_batch": p.micro_batch,
-                "comm_sms": p.comm_sms, "global_batch": d.global_batch, "seq_len": d.seq_len}
-        base.update(columns)
-        size = max([n] + [np.size(v) for v in columns.values()])
-        return cls(**{k: _bcast(np.asarray(v, dtype=np.int64), (size,)) for k, v in base.items()})
+    def of(cls, cfg) -> "Rows":
+        """The one row of ``cfg``'s own values."""
+        return cls(**{name: np.array([getattr(getattr(cfg, path.split(".")[0]), name)], dtype=np.int64)
+                      for path, name in ROW_FIELDS.items()})
 
     @property
     def n(self) -> int:
@@ -410,6 +406,28 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = F
     return replace(out, bound=_bound(g)) if bounds else out
 
 
+def out_of_range(cols: Columns) -> list:
+    """Per row, ``None``, or the (name, value) of the first result outside floating-point
+    range or below zero, which ``EstimateOutOfRange`` reports: every total (and those of
+    :data:`POSITIVE_KEYS` must be positive), every breakdown line, the MFUs (positive).
+    A row whose work was already not finite (``Columns.error``) keeps that reason. One check
+    for ``estimate`` and sweeps."""
+    n = len(cols.mfu)
+    checks = [(k, v, k in POSITIVE_KEYS) for k, v in cols.values.items() if v is not None]
+    checks += [(f"{b}_breakdown.{k}", v, False) for b in ("step", "memory", "marginal", "capital")
+               for k, v in getattr(cols, b).items()]
+    checks += [("mfu", cols.mfu, True), ("mfu_at_precision", cols.mfu_at_precision, True)]
+    out = list(cols.error)
+    with np.errstate(invalid="ignore"):
+        for name, v, positive in checks:
+            v = _bcast(np.asarray(v, dtype=float), (n,))
+            bad = ~np.isfinite(v) | (v < 0) | ((v <= 0) & positive)
+            for j in np.flatnonzero(bad):
+                if out[j] is None:
+                    out[j] = (name, float(v[j]))
+    return out
+
+
 def _one_row(r, cand, nofit, bound, step, best, best_nf, best_step, out_parts, parts, idle, idl, unverified,
              unv) -> bool:
     """The placement choice of :func:`evaluate` for a single live row ``r`` over one round
@@ -441,6 +459,15 @@ def run_steps(data, seq_len, global_batch):
     return tr / (s * (B - b0)) * np.log(B / b0) + (tokens - tr) / (s * B)
 
 
+def run_gpu_hours(cfg, per_mb, step, m, seq_len, micro_batch, dp, steps):
+    """GPU-hours of the run: every micro-batch each pipeline runs over the token budget at
+    ``per_mb``, plus each step's rest (``step - m per_mb``: bubble, DP sync, optimizer) for
+    every step, over goodput, times the GPUs."""
+    rounds = cfg.tokens / (seq_len * micro_batch * dp)  # micro-batches per pipeline, whole run
+    wall = (per_mb * rounds + (step - m * per_mb) * steps) / cfg.goodput
+    return wall * cfg.cluster.num_gpus / 3600.0
+
+
 def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Columns:
     """Run, throughput, MFU and ledgers of each row at its chosen placement."""
     n, rows = g.n, g.rows
@@ -451,10 +478,9 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
     m = _bcast(g.m, (n, 1, 1))[:, 0, 0]
     seq, gb = rows.seq_len[:, 0, 0], rows.global_batch[:, 0, 0]
     steps = run_steps(cfg.data, seq, gb) + 0.0 * step
-    rounds = cfg.tokens / (seq * rows.micro_batch[:, 0, 0] * rows.dp[:, 0, 0])  # micro-batches per pipeline
     per_mb = upick(g.busiest) + (upick(g.pair_r) - upick(g.busiest))
-    wall = (per_mb * rounds + (step - m * per_mb) * steps) / cfg.goodput
-    gpu_hours = wall * cfg.cluster.num_gpus / 3600.0
+    gpu_hours = run_gpu_hours(cfg, per_mb, step, m, seq, rows.micro_batch[:, 0, 0], rows.dp[:, 0, 0], steps)
+    wall = gpu_hours * 3600.0 / cfg.cluster.num_gpus
     tps = gb * seq / step
     model_flops = sum(cfg.model.flops_per_token(seq).by_component().values())  # no MTP
     flops_gpu = tps * model_flops / cfg.cluster.num_gpus

@@ -7,7 +7,6 @@ network -> stages -> schedule -> step -> run -> memory -> ledgers) into the immu
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +120,7 @@ def estimate(cfg: TrainingConfig, check: bool = True, pipeline: str = "auto") ->
     """
     if pipeline not in PIPELINES:
         raise ValueError(f"pipeline must be 'auto', 'closed' or 'simulate'; got {pipeline!r}")
-    with np.errstate(all="ignore"):  # overflow at extreme inputs is refused by _check_finite
+    with np.errstate(all="ignore"):  # overflow at extreme inputs is refused by engine.out_of_range
         try:
             cols = engine.evaluate(cfg, None, pipeline)
         except OverflowError:  # an integer input beyond float range (10**400 GPUs)
@@ -137,8 +136,9 @@ def result(cfg: TrainingConfig, cols: engine.Columns, i: int, check: bool = True
     """The :class:`Estimate` of row ``i`` of the engine's columns for ``cfg`` (the row's
     config): raises :class:`EstimateOutOfRange` for a non-finite row and, with ``check``,
     :class:`InfeasibleConfig` for one that does not fit."""
-    if cols.error[i] is not None:
-        raise EstimateOutOfRange(*cols.error[i])
+    bad = engine.out_of_range(cols)[i]
+    if bad is not None:
+        raise EstimateOutOfRange(*bad)
     f = (lambda d: {k: float(np.asarray(v)[i]) for k, v in d.items()})
     mem = f(cols.memory)
     fits = bool(cols.fits[i])
@@ -160,7 +160,6 @@ def result(cfg: TrainingConfig, cols: engine.Columns, i: int, check: bool = True
         cost_basis=ledger.basis(cfg, values["gpu_hours"]),
         warnings=tuple(w for w in (cfg.price_mismatch, _timing_note(sched), _mfu_note(gpu)) if w),
     )
-    _check_finite(out)
     return out
 
 
@@ -187,15 +186,3 @@ def _timing_note(sched: dict) -> str | None:
         return ("the pipeline step was extrapolated from short simulations whose makespan had not yet become "
                 "linear in the micro-batch count; the bubble may be off (pipeline.step_totals)")
     return None
-
-
-def _check_finite(e: Estimate) -> None:
-    """Refuse a result outside floating-point range (inputs at extreme scales): never NaN or
-    inf, never a non-positive time, throughput or memory."""
-    positive = ("step_time", "wall_time", "gpu_hours", "tokens_per_second", "flops_per_gpu", "memory_per_gpu")
-    checks = [(k, e.values[k], k in positive) for k in _UNITS if e.values[k] is not None]
-    checks += [(f"{b}.{k}", v, False) for b in _BREAKDOWN_UNITS for k, v in e.breakdowns[b].items()]
-    checks += [("mfu", e.mfu, True), ("mfu_at_precision", e.mfu_at_precision, True)]
-    for name, value, must_be_positive in checks:
-        if not math.isfinite(value) or value < 0 or (must_be_positive and value <= 0):
-            raise EstimateOutOfRange(name, value)

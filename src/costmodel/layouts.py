@@ -136,11 +136,10 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
             marginal, _ = ledger.ledgers(g.cfg, 1.0)
             per_hour[g.index] = sum(marginal.values()) if marginal else 0.0
             hbm[g.index] = to_base(g.cfg.cluster.gpu.hbm_capacity, "memory")
-            # wall time is at least the per-micro-batch work over the run's micro-batches
+            # the run's GPU-hours at the bound's work per micro-batch and no per-step rest
             r = g.rows
-            m = np.maximum(1, r.global_batch // (r.micro_batch * r.dp))
-            rounds_ = g.cfg.tokens / (r.seq_len * r.micro_batch * r.dp)
-            hours_lb[g.index] = t / m * rounds_ / g.cfg.goodput * g.cfg.cluster.num_gpus / 3600.0
+            m = r.global_batch // (r.micro_batch * r.dp)
+            hours_lb[g.index] = engine.run_gpu_hours(g.cfg, t / m, t, m, r.seq_len, r.micro_batch, r.dp, 0.0)
     if objective == "time":
         bound = lb_time
     elif objective == "memory":

@@ -224,4 +224,4 @@ def peak_activations(cfg, unit, logits, m):
 def rank_reserve(cfg, rows, tensors):
     """:func:`reserve_bytes` of each rank's ``tensors`` (DeepEP's buffers with expert
     parallelism) [B]."""
-    return reserve_bytes(tensors, cfg.model.is_moe & (rows.ep > 1)) + 0.0 * tensors
+    return reserve_bytes(tensors, cfg.model.is_moe & (rows.ep > 1))

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .memory import BYTES
+
 __all__ = [
     "Link",
     "NVLINK_LATENCY",
@@ -103,8 +105,6 @@ def distinct_nodes(k: int, nodes, limit: int | None = None):
 #: 3b1045d). Fewer SMs drive proportionally less (specs/network.md, "SMs and bandwidth").
 SATURATING_COMM_SMS = 20
 
-#: Bytes per element of activations sent between ranks (BF16).
-ACTIVATION_BYTES = 2.0
 
 
 @dataclass(frozen=True)
@@ -118,28 +118,28 @@ class Tiers:
     node_size: int
     server_gpus: int
 
-    def tier(self, span):
-        """(bandwidth, latency, over the NIC) of a group of ``span`` consecutive GPUs:
-        NVLink inside the scale-up domain, the server's PCIe for a bridged-pair part's group
-        inside its server (issue #8 item 8), else the NIC. Broadcasts over ``span``."""
+    def _which(self, span):
+        """Masks of the groups of ``span`` consecutive GPUs inside the scale-up domain, and
+        of those crossing a bridged-pair part's PCIe inside its server (issue #8 item 8);
+        the rest cross the NIC. The one rule behind :meth:`tier` and :meth:`group`."""
         span = np.asarray(span)
         inside = span <= self.node_size
-        bw = np.where(inside, self.nvlink.bandwidth, self.scale_out.bandwidth)
-        lat = np.where(inside, self.nvlink.latency, self.scale_out.latency)
-        nic = ~inside
-        if self.pcie is not None:
-            pcie = nic & (span <= self.server_gpus)
-            bw = np.where(pcie, self.pcie.bandwidth, bw)
-            lat = np.where(pcie, self.pcie.latency, lat)
-            nic = nic & ~pcie
-        return bw, lat, nic
+        pcie = ~inside & (span <= self.server_gpus) if self.pcie is not None else np.zeros_like(inside)
+        return inside, pcie
+
+    def tier(self, span):
+        """(bandwidth, latency, over the NIC) of groups of ``span`` consecutive GPUs.
+        Broadcasts over ``span``."""
+        inside, pcie = self._which(span)
+        pc = self.pcie or self.scale_out
+        bw = np.where(inside, self.nvlink.bandwidth, np.where(pcie, pc.bandwidth, self.scale_out.bandwidth))
+        lat = np.where(inside, self.nvlink.latency, np.where(pcie, pc.latency, self.scale_out.latency))
+        return bw, lat, ~inside & ~pcie
 
     def group(self, span: int) -> Link:
-        """The :class:`Link` of a group of ``span`` consecutive GPUs (scalar ``tier``)."""
-        link = group_link(span, self.node_size, self.nvlink, self.scale_out)
-        if link is self.scale_out and self.pcie is not None and span <= self.server_gpus:
-            return self.pcie
-        return link
+        """The :class:`Link` a group of ``span`` consecutive GPUs communicates over."""
+        inside, pcie = self._which(span)
+        return self.nvlink if inside else (self.pcie if pcie else self.scale_out)
 
 
 def tiers(cfg) -> Tiers:
@@ -165,7 +165,7 @@ def driven(comm_sms):
 
 def compute_share(comm_sms, sms):
     """Share of the SMs left to compute while communication kernels run; NaN where no SMs
-    are reserved (communication then overlaps no compute: see :func:`overlaps`)."""
+    are reserved (communication then overlaps no compute: ``pipeline.timing.fb_pair``)."""
     c = np.asarray(comm_sms, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(c == 0, np.nan, (float(sms or 0) - c) / float(sms or 1))
@@ -220,7 +220,7 @@ def layer_comm(cfg, t: Tiers, rows, tokens, core_f, core_b) -> dict:
     the backward (Megatron-LM: 6 per layer, not 4) and the MoE dispatch and combine."""
     arch, p = cfg.model, cfg.parallelism
     tp, cp = rows.tp, rows.cp
-    act = tokens * arch.hidden * ACTIVATION_BYTES
+    act = tokens * arch.hidden * BYTES["bf16"]
     bw, lat, _ = t.tier(tp)
     tp_t = 2 * ring_allreduce_time(act, tp, bw, lat)
     bw, _, _ = t.tier(tp * cp)
@@ -245,7 +245,7 @@ def pipeline_transfer(cfg, t: Tiers, rows, tokens):
     p = cfg.parallelism
     span = cfg.cluster.num_gpus  # tp*cp*dp*pp: the pipeline's ranks are the outermost
     bw, lat, nic = t.tier(span)
-    act = tokens * cfg.model.hidden * ACTIVATION_BYTES / rows.tp
+    act = tokens * cfg.model.hidden * BYTES["bf16"] / rows.tp
     if p.pp == 1:
         return 0.0 * act, False
     return p2p_time(act, bw, lat), span > t.node_size
@@ -273,8 +273,6 @@ def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span):
     p, prec = cfg.parallelism, cfg.precision
     tp, cp, dp, ep = rows.tp, rows.cp, rows.dp, rows.ep
     bw, lat, nic = t.tier(tp * cp * dp)
-    from .memory import BYTES
-
     g = BYTES[prec.grads]
     rs = ag = 0.0
     for params, n in ((ne, dp * cp), (ex, dp * cp * tp // ep)):

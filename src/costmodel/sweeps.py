@@ -13,7 +13,6 @@ rules as arrays and evaluated by the engine in chunks, in this process or on an
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
@@ -27,7 +26,8 @@ from .errors import EstimateOutOfRange
 
 __all__ = ["Sweep", "Candidate", "sweep", "OBJECTIVES", "CHUNK_ROWS", "STATUS"]
 
-#: Rows per chunk handed to the engine (and to an executor's worker).
+#: Rows per chunk handed to the engine (and to an executor's worker): the fastest of 4,096 to
+#: 32,768 on the 204,800-row dense benchmark (larger chunks leave the CPU caches).
 CHUNK_ROWS = 8192
 
 #: Objectives by name: (column, sense) with sense +1 to minimise, -1 to maximise.
@@ -262,7 +262,7 @@ class Sweep:
         ``reason`` and the results, with units in the names ("step_time [s]")."""
         out: dict[str, list] = {}
         for a, p in enumerate(self.paths):
-            vals = [self._plain(v) for v in self.values[a]]
+            vals = [self._label(v) for v in self.values[a]]
             out[p] = [vals[c] for c in self.codes[a]]
         if self.derived_dp is not None:
             out["parallelism.dp"] = self.derived_dp.tolist()
@@ -279,7 +279,8 @@ class Sweep:
         return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
 
     @staticmethod
-    def _plain(v):
+    def _label(v):
+        """An axis value for a table: a catalogue entry by its name."""
         return v if isinstance(v, (int, float, str, bool, type(None))) else str(getattr(v, "name", v))
 
     def to_pandas(self):
@@ -547,8 +548,6 @@ def _group_config(cfg: TrainingConfig, changes: dict) -> tuple[TrainingConfig | 
 def _refuse(out: Sweep, idx, pos: np.ndarray, p: int, *, text: str | None = None, rule: int = -1) -> None:
     """Refuse rows ``idx`` with a reason at position ``p`` where it comes before theirs."""
     idx = np.asarray(idx)
-    if np.ndim(idx) and idx.dtype == bool:
-        idx = np.flatnonzero(idx)
     if idx.size == 0:
         return
     first = idx[p < pos[idx]]
@@ -583,47 +582,17 @@ def _scatter(out: Sweep, parts: list[tuple[np.ndarray, engine.Columns]]) -> None
                     into[k] = nan()
                 into[k][idx] = v
         out.status[idx] = np.where(cols.fits, _OK, _NOFIT)
-        bad = _out_of_range(cols)
+        reasons = engine.out_of_range(cols)
+        bad = np.array([r is not None for r in reasons], dtype=bool)
         for j in np.flatnonzero(bad):
             out.status[idx[j]] = _RANGE
-            out.info["range"][idx[j]] = cols.error[j] or _first_bad(cols, j)
+            out.info["range"][idx[j]] = reasons[j]
         if bad.any():  # no estimate: no numbers
             for v in res.values():
                 v[idx[bad]] = np.nan
             for d in out.breakdowns.values():
                 for v in d.values():
                     v[idx[bad]] = np.nan
-
-
-def _out_of_range(cols: engine.Columns) -> np.ndarray:
-    """Rows whose estimate would raise ``EstimateOutOfRange`` (as ``estimate`` checks)."""
-    n = len(cols.mfu)
-    bad = np.array([e is not None for e in cols.error], dtype=bool).reshape(n)
-    with np.errstate(invalid="ignore"):
-        for k, v in cols.values.items():
-            if v is None:
-                continue
-            positive = k in engine.POSITIVE_KEYS
-            bad |= ~np.isfinite(v) | (v < 0) | ((v <= 0) & positive)
-        for name in ("step", "memory", "marginal", "capital"):
-            for v in getattr(cols, name).values():
-                bad |= ~np.isfinite(v) | (v < 0)
-        for v in (cols.mfu, cols.mfu_at_precision):
-            bad |= ~np.isfinite(v) | (v <= 0)
-    return bad
-
-
-def _first_bad(cols: engine.Columns, j: int) -> tuple[str, float]:
-    """The first result of row ``j`` that ``estimate`` would refuse, as (name, value)."""
-    checks = [(k, v, k in engine.POSITIVE_KEYS) for k, v in cols.values.items() if v is not None]
-    checks += [(f"{b}_breakdown.{k}", v, False) for b in ("step", "memory", "marginal", "capital")
-               for k, v in getattr(cols, b).items()]
-    checks += [("mfu", cols.mfu, True), ("mfu_at_precision", cols.mfu_at_precision, True)]
-    for name, v, positive in checks:
-        x = float(np.asarray(v)[j])
-        if not math.isfinite(x) or x < 0 or (positive and x <= 0):
-            return name, x
-    return "a value", float("nan")
 
 
 def sweep(cfg: TrainingConfig, axes: Mapping[str, Iterable], *, pipeline: str = "auto", executor=None,
