@@ -231,3 +231,16 @@ def test_a_progress_bar_when_asked_and_none_by_default(capsys):
     assert "sweep" in capsys.readouterr().err
     costmodel.sweep(V3, {"parallelism.pp": [8, 16]})
     assert capsys.readouterr().err == ""
+
+
+def test_search_bounds_use_each_rows_gpu():
+    # review case: on H100 this layout does not fit, on B200 it does; bounding every row by the
+    # config's own GPU's HBM left nothing to return
+    cfg = presets.get("llama3-405b")
+    space = {"parallelism.tp": [8], "parallelism.pp": [8], "parallelism.zero": [0], "parallelism.recompute": ["full"],
+             "parallelism.micro_batch": [1], "parallelism.cp": [1], "parallelism.schedule": ["1f1b"],
+             "parallelism.virtual_stages": [1], "cluster.gpu": ["H100-SXM", "B200"]}
+    top = costmodel.search(cfg, space=space, top=2)
+    brute = costmodel.sweep(cfg, {k: v for k, v in space.items() if v is not None})
+    assert len(top) == len(brute.ranked("time")) >= 1
+    assert top.results["step_time"][0] == pytest.approx(brute.results["step_time"][brute.ranked("time")[0]], rel=1e-12)
