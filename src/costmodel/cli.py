@@ -226,10 +226,7 @@ def _load(target: str, sets: Sequence[str]) -> TrainingConfig:
         path, sep, text = item.partition("=")
         if not sep:
             raise ValueError(f"--set takes path=value; got {item!r}")
-        try:
-            changes[path.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            changes[path.strip()] = text
+        changes[path.strip()] = _value(text)
     return cfg.replace(**changes) if changes else cfg
 
 

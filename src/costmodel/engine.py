@@ -33,7 +33,8 @@ from .pipeline import timing
 from .stages import Work, family
 from .units import to_base
 
-__all__ = ["Rows", "ROW_FIELDS", "Columns", "evaluate", "run_steps", "run_gpu_hours", "out_of_range", "screen", "layer_work"]
+__all__ = ["Rows", "ROW_FIELDS", "Columns", "evaluate", "run_steps", "run_gpu_hours", "out_of_range", "screen",
+           "layer_work"]
 
 #: Config fields the engine takes per row (dotted path -> :class:`Rows` attribute).
 ROW_FIELDS = {
@@ -241,7 +242,6 @@ class _Group:
         if p.schedule in timing.HOLDS_W:
             bwd = (fam.layers * (layer.B + layer.W + layer.xb + layer.ab)
                    + e_last * (last.B + last.W + last.xb + last.ab))
-        # to the rows
         # per-row (``X``) what every row needs at once; the rest stays per distinct row and
         # is read at a row's distinct index (``ui``) when its candidates are timed
         self.inv, self.u = inv, u
@@ -263,8 +263,7 @@ class _Group:
         self.rm = np.argmax(total, axis=-1)[..., None]  # the fullest rank
         self.mem_parts = {**{k: (v, True) for k, v in states.items()}, "activations": (acts, False),
                           "reserve": (reserve, False)}  # (array, per distinct row)
-        self.mem_total = np.take_along_axis(total, self.rm, axis=-1)
-        self.fits = self.mem_total <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
+        self.fits = np.take_along_axis(total, self.rm, axis=-1) <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
         self.bound = timing.lower_bound(X(timing.before_first(fwd, bwd, fam.first_chunk)), X(pair), self.m,
                                         X(optimizer))
 
@@ -505,7 +504,8 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
     full = (lambda d: {k: None if v is None else _bcast(np.asarray(v, dtype=float), (n,)) for k, v in d.items()})
     return Columns(
         values=full(values), step=full(dict(zip(STEP_LINES, parts))), memory=full(mem), marginal=full(marginal),
-        capital=full(capital), sched=full(sched), mfu=flops_gpu / gpu.peak_flops(half), mfu_at_precision=flops_gpu / gpu.peak_flops(cfg.precision.gemm),
+        capital=full(capital), sched=full(sched), mfu=flops_gpu / gpu.peak_flops(half),
+        mfu_at_precision=flops_gpu / gpu.peak_flops(cfg.precision.gemm),
         fits=pick(g.fits), steps=steps, placement=best, error=g.error)
 
 

@@ -210,10 +210,16 @@ def check(v: Values) -> None:
 
 
 def reason_of(err) -> str:
-    """The reason a config is refused, from its ``pydantic.ValidationError``: the first
-    error's message, prefixed by its field for a field's own constraint ("parallelism.tp:
-    Input should be greater than 0"); a rule's message already names its fields."""
-    e = err.errors(include_url=False)[0]
+    """The reason a config is refused, from its ``pydantic.ValidationError``: its first
+    error's :func:`error_text`."""
+    return error_text(err.errors(include_url=False)[0])
+
+
+def error_text(e: dict, loc: tuple | None = None) -> str:
+    """One pydantic error (a dict of ``ValidationError.errors()``) as a reason: a rule's
+    message, which already names its fields, or a field's own constraint prefixed by the
+    field ("parallelism.tp: Input should be greater than 0"); ``loc`` replaces the error's
+    own location (a field validated on its own has none)."""
     if e["type"] == "value_error":
         return str(e["msg"]).removeprefix("Value error, ")
-    return f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
+    return f"{'.'.join(str(x) for x in (e['loc'] if loc is None else loc))}: {e['msg']}"

@@ -13,9 +13,10 @@ rules as arrays and evaluated by the engine in chunks, in this process or on an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Annotated, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
@@ -110,7 +111,9 @@ class Sweep:
 
     ``status`` is ``"ok"``, ``"does not fit"`` (estimated, but over HBM: its memory is
     given), ``"refused"`` (a rule of the config is broken: ``reason`` gives the config's
-    message) or ``"out of range"``. Result arrays hold NaN where a row has no estimate.
+    message), ``"out of range"`` (``reason``: the result out of floating-point range) or,
+    in a search, ``"not evaluated"`` (``reason``: its lower bounds). Result arrays hold NaN
+    where a row has no estimate.
     """
 
     def __init__(self, cfg: TrainingConfig, paths: tuple[str, ...], values: tuple[tuple, ...], codes: np.ndarray,
@@ -297,25 +300,19 @@ class Sweep:
 
 def _field_error(path: str, value: Any) -> str | None:
     """A row field's own constraint (type, bounds), as ``TrainingConfig`` reports it."""
-    section, name = path.split(".")
-    info = TrainingConfig.model_fields[section].annotation.model_fields[name]
     try:
-        _adapter(section, name, info).validate_python(value)
+        _adapter(path).validate_python(value)
     except ValidationError as e:
-        return f"{path}: {e.errors(include_url=False)[0]['msg']}"
+        return rules.error_text(e.errors(include_url=False)[0], tuple(path.split(".")))
     return None
 
 
-_ADAPTERS: dict = {}
-
-
-def _adapter(section, name, info):
-    key = (section, name)
-    if key not in _ADAPTERS:
-        from typing import Annotated
-
-        _ADAPTERS[key] = TypeAdapter(Annotated[info.annotation, info])
-    return _ADAPTERS[key]
+@functools.lru_cache(maxsize=None)
+def _adapter(path: str) -> TypeAdapter:
+    """A validator of the field at ``path`` alone, with its type and constraints."""
+    section, name = path.split(".")
+    info = TrainingConfig.model_fields[section].annotation.model_fields[name]
+    return TypeAdapter(Annotated[info.annotation, info])
 
 
 def _plain(v: Any) -> Any:
@@ -339,8 +336,9 @@ def _axes(cfg: TrainingConfig, axes: Mapping[str, Iterable]) -> tuple[tuple[str,
 
 
 def _progress(progress, total: int, rows: int, desc: str):
-    """A tqdm bar over ``total`` chunks: shown when asked, or by default for large jobs on
-    an interactive terminal."""
+    """A tqdm bar over ``total`` chunks: shown when asked, or by default on an interactive
+    terminal for jobs of 200,000 rows or more (about half a second at the closed-form rate,
+    longer simulated)."""
     show = progress if progress is not None else (rows >= 200_000 and sys.stderr.isatty())
     if not show:
         return None
@@ -536,13 +534,8 @@ def _group_config(cfg: TrainingConfig, changes: dict) -> tuple[TrainingConfig | 
         data = cfg.changed(changes)
         return TrainingConfig.model_validate(data, context={"rows": True}), []
     except ValidationError as e:
-        errs = []
-        for err in e.errors(include_url=False):
-            loc = tuple(str(x) for x in err["loc"])
-            text = (str(err["msg"]).removeprefix("Value error, ") if err["type"] == "value_error"
-                    else f"{'.'.join(loc)}: {err['msg']}")
-            errs.append((_position(loc, err["type"] == "value_error"), text))
-        return None, errs
+        return None, [(_position(tuple(str(x) for x in err["loc"]), err["type"] == "value_error"),
+                       rules.error_text(err)) for err in e.errors(include_url=False)]
 
 
 def _refuse(out: Sweep, idx, pos: np.ndarray, p: int, *, text: str | None = None, rule: int = -1) -> None:
