@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .hardware import GPU
+from .units import to_base
 from .workload import GQA, Architecture, split_backward
 
 __all__ = ["Rates", "rates", "FP8_COMPONENTS", "component_times", "elementwise_bytes", "scores_bytes",
@@ -108,7 +109,7 @@ def rates(gpu: GPU, gemm: str, compute_eff: float, fp8_recipe: float, hbm_eff: f
     half = "bf16" if gpu.supports("bf16") else "fp16"  # the 16-bit format of the rest (FP16 on pre-BF16 parts)
     bf16 = gpu.achievable_flops(half) * compute_eff
     low = gpu.achievable_flops(gemm) * compute_eff * recipe
-    hbm = gpu.hbm_bandwidth.to("B/s").m * hbm_eff
+    hbm = to_base(gpu.hbm_bandwidth, "bandwidth") * hbm_eff
     att_f = att_b = None
     if attention == "flash" and seq_len is not None:
         ff, fb = attention_fractions(gpu.architecture, seq_len)
@@ -294,7 +295,6 @@ def optimizer_time(cfg, rows, ne, ex):
     write the gradient, master weights, both moments and the BF16 weights. ``ne``, ``ex``:
     the rank's non-expert and expert parameters (already split by TP and EP)."""
     from .memory import BYTES
-    from .units import to_base
 
     p, prec = cfg.parallelism, cfg.precision
     per_param = (BYTES[prec.grads] + (8.0 if prec.master_weights == "fp32" else 4.0)

@@ -171,6 +171,8 @@ def _errors(n: int, rank: Work, p2p) -> list:
     checks = (("compute time per micro-batch", (rank.F, rank.B, rank.W)),
               ("communication time per micro-batch", (rank.xf, rank.xb, rank.af, rank.ab)),
               ("pipeline transfer time", (p2p,)))
+    if all(np.isfinite(np.sum(a)) for _, arrs in checks for a in arrs):  # the usual case, at once
+        return out
     for name, arrs in checks:
         for a in arrs:
             a = np.asarray(a)
@@ -197,6 +199,7 @@ class _Group:
         X = (lambda a: a) if inv is None else (lambda a: _expand(a, inv, u))
         r = ru.scalars() if u == 1 else ru.expand()  # one distinct row: Python numbers, the same equations
         self.rows = rows.expand()
+        self.model_flops = X(sum(arch.flops_per_token(r.seq_len).by_component().values()))  # no MTP
         self.t = network.tiers(cfg)
         tokens = r.tokens
         self.tokens = self.rows.tokens
@@ -291,7 +294,7 @@ class _Group:
         ``(k, K, 3)``, DualPipe's F&B pairs ``(k, pp, 2)`` or None, and the transfer ``(k,)``."""
         p = self.cfg.parallelism
         layers = self.fam.layers[c]  # (k, chunks)
-        row = (lambda x: _bcast(x, (self.n, 1, 1))[i, 0])  # (k, 1)
+        row = (lambda x: _bcast(x, (self.n, 1, 1))[i, 0] if isinstance(x, np.ndarray) else x)  # (k, 1) or a number
         ch = Work(*(layers * row(a) + self.e_last * row(b) for a, b in zip(self.layer.fields(), self.last.fields())))
         st = np.stack([ch.forward, ch.backward, ch.W + 0.0 * ch.F], axis=-1)
         fb = None
@@ -360,15 +363,25 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = F
     alive = np.array([e is None for e in g.error])
     out_parts = [np.zeros(n) for _ in STEP_LINES]
     idle, unverified = np.zeros(n), np.zeros(n)
+    n_fit = P - np.sum(nofit, axis=-1)  # candidates in order: those that fit, then the rest
     pos = 0
     while pos < P:
         i = np.flatnonzero(alive)
+        if pos and i.size:  # rows whose next candidate cannot win stop (as in the loop below)
+            c = order[i, pos]
+            nf, b = nofit[i, c], bound[i, c]
+            alive[i] = (best[i] < 0) | (nf < best_nf[i]) | ((nf == best_nf[i]) & (b < best_step[i]))
+            i = np.flatnonzero(alive)
         if i.size == 0:
             break
         # time the next w candidates of every live row in one batch (those past a row's
-        # stop are wasted work, never used), then take them in order as one at a time would
+        # stop are wasted work, never used), then take them in order as one at a time would;
+        # a simulated round stops where a row's candidates stop fitting (once one fits, none
+        # after is taken)
         budget = ROUND_BATCH if not simulated else max(1, ROUND_OPS // g.ops)
         w = min(P - pos, max(1, budget // i.size))
+        if simulated:
+            w = min(w, int(np.max(np.where(pos < n_fit[i], n_fit[i], P))) - pos)
         cand = order[i, pos:pos + w]
         ii, cc = np.repeat(i, w), cand.ravel()
         if simulated:
@@ -418,6 +431,11 @@ def out_of_range(cols: Columns) -> list:
     checks += [("mfu", cols.mfu, True), ("mfu_at_precision", cols.mfu_at_precision, True)]
     out = list(cols.error)
     with np.errstate(invalid="ignore"):
+        if n:  # the usual case, every check at once
+            a = np.stack([_bcast(np.asarray(v, dtype=float), (n,)) for _, v, _ in checks])
+            positive = np.array([p for _, _, p in checks])[:, None]
+            if np.all(np.isfinite(a)) and not np.any((a < 0) | ((a <= 0) & positive)):
+                return out
         for name, v, positive in checks:
             v = _bcast(np.asarray(v, dtype=float), (n,))
             bad = ~np.isfinite(v) | (v < 0) | ((v <= 0) & positive)
@@ -481,7 +499,7 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
     gpu_hours = run_gpu_hours(cfg, per_mb, step, m, seq, rows.micro_batch[:, 0, 0], rows.dp[:, 0, 0], steps)
     wall = gpu_hours * 3600.0 / cfg.cluster.num_gpus
     tps = gb * seq / step
-    model_flops = sum(cfg.model.flops_per_token(seq).by_component().values())  # no MTP
+    model_flops = _bcast(g.model_flops, (n, 1, 1))[:, 0, 0]
     flops_gpu = tps * model_flops / cfg.cluster.num_gpus
     gpu = cfg.cluster.gpu
     marginal, capital = ledger.ledgers(cfg, gpu_hours)
