@@ -24,7 +24,9 @@ flight, reserve, lower bound, bubble, DP sync) is computed per row.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -108,7 +110,7 @@ class Rows:
 class Columns:
     """The engine's result: one element per row. ``values`` and the breakdowns are in the
     units of ``Estimate.to_dict``'s keys (s, day, hour, token/s, TFLOP/s, GB, USD);
-    ``error`` is ``None`` for a computed row, else ``(name, value)`` of the first
+    ``error`` maps each row whose work is not finite to the ``(name, value)`` of the first
     non-finite intermediate (``EstimateOutOfRange``); ``placement`` the chosen member of the
     layout's family."""
 
@@ -123,7 +125,7 @@ class Columns:
     fits: np.ndarray
     steps: np.ndarray
     placement: np.ndarray
-    error: list = field(default_factory=list)
+    error: dict = field(default_factory=dict)
     bound: np.ndarray | None = None
 
 
@@ -142,16 +144,34 @@ def _gather(a, i, c, shape):
 
 
 def _distinct(rows: Rows):
-    """Indices of the first of each distinct row (all fields but the global batch) and each
-    row's index among them; ``(all rows, None)`` when every row is distinct."""
+    """Indices of a row of each distinct row (all fields but the global batch), in order of
+    the distinct rows, and each row's index among them; ``(all rows, None)`` when every row
+    is distinct."""
     if rows.n <= 1:
         return np.arange(rows.n), None
     codes, sizes = [], []
     for f in (rows.tp, rows.cp, rows.ep, rows.dp, rows.micro_batch, rows.comm_sms, rows.seq_len):
-        vals, code = np.unique(f, return_inverse=True)
-        codes.append(code.reshape(-1))
-        sizes.append(vals.size)
-    _, first, inv = np.unique(np.ravel_multi_index(codes, sizes), return_index=True, return_inverse=True)
+        lo, hi = int(f.min()), int(f.max())
+        if lo == hi:  # the same in every row: nothing to tell apart
+            continue
+        if hi - lo < 1 << 16:  # a narrow range: the offset is a code (no sort)
+            codes.append(f - lo)
+            sizes.append(hi - lo + 1)
+        else:
+            vals, code = np.unique(f, return_inverse=True)
+            codes.append(code.reshape(-1))
+            sizes.append(vals.size)
+    if not codes:
+        return np.zeros(1, dtype=np.int64), np.zeros(rows.n, dtype=np.int64)
+    if math.prod(sizes) <= 4 * rows.n + 4096:  # few possible keys: mark them (no sort)
+        key = np.ravel_multi_index(codes, sizes)
+        seen = np.full(math.prod(sizes), -1, dtype=np.int64)
+        seen[key] = np.arange(rows.n)  # a row of each key (which one does not matter: they agree)
+        first = seen[seen >= 0]
+        ids = np.cumsum(seen >= 0) - 1
+        inv = ids[key]
+    else:
+        _, first, inv = np.unique(np.ravel_multi_index(codes, sizes), return_index=True, return_inverse=True)
     if first.size == rows.n:
         return np.arange(rows.n), None
     return first, inv.reshape(-1)
@@ -165,9 +185,9 @@ def _expand(a, inv, u: int):
     return a
 
 
-def _errors(n: int, rank: Work, p2p) -> list:
-    """Per row, ``None`` or the (name, value) of the first non-finite work or transfer."""
-    out: list = [None] * n
+def _errors(n: int, rank: Work, p2p) -> dict:
+    """The rows whose work or transfer is not finite: row -> (name, value) of the first."""
+    out: dict = {}
     checks = (("compute time per micro-batch", (rank.F, rank.B, rank.W)),
               ("communication time per micro-batch", (rank.xf, rank.xb, rank.af, rank.ab)),
               ("pipeline transfer time", (p2p,)))
@@ -178,8 +198,8 @@ def _errors(n: int, rank: Work, p2p) -> list:
             a = np.asarray(a)
             a = _bcast(a, np.broadcast_shapes(a.shape, (n, 1, 1))).reshape(n, -1)
             bad = ~np.all(np.isfinite(a), axis=1)
-            for i in np.flatnonzero(bad):
-                if out[i] is None:
+            for i in np.flatnonzero(bad).tolist():
+                if i not in out:
                     row = a[i]
                     out[i] = (name, float(row[~np.isfinite(row)][0]))
     return out
@@ -253,22 +273,63 @@ class _Group:
         self.layer, self.last = layer.map(X), last.map(X)
         self.rank, self.at, self.pair_r, self.slowest, self.busiest = rank, at, pair_r, ri, busiest
         self.ne, self.ex, self.optimizer = ne, ex, optimizer
-        self.error = errors if inv is None else [errors[j] for j in inv]
+        # ZeRO-0 and -1 expose a DP sync that neither the micro-batch count nor the span
+        # enters: once per distinct row and placement
+        self.dp_fixed = (network.dp_sync(cfg, self.t, r, ne, ex, rank, p2p, self.p2p_nic, None, None)
+                         if p.zero <= 1 else None)
+        self.error = errors if inv is None or not errors else \
+            {j: errors[int(inv[j])] for j in np.flatnonzero(np.isin(inv, list(errors))).tolist()}
         self.shape = shape = (n, self.P, p.pp)
-        # memory: the training state per distinct row, the activations (they depend on the
-        # micro-batch count) and the reserve per row
-        states = memory.rank_states(cfg, r, ne, ex)
-        unit, logits = memory.rank_activations(cfg, fam, r, tokens)
-        acts = memory.peak_activations(cfg, X(unit), X(logits), self.m)
-        tensors = X(sum(states.values())) + acts
-        reserve = memory.rank_reserve(cfg, self.rows, tensors)
-        total = _bcast(tensors + reserve, shape)
-        self.rm = np.argmax(total, axis=-1)[..., None]  # the fullest rank
-        self.mem_parts = {**{k: (v, True) for k, v in states.items()}, "activations": (acts, False),
-                          "reserve": (reserve, False)}  # (array, per distinct row)
-        self.fits = np.take_along_axis(total, self.rm, axis=-1) <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
-        self.bound = timing.lower_bound(X(timing.before_first(fwd, bwd, fam.first_chunk)), X(pair), self.m,
-                                        X(optimizer))
+        # memory: the training state per distinct row; the activations and reserve depend on
+        # the micro-batch count only below the most micro-batches a rank holds in flight, so
+        # rows at or past it are their distinct row's at that count, and the rest are computed
+        # per row
+        self.states = states = memory.rank_states(cfg, r, ne, ex)
+        self.state = state = sum(states.values())
+        self.unit, self.logits = unit, logits = memory.rank_activations(cfg, fam, r, tokens)
+        self.rm, self.peak = self._fullest(state, unit, logits, np.inf, r, self.ushape)
+        self.rm, self.peak = X(self.rm), X(self.peak)
+        cap = np.max(memory.in_flight(p.schedule, p.pp, np.arange(p.pp), np.inf, p.virtual_stages))
+        below = np.flatnonzero(_bcast(self.m, (n, 1, 1))[:, 0, 0] < cap)
+        if below.size:
+            ub = self.ui(below)
+            pick = (lambda a: _bcast(a, self.ushape)[ub])
+            rm, peak = self._fullest(pick(state), pick(unit), pick(logits), _bcast(self.m, (n, 1, 1))[below],
+                                     self.rows.take(below), (below.size, self.P, p.pp))
+            self.rm, self.peak = np.array(_bcast(self.rm, (n, self.P, 1))), np.array(_bcast(self.peak, (n, self.P, 1)))
+            self.rm[below], self.peak[below] = rm, peak
+        self.fits = self.peak <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
+        # the bound's terms at the slowest rank (``ri``): one of ``lower_bound``'s terms, so a
+        # lower bound itself, and the bound for every micro-batch count past the warm-up
+        self._first = np.take_along_axis(_bcast(timing.before_first(fwd, bwd, fam.first_chunk), self.ushape), ri,
+                                          axis=-1)
+        self._pair = pair_r
+
+    @cached_property
+    def bound(self):
+        """Each (row, placement)'s lower bound on the step: ``timing.lower_bound`` at its
+        slowest rank, per row ``(n, P, 1)``, not at every rank (as many operations per row as
+        placements, not placements times ranks)."""
+        X = (lambda a: a) if self.inv is None else (lambda a: _expand(a, self.inv, self.u))
+        return timing.lower_bound(X(self._first), X(self._pair), self.m, X(self.optimizer))
+
+    def _fullest(self, state, unit, logits, m, rows, shape):
+        """The fullest rank of each (row, placement) and its memory [B], for ``m``
+        micro-batches (:func:`memory.peak_activations`, :func:`memory.rank_reserve`)."""
+        tensors = state + memory.peak_activations(self.cfg, unit, logits, m)
+        total = _bcast(tensors + memory.rank_reserve(self.cfg, rows, tensors), shape)
+        rm = np.argmax(total, axis=-1)[..., None]
+        return rm, np.take_along_axis(total, rm, axis=-1)
+
+    def memory_at(self, i, c):
+        """Memory by kind [B] of rows ``i`` at placements ``c``, on their fullest rank."""
+        ui, rm = self.ui(i), _bcast(self.rm, (self.n, self.P, 1))[i, c]  # (k, 1)
+        at = (lambda a: np.take_along_axis(_bcast(a, self.ushape)[ui, c], rm, axis=-1)[:, :, None])  # (k, 1, 1)
+        out = {k: at(v) for k, v in self.states.items()}
+        m = _bcast(self.m, (self.n, 1, 1))[i]
+        out["activations"] = acts = memory.peak_activations(self.cfg, at(self.unit), at(self.logits), m, rm[:, :, None])
+        out["reserve"] = memory.rank_reserve(self.cfg, self.rows.take(i), at(self.state) + acts)
+        return {k: v[:, 0, 0] for k, v in out.items()}
 
     def ui(self, i):
         """The distinct-row index of rows ``i``."""
@@ -280,14 +341,14 @@ class _Group:
         return a if self.inv is None else a[self.inv]
 
     # ---------------------------------------------------------------- timing
-    def closed(self):
-        """Closed-form bubble of every (row, placement), idle = bubble."""
-        p = self.cfg.parallelism
-        at = self.at.map(self.per_row)
-        f, b = at.forward, at.backward
-        bubble = timing.closed_bubble(p.schedule, p.pp, p.virtual_stages, self.K, self.m, f, b, at.W,
-                                      self.per_row(self.pair_r), self.p2p)
-        return bubble
+    def closed(self, i, c):
+        """Closed-form bubble of rows ``i`` at placements ``c`` (idle = bubble)."""
+        p, ui, shape = self.cfg.parallelism, self.ui(i), self.ushape[:2] + (1,)
+        at = Work(*(_gather(x, ui, c, shape) for x in self.at.fields()))
+        m, p2p = _bcast(self.m, (self.n, 1, 1))[i], _bcast(self.p2p, (self.n, 1, 1))[i]
+        bubble = timing.closed_bubble(p.schedule, p.pp, p.virtual_stages, self.K, m, at.forward, at.backward, at.W,
+                                      _gather(self.pair_r, ui, c, shape), p2p)
+        return _bcast(bubble, (len(i), 1, 1))[:, 0, 0]
 
     def stage_inputs(self, i, c):
         """The simulator's inputs for rows ``i`` at placements ``c``: per-chunk F, B, W
@@ -331,11 +392,14 @@ class _Group:
         m = _bcast(self.m, (self.n, 1, 1))[i]
         busiest = _gather(self.busiest, ui, c, shape[:2] + (1,))
         comm = _gather(self.pair_r, ui, c, shape[:2] + (1,)) - busiest
-        span = m * (busiest + comm) + np.maximum(0.0, bubble)[:, None, None]  # the step's pipeline part
-        rank = Work(*(_gather(x, ui, c, shape) for x in self.rank.fields()))
-        ne, ex = _gather(self.ne, ui, c, shape), _gather(self.ex, ui, c, shape)
-        p2p = _bcast(self.p2p, (self.n, 1, 1))[i]
-        dp = network.dp_sync(self.cfg, self.t, self.rows.take(i), ne, ex, rank, p2p, self.p2p_nic, m, span)
+        if self.dp_fixed is not None:
+            dp = _gather(self.dp_fixed, ui, c, shape[:2] + (1,))
+        else:
+            span = m * (busiest + comm) + np.maximum(0.0, bubble)[:, None, None]  # the step's pipeline part
+            rank = Work(*(_gather(x, ui, c, shape) for x in self.rank.fields()))
+            ne, ex = _gather(self.ne, ui, c, shape), _gather(self.ex, ui, c, shape)
+            p2p = _bcast(self.p2p, (self.n, 1, 1))[i]
+            dp = network.dp_sync(self.cfg, self.t, self.rows.take(i), ne, ex, rank, p2p, self.p2p_nic, m, span)
         opt = _gather(self.optimizer, ui, c, shape[:2] + (1,))
         parts = (m * busiest, m * comm, np.maximum(0.0, bubble)[:, None, None], dp, opt)
         parts = tuple(x[:, 0, 0] for x in np.broadcast_arrays(*parts))
@@ -353,14 +417,18 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = F
     p = cfg.parallelism
     n, P = g.n, g.P
     nofit = ~_bcast(g.fits, (n, P, 1))[..., 0]
-    bound = _bcast(g.bound, (n, P, 1))[..., 0]
-    order = np.lexsort((bound, nofit), axis=-1)
+    peak = _bcast(g.peak, (n, P, 1))[..., 0]
+    if P == 1:  # one placement: nothing to order or prune
+        bound, order = np.zeros((n, 1)), np.zeros((n, 1), dtype=np.int64)
+    else:
+        bound = _bcast(g.bound, (n, P, 1))[..., 0]
+        order = np.lexsort((bound, nofit), axis=-1)
     simulated = p.pp > 1 and (mode != "closed" or p.schedule == "zbv")  # ZB-V has no closed form
-    closed = None if simulated else _bcast(g.closed(), (n, P, 1))[..., 0]
     best = np.full(n, -1)
     best_nf = np.ones(n, dtype=bool)
-    best_step = np.full(n, np.inf)
-    alive = np.array([e is None for e in g.error])
+    best_step, best_mem = np.full(n, np.inf), np.full(n, np.inf)
+    alive = np.ones(n, dtype=bool)
+    alive[list(g.error)] = False
     out_parts = [np.zeros(n) for _ in STEP_LINES]
     idle, unverified = np.zeros(n), np.zeros(n)
     n_fit = P - np.sum(nofit, axis=-1)  # candidates in order: those that fit, then the rest
@@ -370,7 +438,7 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = F
         if pos and i.size:  # rows whose next candidate cannot win stop (as in the loop below)
             c = order[i, pos]
             nf, b = nofit[i, c], bound[i, c]
-            alive[i] = (best[i] < 0) | (nf < best_nf[i]) | ((nf == best_nf[i]) & (b < best_step[i]))
+            alive[i] = (best[i] < 0) | (nf < best_nf[i]) | ((nf == best_nf[i]) & (b <= best_step[i]))
             i = np.flatnonzero(alive)
         if i.size == 0:
             break
@@ -387,7 +455,7 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = F
         if simulated:
             bub, idl, unv = g.simulate(ii, cc)
         else:
-            bub = closed[ii, cc]
+            bub = g.closed(ii, cc)
             idl, unv = bub, np.zeros(ii.size)
         parts, step = g.finish(ii, cc, bub)
         shape = (i.size, w)
@@ -395,19 +463,21 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = F
         parts = [x.reshape(shape) for x in parts]
         if i.size == 1:  # one row (an estimate): the same order and comparisons, on Python numbers
             alive[i] = _one_row(int(i[0]), cand[0].tolist(), nofit[i[0]].tolist(), bound[i[0]].tolist(),
-                                step[0].tolist(), best, best_nf, best_step, out_parts, [x[0] for x in parts],
-                                idle, idl[0], unverified, unv[0])
+                                peak[i[0]].tolist(), step[0].tolist(), best, best_nf, best_step, best_mem, out_parts,
+                                [x[0] for x in parts], idle, idl[0], unverified, unv[0])
             pos += w
             continue
         live = np.ones(i.size, dtype=bool)
         for j in range(w):
             c = cand[:, j]
-            nf, b = nofit[i, c], bound[i, c]
+            nf, b, mem, st = nofit[i, c], bound[i, c], peak[i, c], step[:, j]
             have = best[i] >= 0
-            live &= ~(have & ((nf > best_nf[i]) | ((nf == best_nf[i]) & (b >= best_step[i]))))
-            better = live & ((best[i] < 0) | (nf < best_nf[i]) | ((nf == best_nf[i]) & (step[:, j] < best_step[i])))
+            live &= ~(have & ((nf > best_nf[i]) | ((nf == best_nf[i]) & (b > best_step[i]))))
+            same = nf == best_nf[i]
+            better = live & ((best[i] < 0) | (nf < best_nf[i]) | (same & (st < best_step[i]))
+                             | (same & (st == best_step[i]) & (mem < best_mem[i])))
             k = i[better]
-            best[k], best_nf[k], best_step[k] = c[better], nf[better], step[better, j]
+            best[k], best_nf[k], best_step[k], best_mem[k] = c[better], nf[better], st[better], mem[better]
             for dst, src in zip(out_parts, parts):
                 dst[k] = src[better, j]
             idle[k], unverified[k] = idl[better, j], unv[better, j]
@@ -418,9 +488,9 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = F
     return replace(out, bound=_bound(g)) if bounds else out
 
 
-def out_of_range(cols: Columns) -> list:
-    """Per row, ``None``, or the (name, value) of the first result outside floating-point
-    range or below zero, which ``EstimateOutOfRange`` reports: every total (and those of
+def out_of_range(cols: Columns) -> dict:
+    """The rows with a result outside floating-point range or below zero: row -> the (name,
+    value) of the first, which ``EstimateOutOfRange`` reports: every total (and those of
     :data:`POSITIVE_KEYS` must be positive), every breakdown line, the MFUs (positive).
     A row whose work was already not finite (``Columns.error``) keeps that reason. One check
     for ``estimate`` and sweeps."""
@@ -429,7 +499,7 @@ def out_of_range(cols: Columns) -> list:
     checks += [(f"{b}_breakdown.{k}", v, False) for b in ("step", "memory", "marginal", "capital")
                for k, v in getattr(cols, b).items()]
     checks += [("mfu", cols.mfu, True), ("mfu_at_precision", cols.mfu_at_precision, True)]
-    out = list(cols.error)
+    out = dict(cols.error)
     with np.errstate(invalid="ignore"):
         if n:  # the usual case, every check at once
             a = np.stack([_bcast(np.asarray(v, dtype=float), (n,)) for _, v, _ in checks])
@@ -439,24 +509,24 @@ def out_of_range(cols: Columns) -> list:
         for name, v, positive in checks:
             v = _bcast(np.asarray(v, dtype=float), (n,))
             bad = ~np.isfinite(v) | (v < 0) | ((v <= 0) & positive)
-            for j in np.flatnonzero(bad):
-                if out[j] is None:
+            for j in np.flatnonzero(bad).tolist():
+                if j not in out:
                     out[j] = (name, float(v[j]))
     return out
 
 
-def _one_row(r, cand, nofit, bound, step, best, best_nf, best_step, out_parts, parts, idle, idl, unverified,
-             unv) -> bool:
+def _one_row(r, cand, nofit, bound, peak, step, best, best_nf, best_step, best_mem, out_parts, parts, idle, idl,
+             unverified, unv) -> bool:
     """The placement choice of :func:`evaluate` for a single live row ``r`` over one round
     of candidates, with Python numbers; whether the row is still live."""
-    b_i, b_nf, b_step = int(best[r]), bool(best_nf[r]), float(best_step[r])
+    b_i, b_nf, b_step, b_mem = int(best[r]), bool(best_nf[r]), float(best_step[r]), float(best_mem[r])
     for j, c in enumerate(cand):
         nf = nofit[c]
-        if b_i >= 0 and (nf > b_nf or (nf == b_nf and bound[c] >= b_step)):
+        if b_i >= 0 and (nf > b_nf or (nf == b_nf and bound[c] > b_step)):
             return False
-        if b_i < 0 or nf < b_nf or (nf == b_nf and step[j] < b_step):
-            b_i, b_nf, b_step = c, nf, step[j]
-            best[r], best_nf[r], best_step[r] = c, nf, step[j]
+        if b_i < 0 or nf < b_nf or (nf == b_nf and (step[j] < b_step or (step[j] == b_step and peak[c] < b_mem))):
+            b_i, b_nf, b_step, b_mem = c, nf, step[j], peak[c]
+            best[r], best_nf[r], best_step[r], best_mem[r] = c, nf, step[j], peak[c]
             for dst, src in zip(out_parts, parts):
                 dst[r] = src[j]
             idle[r], unverified[r] = idl[j], unv[j]
@@ -503,9 +573,7 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
     flops_gpu = tps * model_flops / cfg.cluster.num_gpus
     gpu = cfg.cluster.gpu
     marginal, capital = ledger.ledgers(cfg, gpu_hours)
-    rm = g.rm[i, best, 0]
-    mem = {k: (_bcast(v, g.ushape)[g.ui(i), best, rm] if distinct else _bcast(v, g.shape)[i, best, rm])
-           for k, (v, distinct) in g.mem_parts.items()}
+    mem = g.memory_at(i, best)
     at = Work(*(upick(x) for x in g.at.fields()))
     sched = {"compute": upick(g.busiest), "comm": upick(g.pair_r) - upick(g.busiest), "bubble": parts[2],
              "idle": idle, "simulated": np.full(n, simulated), "f": at.forward, "b": at.backward, "w": at.W,
@@ -533,8 +601,11 @@ def _bound(g: _Group) -> np.ndarray:
     least exposed data-parallel sync (that of an unbounded pipeline span: the exposure
     only falls as the span grows)."""
     n, P = g.n, g.P
-    X = (lambda a: g.per_row(a, g.shape[-1]))
-    dp = network.dp_sync(g.cfg, g.t, g.rows, X(g.ne), X(g.ex), g.rank.map(X), g.p2p, g.p2p_nic, g.m, np.inf)
+    if g.dp_fixed is not None:
+        dp = g.per_row(g.dp_fixed)
+    else:
+        X = (lambda a: g.per_row(a, g.shape[-1]))
+        dp = network.dp_sync(g.cfg, g.t, g.rows, X(g.ne), X(g.ex), g.rank.map(X), g.p2p, g.p2p_nic, g.m, np.inf)
     fits = _bcast(g.fits, (n, P, 1))[..., 0]
     b = _bcast(g.bound + dp, (n, P, 1))[..., 0]
     return np.where(fits.any(axis=1), np.min(np.where(fits, b, np.inf), axis=1), np.min(b, axis=1))

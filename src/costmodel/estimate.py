@@ -136,7 +136,7 @@ def result(cfg: TrainingConfig, cols: engine.Columns, i: int, check: bool = True
     """The :class:`Estimate` of row ``i`` of the engine's columns for ``cfg`` (the row's
     config): raises :class:`EstimateOutOfRange` for a non-finite row and, with ``check``,
     :class:`InfeasibleConfig` for one that does not fit."""
-    bad = engine.out_of_range(cols)[i]
+    bad = engine.out_of_range(cols).get(i)
     if bad is not None:
         raise EstimateOutOfRange(*bad)
     f = (lambda d: {k: float(np.asarray(v)[i]) for k, v in d.items()})

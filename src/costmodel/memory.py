@@ -214,11 +214,12 @@ def rank_activations(cfg, fam, rows, tokens):
     return unit, logits
 
 
-def peak_activations(cfg, unit, logits, m):
+def peak_activations(cfg, unit, logits, m, rank=None):
     """Activations a rank holds at its peak: :func:`in_flight` micro-batches of ``unit``, and
-    the logits [B]."""
+    the logits [B]; of every rank on the last axis, or of ``rank``."""
     p = cfg.parallelism
-    return in_flight(p.schedule, p.pp, np.arange(p.pp), m, p.virtual_stages) * unit + logits
+    rank = np.arange(p.pp) if rank is None else rank
+    return in_flight(p.schedule, p.pp, rank, m, p.virtual_stages) * unit + logits
 
 
 def rank_reserve(cfg, rows, tensors):

@@ -257,7 +257,7 @@ def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span):
     ``ne``, ``ex``: each rank's non-expert and expert parameters; ``rank``: its work per
     micro-batch (:class:`~costmodel.stages.Work`); ``p2p``: one pipeline transfer, and
     ``p2p_nic`` whether it crosses the NIC; ``m``: micro-batches; ``span``: the pipeline's
-    part of the step. Each rank syncs its own parameters' gradients behind its own compute,
+    part of the step (these two enter ZeRO-2 and -3 only). Each rank syncs its own parameters' gradients behind its own compute,
     and the step waits for the last (continuous in every input). ZeRO-0 and -1 reduce
     gradients once per step, overlapping the last micro-batch's backward; ZeRO-2
     reduce-scatters every micro-batch's gradients (DeepSpeed stage 2, FSDP SHARD_GRAD_OP):

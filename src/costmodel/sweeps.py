@@ -194,7 +194,7 @@ class Sweep:
                               sched=one(self.breakdowns["sched"]), mfu=self.results["mfu"][i:i + 1],
                               mfu_at_precision=self.results["mfu_at_precision"][i:i + 1],
                               fits=self.results["fits"][i:i + 1] > 0, steps=self.results["steps"][i:i + 1],
-                              placement=self.results["placement"][i:i + 1].astype(int), error=[None])
+                              placement=self.results["placement"][i:i + 1].astype(int))
         return result(self.config(i), cols, 0, check=False)
 
     def row(self, i: int) -> Candidate:
@@ -256,7 +256,7 @@ class Sweep:
         out._row_values = {k: v[idx] for k, v in self._row_values.items()}
         out.results = {k: v[idx] for k, v in self.results.items()}
         out.breakdowns = {b: {k: v[idx] for k, v in d.items()} for b, d in self.breakdowns.items()}
-        out.info = {k: ([v[i] for i in idx] if k == "range" else
+        out.info = {k: (({j: v[i] for j, i in enumerate(idx.tolist()) if i in v} if v else {}) if k == "range" else
                         {b: a[idx] for b, a in v.items()} if k == "bound" else v) for k, v in self.info.items()}
         return out
 
@@ -453,7 +453,7 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
             base = _at_row(base, {name: int(r[name][ok[0]]) for name in engine.ROW_FIELDS.values()})
             groups.append(Group(idx[ok], base, engine.Rows(**{k: v[ok] for k, v in r.items()})))
     out.derived_dp = derived
-    out.info["range"] = [None] * n
+    out.info["range"] = {}  # row -> (name, value) of an out-of-range row
     out.results = {k: np.full(n, np.nan) for k in (*engine.VALUE_KEYS, "mfu", "mfu_at_precision", "fits", "steps",
                                                    "placement", "bound")}
     return out, groups
@@ -576,11 +576,11 @@ def _scatter(out: Sweep, parts: list[tuple[np.ndarray, engine.Columns]]) -> None
                 into[k][idx] = v
         out.status[idx] = np.where(cols.fits, _OK, _NOFIT)
         reasons = engine.out_of_range(cols)
-        bad = np.array([r is not None for r in reasons], dtype=bool)
-        for j in np.flatnonzero(bad):
+        for j, reason in reasons.items():
             out.status[idx[j]] = _RANGE
-            out.info["range"][idx[j]] = reasons[j]
-        if bad.any():  # no estimate: no numbers
+            out.info["range"][int(idx[j])] = reason
+        if reasons:  # no estimate: no numbers
+            bad = np.array(list(reasons))
             for v in res.values():
                 v[idx[bad]] = np.nan
             for d in out.breakdowns.values():
