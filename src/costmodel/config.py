@@ -404,14 +404,18 @@ class TrainingConfig(_Frozen):
         """
         return type(self).model_validate(self.changed(changes))
 
-    def changed(self, changes: dict[str, Any]) -> dict[str, Any]:
+    def changed(self, changes: dict[str, Any], dumped: dict[str, Any] | None = None) -> dict[str, Any]:
         """The config as a dict (``model_dump``) with fields changed by dotted path, not
-        validated; a path that is not a field raises ``ValueError``."""
-        data = self.model_dump()
+        validated; a path that is not a field raises ``ValueError``. ``dumped``: this
+        config's ``model_dump()`` when the caller has it (never modified: the dicts along a
+        changed path are copied)."""
+        data = self.model_dump() if dumped is None else dict(dumped)
         for path, value in changes.items():
             keys = path.split(".")
             node, obj = data, self
             for i, key in enumerate(keys):
+                if dumped is not None and i < len(keys) - 1 and isinstance(node.get(key), dict):
+                    node[key] = dict(node[key])  # copy on the way down: ``dumped`` stays as it was
                 if not isinstance(obj, BaseModel) or key not in type(obj).model_fields:
                     raise ValueError(
                         f"{'.'.join(keys[: i + 1])!r} is not a field of TrainingConfig"

@@ -35,7 +35,7 @@ from .pipeline import timing
 from .stages import Work, family
 from .units import to_base
 
-__all__ = ["Rows", "ROW_FIELDS", "Columns", "evaluate", "run_steps", "run_gpu_hours", "out_of_range", "screen",
+__all__ = ["Rows", "ROW_FIELDS", "Columns", "evaluate", "bound", "run_steps", "run_gpu_hours", "out_of_range", "screen",
            "layer_work"]
 
 #: Config fields the engine takes per row (dotted path -> :class:`Rows` attribute).
@@ -126,7 +126,6 @@ class Columns:
     steps: np.ndarray
     placement: np.ndarray
     error: dict = field(default_factory=dict)
-    bound: np.ndarray | None = None
 
 
 def _bcast(a, shape):
@@ -407,11 +406,10 @@ class _Group:
         return parts, step
 
 
-def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = False) -> Columns:
+def evaluate(cfg, rows: Rows | None = None, mode: str = "auto") -> Columns:
     """Estimates of ``cfg`` with each row's values of :data:`ROW_FIELDS` (default: the
     config's own, one row). The rows must satisfy the config's rules (``costmodel.rules``);
-    :func:`costmodel.sweep` refuses the others before calling this. With ``bounds``,
-    ``Columns.bound`` holds a step time no simulated estimate of the row undercuts."""
+    :func:`costmodel.sweep` refuses the others before calling this."""
     rows = Rows.of(cfg) if rows is None else rows
     g = _Group(cfg, rows)
     p = cfg.parallelism
@@ -484,8 +482,7 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", bounds: bool = F
         alive[i] = live
         pos += w
     best = np.where(best < 0, 0, best)
-    out = _columns(cfg, g, best, out_parts, idle, unverified, float(simulated))
-    return replace(out, bound=_bound(g)) if bounds else out
+    return _columns(cfg, g, best, out_parts, idle, unverified, float(simulated))
 
 
 def out_of_range(cols: Columns) -> dict:
@@ -593,6 +590,17 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
         capital=full(capital), sched=full(sched), mfu=flops_gpu / gpu.peak_flops(half),
         mfu_at_precision=flops_gpu / gpu.peak_flops(cfg.precision.gemm),
         fits=pick(g.fits), steps=steps, placement=best, error=g.error)
+
+
+def bound(cfg, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, a step time no simulated estimate undercuts (infinite where the row's work
+    is not finite), and whether any placement fits: from the placements' lower bounds
+    alone, no schedule timed (a search rules rows out with it, ``costmodel.search``)."""
+    with np.errstate(all="ignore"):
+        g = _Group(cfg, rows)
+        b = _bound(g)
+    b[list(g.error)] = np.inf
+    return b, _bcast(g.fits, (g.n, g.P, 1))[..., 0].any(axis=1)
 
 
 def _bound(g: _Group) -> np.ndarray:

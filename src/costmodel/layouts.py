@@ -8,8 +8,9 @@ with the engine's per-layer work (``engine.screen``: no placement, no schedule),
 evaluates rows exactly (the full engine, every pipeline simulated) in order of their bound
 until no unevaluated row can enter the top ``top``. The ranking is therefore exact: the
 rows never evaluated are provably worse. For ``objective="time"`` the rows the per-layer
-bound cannot rule out are first costed in closed form, whose per-placement lower bounds
-(plus the least exposed DP sync) rule out more before the simulator runs.
+bound cannot rule out are first bounded by their placements (``engine.bound``: each
+placement's lower bound plus the least exposed DP sync, no schedule timed), which rules out
+more before the simulator runs.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ __all__ = ["search", "layout_space", "LAYOUT_OBJECTIVES"]
 #: What a search ranks by.
 LAYOUT_OBJECTIVES = ("time", "cost", "memory")
 
-#: Rows per round of the bound-ordered search (its closed-form rounds take four times as
-#: many, doubling): small first rounds find the best rows, whose values then rule out most.
+#: Rows per round of the bound-ordered search (its placement-bound rounds take four times
+#: as many, doubling): small first rounds find the best rows, whose values then rule out most.
 ROUND_ROWS = 256
 
 
@@ -155,20 +156,29 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
 
     # 1. the best rows by the screen's bound, exactly: a first threshold
     done = np.zeros(n, dtype=bool)
-    closed = np.zeros(n, dtype=bool)
+    placed = np.zeros(n, dtype=bool)  # rows bounded by their placements
     bar = _progress(progress, 2, order.size, "search")
 
-    def run(rows: np.ndarray, pipeline: str) -> None:
-        select = np.zeros(n, dtype=bool)
-        select[rows] = True
-        evaluate_rows(table, groups, select, pipeline=pipeline, executor=executor, progress=False,
-                      bounds=pipeline == "closed")
+    def select(rows: np.ndarray) -> np.ndarray:
+        mask = np.zeros(n, dtype=bool)
+        mask[rows] = True
+        return mask
 
     def exact(rows: np.ndarray) -> None:
         rows = rows[~done[rows]]
         if rows.size:
-            run(rows, "auto")
+            evaluate_rows(table, groups, select(rows), pipeline="auto", executor=executor, progress=False)
             done[rows] = True
+
+    def placement_bounds(rows: np.ndarray) -> None:
+        """Tighten the rows' bounds with their placements' (no schedule timed)."""
+        mask = select(rows)
+        for g in groups:
+            part = np.flatnonzero(mask[g.index])
+            if part.size:
+                b, fits = engine.bound(g.cfg, g.rows.take(part))
+                final_bound[g.index[part]] = np.where(fits, b, np.inf)
+        placed[rows] = True
 
     def threshold() -> float:
         """The objective a row must beat to matter: the top's last, or the config's own
@@ -186,9 +196,9 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     limit = threshold()
     if bar is not None:
         bar.update(1)
-    # 2. in rounds, in order of the screen's bound: cost the next rows in closed form, whose
-    # per-placement lower bounds (plus the least exposed DP sync) bound each row's simulated
-    # step more tightly (objective "time"), then evaluate exactly the rows still below the
+    # 2. in rounds, in order of the screen's bound: bound the next rows by their placements
+    # (each placement's lower bound plus the least exposed DP sync: a row's simulated step
+    # more tightly, objective "time"), then evaluate exactly the rows still below the
     # threshold, best bound first; every round tightens the threshold
     pos, size, rounds_run = 0, 4 * ROUND_ROWS, 1
     queue = np.zeros(n, dtype=bool)
@@ -199,9 +209,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
             block = block[~done[block]]
             pos, size = end, 2 * size
             if objective == "time" and block.size:
-                run(block, "closed")
-                closed[block] = True
-                final_bound[block] = np.where(table.results["fits"][block] > 0, table.results["bound"][block], np.inf)
+                placement_bounds(block)
             queue[block] = True
         live = np.flatnonzero(queue & ~done & (final_bound < limit))
         more = pos < order.size and bound[order[pos]] < limit
@@ -215,18 +223,12 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     if bar is not None:
         bar.update(1)
         bar.close()
-    closed &= ~done
+    placed &= ~done
     valid = np.zeros(n, dtype=bool)
     for g in groups:
         valid[g.index] = True
     never = valid & ~done
-    table.status[never] = _SKIPPED  # closed-form rows too: their columns are not the simulated estimate
-    for k, v in table.results.items():
-        if k != "bound":
-            v[never] = np.nan
-    for d in table.breakdowns.values():
-        for v in d.values():
-            v[never] = np.nan
+    table.status[never] = _SKIPPED  # no results: only rows evaluated exactly have them
     table.info["bound"] = {"step_time": lb_time, "memory_per_gpu": lb_mem / 1e9, "objective": bound}
     ranked = table.ranked(objective)
     result = table.subset(ranked[:top])
@@ -244,7 +246,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
         "config_row": None if own is None else table.row(own),
         "pareto": evaluated.pareto(["time", "cost", "memory"]), "evaluated": evaluated, "all": table,
         "rows": n, "valid": int(valid.sum()), "bounded_out": int(never.sum()), "exact": int(done.sum()),
-        "closed_form": int(closed.sum()),
+        "placement_bounded": int(placed.sum()),
         "rounds": rounds_run, "seconds": time.perf_counter() - t0, "seconds_rules": t_rules,
         "seconds_bounds": t_bounds,
     })

@@ -79,13 +79,12 @@ class _Task:
     cfg: TrainingConfig
     rows: engine.Rows
     mode: str
-    bounds: bool = False
 
 
 def _evaluate_task(task: _Task) -> engine.Columns:
     """A worker's job: the engine on one chunk (module level, so a process pool can call it)."""
     with np.errstate(all="ignore"):
-        return engine.evaluate(task.cfg, task.rows, task.mode, task.bounds)
+        return engine.evaluate(task.cfg, task.rows, task.mode)
 
 
 @dataclass(frozen=True)
@@ -416,10 +415,11 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
     derived = np.zeros(n, dtype=np.int64) if derive_dp else None
     for k in rows:
         out._row_values[k] = np.zeros(n, dtype=np.int64)
+    dumped = cfg.model_dump()  # once: each group's config is this with its changes
     for gi in range(key_codes.shape[1]):
         idx = order[bounds[gi]:bounds[gi + 1]]
         changes = {paths[a]: values[a][key_codes[k, gi]] for k, a in enumerate(group_axes)}
-        base, errors = _group_config(cfg, changes)
+        base, errors = _group_config(cfg, changes, dumped)
         src = base if base is not None else cfg
         r = {k: (v[idx] if v is not None else np.full(idx.size, _group_value(src, changes, k), dtype=np.int64))
              for k, v in rows.items()}
@@ -434,7 +434,7 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
             _refuse(out, idx, pos, p_, text=text)
         if base is None:  # the group's shared fields break a rule; the data section's rule on
             # a per-row field (the batch ramp) may still come first
-            ramp = _group_ramp(cfg, changes)
+            ramp = _group_ramp(cfg, changes, dumped)
             vals = dataclasses.replace(rules.Values.of(cfg, **r), batch_ramp=ramp)
             out._values.append(vals)
             if ramp is not None:
@@ -455,12 +455,12 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
     out.derived_dp = derived
     out.info["range"] = {}  # row -> (name, value) of an out-of-range row
     out.results = {k: np.full(n, np.nan) for k in (*engine.VALUE_KEYS, "mfu", "mfu_at_precision", "fits", "steps",
-                                                   "placement", "bound")}
+                                                   "placement")}
     return out, groups
 
 
 def evaluate_rows(out: Sweep, groups: list[Group], select: np.ndarray | None, *, pipeline: str = "auto",
-                  executor=None, progress=None, desc: str = "sweep", bounds: bool = False) -> None:
+                  executor=None, progress=None, desc: str = "sweep") -> None:
     """Evaluate the valid rows of ``groups`` (those in ``select``, a boolean mask over the
     sweep's rows, when given) with the engine, in chunks, into ``out``."""
     out.pipeline = pipeline
@@ -470,7 +470,7 @@ def evaluate_rows(out: Sweep, groups: list[Group], select: np.ndarray | None, *,
         for s in range(0, sel.size, CHUNK_ROWS):
             part = sel[s:s + CHUNK_ROWS]
             rows = engine.Rows(**{f.name: getattr(grp.rows, f.name)[part] for f in dataclasses.fields(grp.rows)})
-            tasks.append((grp.index[part], _Task(grp.cfg, rows, pipeline, bounds)))
+            tasks.append((grp.index[part], _Task(grp.cfg, rows, pipeline)))
     bar = _progress(progress, len(tasks), sum(t.rows.n for _, t in tasks), desc)
     try:
         if executor is None:
@@ -502,12 +502,14 @@ def _at_row(group: TrainingConfig, row: dict) -> TrainingConfig:
     return group.model_copy(update={k: getattr(group, k).model_copy(update=v) for k, v in sections.items()})
 
 
-def _group_ramp(cfg: TrainingConfig, changes: dict):
+def _group_ramp(cfg: TrainingConfig, changes: dict, dumped: dict | None = None):
     """The group's batch ramp when it is valid on its own (else ``None``: its own field
     errors come first)."""
     from .config import BatchRamp
 
-    ramp = cfg.changed(changes)["data"].get("batch_ramp")
+    if not any(p == "data" or p.startswith("data.batch_ramp") for p in changes):
+        return cfg.data.batch_ramp
+    ramp = cfg.changed(changes, dumped)["data"].get("batch_ramp")
     if ramp is None or isinstance(ramp, BatchRamp):
         return ramp
     try:
@@ -527,11 +529,12 @@ def _group_value(base: TrainingConfig, changes: dict, name: str) -> Any:
     return getattr(getattr(base, section), field)
 
 
-def _group_config(cfg: TrainingConfig, changes: dict) -> tuple[TrainingConfig | None, list[tuple[int, str]]]:
+def _group_config(cfg: TrainingConfig, changes: dict,
+                  dumped: dict | None = None) -> tuple[TrainingConfig | None, list[tuple[int, str]]]:
     """The group's config, its per-row rules left to the sweep, or its errors with their
-    positions (``reason_of`` of each)."""
+    positions (``reason_of`` of each); ``dumped``: ``cfg.model_dump()``, if at hand."""
     try:
-        data = cfg.changed(changes)
+        data = cfg.changed(changes, dumped)
         return TrainingConfig.model_validate(data, context={"rows": True}), []
     except ValidationError as e:
         return None, [(_position(tuple(str(x) for x in err["loc"]), err["type"] == "value_error"),
@@ -566,8 +569,6 @@ def _scatter(out: Sweep, parts: list[tuple[np.ndarray, engine.Columns]]) -> None
                 res[k][idx] = v
         res["mfu"][idx], res["mfu_at_precision"][idx] = cols.mfu, cols.mfu_at_precision
         res["fits"][idx], res["steps"][idx], res["placement"][idx] = cols.fits, cols.steps, cols.placement
-        if cols.bound is not None:
-            res["bound"][idx] = cols.bound
         for name in ("step", "memory", "marginal", "capital", "sched"):
             into = out.breakdowns[name]
             for k, v in getattr(cols, name).items():
