@@ -322,13 +322,13 @@ class _Group:
 
     def memory_at(self, i, c):
         """Memory by kind [B] of rows ``i`` at placements ``c``, on their fullest rank."""
-        ui, rm = self.ui(i), _bcast(self.rm, (self.n, self.P, 1))[i, c]  # (k, 1)
-        at = (lambda a: np.take_along_axis(_bcast(a, self.ushape)[ui, c], rm, axis=-1)[:, :, None])  # (k, 1, 1)
+        ui, rm = self.ui(i), _bcast(self.rm, (self.n, self.P, 1))[i, c, 0]
+        at = (lambda a: _bcast(a, self.ushape)[ui, c, rm])
         out = {k: at(v) for k, v in self.states.items()}
-        m = _bcast(self.m, (self.n, 1, 1))[i]
-        out["activations"] = acts = memory.peak_activations(self.cfg, at(self.unit), at(self.logits), m, rm[:, :, None])
-        out["reserve"] = memory.rank_reserve(self.cfg, self.rows.take(i), at(self.state) + acts)
-        return {k: v[:, 0, 0] for k, v in out.items()}
+        m = _bcast(self.m, (self.n, 1, 1))[i, 0, 0]
+        out["activations"] = acts = memory.peak_activations(self.cfg, at(self.unit), at(self.logits), m, rm)
+        out["reserve"] = memory.rank_reserve(self.cfg, self.rows.take(i), (at(self.state) + acts)[:, None, None])[:, 0, 0]
+        return out
 
     def ui(self, i):
         """The distinct-row index of rows ``i``."""
