@@ -471,9 +471,9 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto") -> Columns:
             nf, b, mem, st = nofit[i, c], bound[i, c], peak[i, c], step[:, j]
             have = best[i] >= 0
             live &= ~(have & ((nf > best_nf[i]) | ((nf == best_nf[i]) & (b > best_step[i]))))
-            same = nf == best_nf[i]
-            better = live & ((best[i] < 0) | (nf < best_nf[i]) | (same & (st < best_step[i]))
-                             | (same & (st == best_step[i]) & (mem < best_mem[i])))
+            same = (nf == best_nf[i]) & (st == best_step[i])
+            better = live & ((best[i] < 0) | (nf < best_nf[i]) | ((nf == best_nf[i]) & (st < best_step[i]))
+                             | (same & ((mem < best_mem[i]) | ((mem == best_mem[i]) & (c < best[i])))))
             k = i[better]
             best[k], best_nf[k], best_step[k], best_mem[k] = c[better], nf[better], st[better], mem[better]
             for dst, src in zip(out_parts, parts):
@@ -521,7 +521,8 @@ def _one_row(r, cand, nofit, bound, peak, step, best, best_nf, best_step, best_m
         nf = nofit[c]
         if b_i >= 0 and (nf > b_nf or (nf == b_nf and bound[c] > b_step)):
             return False
-        if b_i < 0 or nf < b_nf or (nf == b_nf and (step[j] < b_step or (step[j] == b_step and peak[c] < b_mem))):
+        if b_i < 0 or nf < b_nf or (nf == b_nf and (step[j] < b_step or (step[j] == b_step and (
+                peak[c] < b_mem or (peak[c] == b_mem and c < b_i))))):
             b_i, b_nf, b_step, b_mem = c, nf, step[j], peak[c]
             best[r], best_nf[r], best_step[r], best_mem[r] = c, nf, step[j], peak[c]
             for dst, src in zip(out_parts, parts):

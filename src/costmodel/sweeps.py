@@ -141,8 +141,13 @@ class Sweep:
         counts = ", ".join(f"{(self.status == k).sum()} {s}" for k, s in enumerate(STATUS) if (self.status == k).any())
         return f"<Sweep of {self.n} rows over {', '.join(self.paths) or 'no axes'}: {counts}>"
 
+    def _index(self, i) -> int:
+        """Row ``i`` as a non-negative index (negative counts from the end, as in a list)."""
+        return range(self.n)[int(i)]
+
     def axis_values(self, i: int) -> dict[str, Any]:
         """The row's value of every axis (and ``parallelism.dp`` when derived)."""
+        i = self._index(i)
         out = {p: self.values[a][self.codes[a, i]] for a, p in enumerate(self.paths)}
         if self.derived_dp is not None:
             out["parallelism.dp"] = int(self.derived_dp[i])
@@ -150,6 +155,7 @@ class Sweep:
 
     def reason(self, i: int) -> str | None:
         """Why row ``i`` has no estimate or does not fit (``None`` for an ``ok`` row)."""
+        i = self._index(i)
         if self._reason_rule[i] >= 0:
             v = self._values[self._group[i]]
             row = dataclasses.replace(v, **{k: int(a[i]) for k, a in self._row_values.items()})
@@ -181,7 +187,7 @@ class Sweep:
         False); raises for a refused or out-of-range row."""
         from .estimate import result
 
-        i = int(i)
+        i = self._index(i)
         if self.status[i] == _REFUSED:
             raise ValueError(f"row {i} is refused: {self.reason(i)}")
         if self.status[i] == _RANGE:
@@ -197,7 +203,7 @@ class Sweep:
         return result(self.config(i), cols, 0, check=False)
 
     def row(self, i: int) -> Candidate:
-        i = int(i)
+        i = self._index(i)
         res = {k: float(self.results[k][i]) for k, _ in _COLUMNS if k in self.results}
         return Candidate(i, self.axis_values(i), self.status_of(i), self.reason(i), res, self)
 
@@ -245,8 +251,8 @@ class Sweep:
         return self.subset(np.sort(ok[keep]))
 
     def subset(self, idx) -> "Sweep":
-        """A sweep of rows ``idx`` (in that order)."""
-        idx = np.asarray(idx, dtype=np.int64)
+        """A sweep of rows ``idx`` (in that order; negative counts from the end)."""
+        idx = np.arange(self.n)[np.asarray(idx, dtype=np.int64)]
         out = Sweep(self.cfg, self.paths, self.values, self.codes[:, idx], self.pipeline,
                     None if self.derived_dp is None else self.derived_dp[idx])
         out.status = self.status[idx]

@@ -1,5 +1,6 @@
 """The placement an estimate keeps is the best of its layout's whole family: the first that
-fits, then the fastest, then (equal steps) the one with the least memory. The engine times
+fits, then the fastest, then (equal steps) the one with the least memory, then (equal in
+both) the first of the family, so the choice never depends on the order of timing. The engine times
 placements in order of a lower bound and skips those that cannot win (engine.evaluate); this
 times every placement and checks the skipped ones were indeed no better."""
 
@@ -10,7 +11,7 @@ from costmodel import engine
 from costmodel.testing import training_configs
 
 
-@settings(max_examples=40)
+@settings(max_examples=40, deadline=None)
 @given(training_configs(max_pp=8))
 def test_the_kept_placement_is_the_best_of_the_family(cfg):
     rows = engine.Rows.of(cfg)
@@ -25,7 +26,7 @@ def test_the_kept_placement_is_the_best_of_the_family(cfg):
         _, step = g.finish(i, c, bubble)
     nofit = ~np.broadcast_to(g.fits, (1, P, 1))[0, :, 0]
     peak = np.broadcast_to(g.peak, (1, P, 1))[0, :, 0]
-    best = min(zip(nofit.tolist(), step.tolist(), peak.tolist()))
+    best = min(zip(nofit.tolist(), step.tolist(), peak.tolist(), range(P)))
     k = int(cols.placement[0])
-    assert (bool(nofit[k]), float(step[k]), float(peak[k])) == best
+    assert k == best[3], (k, best)
     assert cols.values["step_time"][0] == step[k]

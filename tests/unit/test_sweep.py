@@ -274,3 +274,16 @@ def test_changed_with_a_dump_leaves_the_dump_as_it_was():
     data = cfg.changed({"parallelism.pp": 8, "cluster.num_gpus": 1024, "data.seq_len": 8192}, dumped)
     assert json.dumps(dumped, default=str, sort_keys=True) == before
     assert data == cfg.changed({"parallelism.pp": 8, "cluster.num_gpus": 1024, "data.seq_len": 8192})
+
+
+def test_negative_row_indices_count_from_the_end():
+    cfg = presets.get("deepseek-v3")
+    s = costmodel.sweep(cfg, {"costs.gpu_hour_price": ["2 USD/hour", "1e308 USD/hour"]})
+    assert s.status_of(-1) == "out of range"
+    assert s.reason(1) is not None and s.reason(-1) == s.reason(1)
+    with pytest.raises(costmodel.EstimateOutOfRange):
+        s.estimate(-1)
+    assert s.subset([-1]).reason(0) == s.reason(1)
+    assert s.estimate(-2).values == s.estimate(0).values
+    with pytest.raises(IndexError):
+        s.reason(2)
