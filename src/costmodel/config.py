@@ -408,7 +408,8 @@ class TrainingConfig(_Frozen):
         """The config as a dict (``model_dump``) with fields changed by dotted path, not
         validated; a path that is not a field raises ``ValueError``. ``dumped``: this
         config's ``model_dump()`` when the caller has it (never modified: the dicts along a
-        changed path are copied)."""
+        changed path are copied; the result shares the untouched sections with it, so a caller
+        must not modify them)."""
         data = self.model_dump() if dumped is None else dict(dumped)
         for path, value in changes.items():
             keys = path.split(".")
