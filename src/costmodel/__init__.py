@@ -18,6 +18,7 @@ from .estimate import Estimate, estimate, pipeline_of
 from .hardware import GPU, gpu, gpus
 from .layouts import search
 from .sweeps import Sweep, sweep
+from .uncertainty import Uncertainty, uncertainty
 from .units import Q_, ureg
 from .workload import Architecture, FlopsPerToken
 
@@ -38,6 +39,8 @@ __all__ = [
     "Estimate",
     "pipeline_of",
     "sweep",
+    "uncertainty",
+    "Uncertainty",
     "search",
     "Sweep",
     "InfeasibleConfig",

@@ -288,11 +288,32 @@ def _breakdowns(e: Estimate) -> list[tuple[str, dict, str, str]]:
             ("capital ledger", e.capital_breakdown, "USD", "{:,.0f}")]
 
 
+#: Headline lines of the summary that carry a band under ``--uncertainty``: line -> (output, format).
+_BANDS = {"step time": ("step_time", "{:.3f} s"), "wall time": ("wall_time", "{:.1f} days"),
+          "GPU-hours": ("gpu_hours", "{:,.0f}"), "MFU (model FLOPs / dense BF16 peak)": ("mfu", "{:.2%}"),
+          "memory per GPU (fullest rank)": ("memory_per_gpu", "{:.1f} GB"),
+          "marginal cost of the run": ("marginal_cost", "${:,.0f}"), "capital behind it": ("capital_cost", "${:,.0f}")}
+
+
 def _cmd_estimate(args) -> int:
     e = estimate(_load(args.target, args.set), check=False)
     _warn(e)
+    u = None
+    if args.uncertainty:
+        from .uncertainty import uncertainty
+
+        u = uncertainty(e.config, n=args.samples, seed=args.seed)
     if args.json:
-        print(json.dumps({"config": e.config.to_dict(), "estimate": e.to_dict()}, indent=2))
+        out = {"config": e.config.to_dict(), "estimate": e.to_dict()}
+        if u is not None:
+            out["uncertainty"] = {"samples": u.n, "seed": u.seed, "p_fit": u.p_fit,
+                                  "quantiles": {"q": [0.1, 0.5, 0.9], **{
+                                      k: None if v is None else [x.m for x in v] for k, v in u.quantiles().items()}},
+                                  "priors": {p: {"dist": pr.spec.dist, **pr.spec.model_dump(exclude_none=True),
+                                                 "source": pr.source} for p, pr in u.priors.items()}}
+        print(json.dumps(out, indent=2))
+    elif u is not None:
+        _print_estimate(e, u)
     else:
         _print_estimate(e)
     if not e.fits:
@@ -301,8 +322,19 @@ def _cmd_estimate(args) -> int:
     return 0
 
 
-def _print_estimate(e: Estimate) -> None:
-    print(_table(["quantity", "value"], _summary(e)))
+def _print_estimate(e: Estimate, u=None) -> None:
+    if u is None:
+        print(_table(["quantity", "value"], _summary(e)))
+    else:
+        q = u.quantiles()
+        rows = []
+        for label, value in _summary(e):
+            out, fmt = _BANDS.get(label, (None, None))
+            band = ["", "", ""] if out is None or q[out] is None else [fmt.format(x.m) for x in q[out]]
+            rows.append([label, value, *band])
+        print(_table(["quantity", "value", "P10", "P50", "P90"], rows))
+        print(f"\n{u.n:,} samples (seed {u.seed}) of: " + ", ".join(u.priors) + f"; P(fits) {u.p_fit:.2f}. "
+              "Priors and their sources: costmodel estimate ... --uncertainty --json, specs/uncertainty.md.")
     print()
     print("\n".join(_basis_lines(e)))
     for title, parts, unit, fmt in _breakdowns(e):
@@ -584,6 +616,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="a preset (costmodel presets) or a config file")
     _add_set(p)
     p.add_argument("--json", action="store_true", help="print the config and the estimate as JSON")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="Monte Carlo over the uncertain inputs: P10 / P50 / P90 beside each headline number")
+    p.add_argument("--samples", type=int, default=10_000, help="Monte Carlo samples (default 10,000)")
+    p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed (default 0)")
     p.set_defaults(func=_cmd_estimate)
 
     p = sub.add_parser("compare", help="two estimates side by side",

@@ -268,7 +268,8 @@ def layer_times(cfg, rows, tokens) -> LayerTimes:
     GEMMs like a layer of the last kind)."""
     arch, e = cfg.model, cfg.efficiency
     s, tp = rows.seq_len, rows.tp
-    r = rates(cfg.cluster.gpu, cfg.precision.gemm, e.compute, e.fp8_recipe, e.hbm, s, cfg.kernels.attention)
+    r = rates(cfg.cluster.gpu, cfg.precision.gemm, rows.factor("eff_compute", e.compute), e.fp8_recipe,
+              rows.factor("eff_hbm", e.hbm), s, cfg.kernels.attention)
     kinds = [(k, c / arch.n_layers) for k, c in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if c]
     per = [(share, _kind_times(cfg, k, r, rows, tokens)) for k, share in kinds]
     layer = tuple(sum(share * t[i] for share, t in per) * tokens for i in range(3))
@@ -301,5 +302,5 @@ def optimizer_time(cfg, rows, ne, ex):
                  + 4 * BYTES[prec.optimizer_moments] + 2.0)
     dp_cp = rows.dp * rows.cp
     shard = (ne / dp_cp + ex * rows.ep / (dp_cp * rows.tp)) if p.zero >= 1 else ne + ex
-    hbm = to_base(cfg.cluster.gpu.hbm_bandwidth, "bandwidth") * cfg.efficiency.hbm
+    hbm = to_base(cfg.cluster.gpu.hbm_bandwidth, "bandwidth") * rows.factor("eff_hbm", cfg.efficiency.hbm)
     return shard * per_param / hbm

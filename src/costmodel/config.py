@@ -18,6 +18,8 @@ from typing import Any, Literal, get_args
 import pint
 import tomli_w
 import yaml
+import math
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator, model_validator
 
 from . import models as _models
@@ -332,6 +334,71 @@ class Costs(_Frozen):
                                            self.fleet_gpus))
 
 
+#: Inputs a prior may be set for (``costmodel.uncertainty``): the engine's per-row
+#: efficiency factors and goodput (``engine.FACTOR_FIELDS``) and the ledgers' per-row prices
+#: (``ledger.PRICE_INPUTS``; a test keeps the three in step).
+UNCERTAIN_PATHS = ("efficiency.compute", "efficiency.nvlink", "efficiency.scale_out", "efficiency.hbm", "goodput",
+                   "costs.gpu_hour_price", "costs.gpu_price", "costs.electricity_price", "costs.pue",
+                   "costs.fleet_gpus", "costs.research_multiple")
+
+Dist = Literal["fixed", "uniform", "triangular", "lognormal", "loguniform"]
+
+
+class PriorSpec(BaseModel):
+    """A distribution for one input, as a config's ``uncertainty`` section gives it.
+
+    ``fixed`` (``value``), ``uniform`` and ``loguniform`` (``low``, ``high``), ``triangular``
+    (``low``, ``mode``, ``high``), ``lognormal`` (``sigma``: the value times
+    ``exp(N(0, sigma))``); ``scale="relative"`` reads the numbers as factors on the config's
+    own value, ``"absolute"`` (the default) in the input's unit (``ledger.PRICE_INPUTS``;
+    efficiencies and goodput are fractions). ``max`` clips samples."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dist: Dist
+    scale: Literal["absolute", "relative"] = "absolute"
+    value: float | None = None
+    low: float | None = None
+    mode: float | None = None
+    high: float | None = None
+    sigma: float | None = Field(default=None, ge=0)
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _params(self):
+        need = {"fixed": ("value",), "uniform": ("low", "high"), "loguniform": ("low", "high"),
+                "triangular": ("low", "mode", "high"), "lognormal": ("sigma",)}[self.dist]
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"a {self.dist} prior needs {', '.join(need)}; missing {', '.join(missing)}")
+        for k in ("value", "low", "mode", "high", "sigma", "max"):
+            v = getattr(self, k)
+            if v is not None and not math.isfinite(v):
+                raise ValueError(f"{k} must be finite; got {v!r}")
+        if self.low is not None and self.high is not None and not self.low <= self.high:
+            raise ValueError(f"low must not exceed high; got low={self.low}, high={self.high}")
+        if self.dist == "triangular" and not self.low <= self.mode <= self.high:
+            raise ValueError(f"mode must lie in [low, high]; got {self.low}, {self.mode}, {self.high}")
+        if self.dist == "loguniform" and self.low <= 0:
+            raise ValueError(f"a loguniform prior needs low > 0; got {self.low}")
+        return self
+
+
+
+def _priors(value: Any) -> Any:
+    """An ``uncertainty`` section: dotted path -> PriorSpec (a number is a fixed value)."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for path, spec in value.items():
+        if path not in UNCERTAIN_PATHS:
+            raise ValueError(f"uncertainty: {path!r} is not an uncertain input; one of {', '.join(UNCERTAIN_PATHS)}")
+        if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+            spec = {"dist": "fixed", "value": float(spec)}
+        out[path] = spec
+    return out
+
+
 class TrainingConfig(_Frozen):
     """One training run: what model, on what data, on which cluster, split how, at what
     precision and price. Build it from keyword arguments, a dict, or a JSON/YAML/TOML file;
@@ -350,7 +417,10 @@ class TrainingConfig(_Frozen):
     kernels: Kernels = Kernels()
     efficiency: Efficiency = Efficiency()
     goodput: float = Field(default=1.0, gt=0, le=1, strict=True)
+    uncertainty: dict[str, PriorSpec] = Field(default_factory=dict, description=(
+        "priors replacing the catalogue's for costmodel.uncertainty: path -> a number (fixed) or a distribution"))
 
+    _uncertainty_paths = field_validator("uncertainty", mode="before")(_priors)
     _model_ref = field_validator("model", mode="before")(_catalogue_ref(_models.get, Architecture))
 
     @field_serializer("model")

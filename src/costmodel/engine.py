@@ -45,6 +45,11 @@ ROW_FIELDS = {
     "data.global_batch": "global_batch", "data.seq_len": "seq_len",
 }
 
+#: Config fields the engine also takes per row, as floats, when rows differ in them (a
+#: Monte Carlo): dotted path -> :class:`Rows` attribute.
+FACTOR_FIELDS = {"efficiency.compute": "eff_compute", "efficiency.nvlink": "eff_nvlink",
+                 "efficiency.scale_out": "eff_scale_out", "efficiency.hbm": "eff_hbm", "goodput": "goodput"}
+
 #: Lines of the step breakdown, in order (``Estimate.step_breakdown``).
 STEP_LINES = ("compute", "exposed communication", "pipeline bubble (critical path)",
               "data-parallel sync (exposed)", "optimizer")
@@ -74,6 +79,13 @@ class Rows:
     comm_sms: np.ndarray
     global_batch: np.ndarray
     seq_len: np.ndarray
+    #: Per-row efficiency factors and goodput (floats), where rows differ in them (a Monte
+    #: Carlo, ``costmodel.uncertainty``); ``None``: the config's own (:meth:`factor`).
+    eff_compute: np.ndarray | None = None
+    eff_nvlink: np.ndarray | None = None
+    eff_scale_out: np.ndarray | None = None
+    eff_hbm: np.ndarray | None = None
+    goodput: np.ndarray | None = None
 
     @classmethod
     def of(cls, cfg) -> "Rows":
@@ -85,16 +97,30 @@ class Rows:
     def n(self) -> int:
         return int(self.tp.shape[0])
 
+    def _map(self, fn) -> "Rows":
+        return Rows(**{f.name: (None if (a := getattr(self, f.name)) is None else fn(a)) for f in fields(self)})
+
     def expand(self) -> "Rows":
-        return Rows(**{f.name: getattr(self, f.name).reshape(-1, 1, 1) for f in fields(self)})
+        return self._map(lambda a: a.reshape(-1, 1, 1))
 
     def scalars(self) -> "Rows":
-        """The one row as Python integers (numpy's per-call cost dominates one-element
+        """The one row as Python numbers (numpy's per-call cost dominates one-element
         arrays; the equations broadcast the same)."""
-        return Rows(**{f.name: int(getattr(self, f.name)[0]) for f in fields(self)})
+        return self._map(lambda a: a.reshape(-1)[0].item())
 
     def take(self, idx) -> "Rows":
-        return Rows(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        return self._map(lambda a: a[idx])
+
+    @property
+    def has_factors(self) -> bool:
+        """Whether the rows carry their own efficiency factors or goodput."""
+        return any(getattr(self, name) is not None for name in FACTOR_FIELDS.values())
+
+    def factor(self, name: str, default):
+        """The rows' own ``name`` (a :data:`FACTOR_FIELDS` value) where they carry one,
+        else ``default`` (the config's)."""
+        v = getattr(self, name)
+        return default if v is None else v
 
     @property
     def tokens(self):
@@ -146,7 +172,7 @@ def _distinct(rows: Rows):
     """Indices of a row of each distinct row (all fields but the global batch), in order of
     the distinct rows, and each row's index among them; ``(all rows, None)`` when every row
     is distinct."""
-    if rows.n <= 1:
+    if rows.n <= 1 or rows.has_factors:  # rows with their own factors: each its own work
         return np.arange(rows.n), None
     codes, sizes = [], []
     for f in (rows.tp, rows.cp, rows.ep, rows.dp, rows.micro_batch, rows.comm_sms, rows.seq_len):
@@ -219,7 +245,7 @@ class _Group:
         r = ru.scalars() if u == 1 else ru.expand()  # one distinct row: Python numbers, the same equations
         self.rows = rows.expand()
         self.model_flops = X(sum(arch.flops_per_token(r.seq_len).by_component().values()))  # no MTP
-        self.t = network.tiers(cfg)
+        self.t = network.tiers(cfg, r)
         tokens = r.tokens
         self.tokens = self.rows.tokens
         self.m = self.rows.microbatches
@@ -398,7 +424,9 @@ class _Group:
             rank = Work(*(_gather(x, ui, c, shape) for x in self.rank.fields()))
             ne, ex = _gather(self.ne, ui, c, shape), _gather(self.ex, ui, c, shape)
             p2p = _bcast(self.p2p, (self.n, 1, 1))[i]
-            dp = network.dp_sync(self.cfg, self.t, self.rows.take(i), ne, ex, rank, p2p, self.p2p_nic, m, span)
+            rows = self.rows.take(i)
+            t = network.tiers(self.cfg, rows) if rows.has_factors else self.t  # the rows' own links
+            dp = network.dp_sync(self.cfg, t, rows, ne, ex, rank, p2p, self.p2p_nic, m, span)
         opt = _gather(self.optimizer, ui, c, shape[:2] + (1,))
         parts = (m * busiest, m * comm, np.maximum(0.0, bubble)[:, None, None], dp, opt)
         parts = tuple(x[:, 0, 0] for x in np.broadcast_arrays(*parts))
@@ -406,10 +434,11 @@ class _Group:
         return parts, step
 
 
-def evaluate(cfg, rows: Rows | None = None, mode: str = "auto") -> Columns:
+def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | None = None) -> Columns:
     """Estimates of ``cfg`` with each row's values of :data:`ROW_FIELDS` (default: the
     config's own, one row). The rows must satisfy the config's rules (``costmodel.rules``);
-    :func:`costmodel.sweep` refuses the others before calling this."""
+    :func:`costmodel.sweep` refuses the others before calling this. ``prices``: per-row
+    ledger inputs (``ledger.PRICE_INPUTS``) replacing the config's."""
     rows = Rows.of(cfg) if rows is None else rows
     g = _Group(cfg, rows)
     p = cfg.parallelism
@@ -482,7 +511,7 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto") -> Columns:
         alive[i] = live
         pos += w
     best = np.where(best < 0, 0, best)
-    return _columns(cfg, g, best, out_parts, idle, unverified, float(simulated))
+    return _columns(cfg, g, best, out_parts, idle, unverified, float(simulated), prices)
 
 
 def out_of_range(cols: Columns) -> dict:
@@ -544,16 +573,16 @@ def run_steps(data, seq_len, global_batch):
     return tr / (s * (B - b0)) * np.log(B / b0) + (tokens - tr) / (s * B)
 
 
-def run_gpu_hours(cfg, per_mb, step, m, seq_len, micro_batch, dp, steps):
+def run_gpu_hours(cfg, per_mb, step, m, seq_len, micro_batch, dp, steps, goodput=None):
     """GPU-hours of the run: every micro-batch each pipeline runs over the token budget at
     ``per_mb``, plus each step's rest (``step - m per_mb``: bubble, DP sync, optimizer) for
-    every step, over goodput, times the GPUs."""
+    every step, over goodput (``cfg.goodput`` unless given per row), times the GPUs."""
     rounds = cfg.tokens / (seq_len * micro_batch * dp)  # micro-batches per pipeline, whole run
-    wall = (per_mb * rounds + (step - m * per_mb) * steps) / cfg.goodput
+    wall = (per_mb * rounds + (step - m * per_mb) * steps) / (cfg.goodput if goodput is None else goodput)
     return wall * cfg.cluster.num_gpus / 3600.0
 
 
-def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Columns:
+def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=None) -> Columns:
     """Run, throughput, MFU and ledgers of each row at its chosen placement."""
     n, rows = g.n, g.rows
     i = np.arange(n)
@@ -564,13 +593,14 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated) -> Column
     seq, gb = rows.seq_len[:, 0, 0], rows.global_batch[:, 0, 0]
     steps = run_steps(cfg.data, seq, gb) + 0.0 * step
     per_mb = upick(g.busiest) + (upick(g.pair_r) - upick(g.busiest))
-    gpu_hours = run_gpu_hours(cfg, per_mb, step, m, seq, rows.micro_batch[:, 0, 0], rows.dp[:, 0, 0], steps)
+    goodput = None if rows.goodput is None else rows.goodput[:, 0, 0]
+    gpu_hours = run_gpu_hours(cfg, per_mb, step, m, seq, rows.micro_batch[:, 0, 0], rows.dp[:, 0, 0], steps, goodput)
     wall = gpu_hours * 3600.0 / cfg.cluster.num_gpus
     tps = gb * seq / step
     model_flops = _bcast(g.model_flops, (n, 1, 1))[:, 0, 0]
     flops_gpu = tps * model_flops / cfg.cluster.num_gpus
     gpu = cfg.cluster.gpu
-    marginal, capital = ledger.ledgers(cfg, gpu_hours)
+    marginal, capital = ledger.ledgers(cfg, gpu_hours, prices)
     mem = g.memory_at(i, best)
     at = Work(*(upick(x) for x in g.at.fields()))
     sched = {"compute": upick(g.busiest), "comm": upick(g.pair_r) - upick(g.busiest), "bubble": parts[2],
@@ -641,7 +671,7 @@ def screen(cfg, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
     p, arch = cfg.parallelism, cfg.model
     with np.errstate(all="ignore"):
         r = rows.expand()
-        t = network.tiers(cfg)
+        t = network.tiers(cfg, r)
         tokens = r.tokens
         lt = compute.layer_times(cfg, r, tokens)
         comm = network.layer_comm(cfg, t, r, tokens, lt.core[0], lt.core[1])

@@ -19,7 +19,7 @@ multiple of the run's marginal cost.
 from __future__ import annotations
 
 __all__ = ["HOURS_PER_YEAR", "marginal_rental", "marginal_owned", "capital", "basis", "ledgers",
-           "DEFAULT_SERVER_POWER_MULTIPLIER"]
+           "DEFAULT_SERVER_POWER_MULTIPLIER", "PRICE_INPUTS"]
 
 #: Server power per GPU over TDP when the catalogue has no figure (Epoch AI default 1.8).
 DEFAULT_SERVER_POWER_MULTIPLIER = 1.8
@@ -66,28 +66,41 @@ def capital(fleet_gpus, gpu_price, server_overhead, interconnect_fraction, inter
     return out
 
 
-def ledgers(cfg, gpu_hours) -> tuple[dict, dict]:
+#: Ledger inputs :func:`ledgers` takes per row (a Monte Carlo, ``costmodel.uncertainty``),
+#: in these units: config path -> unit.
+PRICE_INPUTS = {"costs.gpu_hour_price": "USD/hour", "costs.gpu_price": "USD", "costs.electricity_price": "USD/kWh",
+                "costs.pue": "", "costs.fleet_gpus": "", "costs.research_multiple": ""}
+
+
+def ledgers(cfg, gpu_hours, prices: dict | None = None) -> tuple[dict, dict]:
     """The marginal and capital ledgers of ``cfg`` for ``gpu_hours`` (a float or an array,
-    one per row) [USD]; a ledger whose prices the config does not give is empty."""
+    one per row) [USD]; a ledger whose prices the config does not give is empty. ``prices``
+    maps some of :data:`PRICE_INPUTS` to per-row values (in its units) that replace the
+    config's; a price the config does not give stays ungiven."""
     from .units import to_base
 
     c, gpu = cfg.costs, cfg.cluster.gpu
+    p = prices or {}
     usd = (lambda q: None if q is None else to_base(q, "money"))
     price, interconnect = usd(c.gpu_price), usd(c.interconnect_per_gpu)
+    if price is not None:
+        price = p.get("costs.gpu_price", price)
     if c.gpu_hour_price is not None:
-        marginal = marginal_rental(gpu_hours, to_base(c.gpu_hour_price, "price per hour") * 3600)
+        hourly = p.get("costs.gpu_hour_price", to_base(c.gpu_hour_price, "price per hour") * 3600)
+        marginal = marginal_rental(gpu_hours, hourly)
     elif price is not None:
         marginal = marginal_owned(
             gpu_hours, price, c.server_overhead, c.depreciation_rate, c.interconnect_fraction, interconnect,
             to_base(gpu.tdp, "power") if gpu.tdp is not None else 0.0,
-            gpu.server_power_multiplier or DEFAULT_SERVER_POWER_MULTIPLIER, c.power_fraction, c.pue,
-            to_base(c.electricity_price, "energy price") * 3.6e6)
+            gpu.server_power_multiplier or DEFAULT_SERVER_POWER_MULTIPLIER, c.power_fraction,
+            p.get("costs.pue", c.pue), p.get("costs.electricity_price", to_base(c.electricity_price, "energy price") * 3.6e6))
     else:
         marginal = {}
     capital_ = {}
     if price is not None:
-        capital_ = capital(cfg.fleet_gpus, price, c.server_overhead, c.interconnect_fraction, interconnect,
-                           usd(c.facility), c.research_multiple, sum(marginal.values()))
+        capital_ = capital(p.get("costs.fleet_gpus", cfg.fleet_gpus), price, c.server_overhead,
+                           c.interconnect_fraction, interconnect, usd(c.facility),
+                           p.get("costs.research_multiple", c.research_multiple), sum(marginal.values()))
     return marginal, capital_
 
 

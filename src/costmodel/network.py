@@ -142,17 +142,20 @@ class Tiers:
         return self.nvlink if inside else (self.pcie if pcie else self.scale_out)
 
 
-def tiers(cfg) -> Tiers:
-    """The tiers of ``cfg.cluster`` at the config's achievable fractions."""
+def tiers(cfg, rows=None) -> Tiers:
+    """The tiers of ``cfg.cluster`` at the config's achievable fractions (the rows' own, per
+    row, where they carry them: ``engine.Rows.factor``)."""
     from .units import to_base
 
     c, e, g = cfg.cluster, cfg.efficiency, cfg.cluster.gpu
+    e_nvl = e.nvlink if rows is None else rows.factor("eff_nvlink", e.nvlink)
+    e_out = e.scale_out if rows is None else rows.factor("eff_scale_out", e.scale_out)
     nvl_bw = to_base(c.scale_up_bandwidth, "bandwidth") if c.scale_up_bandwidth is not None else g.scale_up_rate()
-    nvl = Link(nvl_bw * e.nvlink, NVLINK_LATENCY, "NVLink")
-    ib = Link(to_base(c.nic_bandwidth, "bandwidth") * e.scale_out, to_base(c.scale_out_latency, "time"), "scale-out")
+    nvl = Link(nvl_bw * e_nvl, NVLINK_LATENCY, "NVLink")
+    ib = Link(to_base(c.nic_bandwidth, "bandwidth") * e_out, to_base(c.scale_out_latency, "time"), "scale-out")
     pcie = None
     if g.pcie_bandwidth is not None and g.server_gpus and g.server_gpus > c.node_size:
-        pcie = Link(to_base(g.pcie_bandwidth, "bandwidth") * e.scale_out, NVLINK_LATENCY, "PCIe")
+        pcie = Link(to_base(g.pcie_bandwidth, "bandwidth") * e_out, NVLINK_LATENCY, "PCIe")
     return Tiers(nvl, ib, pcie, c.node_size, g.server_gpus or 0)
 
 

@@ -475,7 +475,7 @@ def evaluate_rows(out: Sweep, groups: list[Group], select: np.ndarray | None, *,
         sel = np.arange(grp.index.size) if select is None else np.flatnonzero(select[grp.index])
         for s in range(0, sel.size, CHUNK_ROWS):
             part = sel[s:s + CHUNK_ROWS]
-            rows = engine.Rows(**{f.name: getattr(grp.rows, f.name)[part] for f in dataclasses.fields(grp.rows)})
+            rows = grp.rows.take(part)
             tasks.append((grp.index[part], _Task(grp.cfg, rows, pipeline)))
     bar = _progress(progress, len(tasks), sum(t.rows.n for _, t in tasks), desc)
     try:

@@ -144,3 +144,11 @@ def test_import_costmodel(benchmark):
            "and 'numba' not in sys.modules and 'tqdm' not in sys.modules"
     benchmark.pedantic(subprocess.run, args=([sys.executable, "-c", code],), kwargs={"check": True}, rounds=3,
                        iterations=1)
+
+
+def test_uncertainty_deepseek_v3_10000_samples(benchmark):
+    """Issue #10 target: 10,000 Monte Carlo samples of the V3 preset under 1 s."""
+    cfg = costmodel.presets.get("deepseek-v3")
+    costmodel.uncertainty(cfg, n=100)
+    u = benchmark.pedantic(costmodel.uncertainty, args=(cfg,), kwargs={"n": 10_000}, rounds=3, iterations=1)
+    assert u.n == 10_000

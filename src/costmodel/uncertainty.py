@@ -1,0 +1,239 @@
+"""How sure: Monte Carlo over the uncertain inputs of a run (specs/uncertainty.md).
+
+Each uncertain input has a prior (catalog/priors.toml, with its source): a distribution,
+absolute or relative to the config's own value. A config's ``uncertainty`` section overrides
+any of them (a fixed value, or a named distribution). :func:`uncertainty` draws ``n``
+samples and evaluates all of them in one pass of the array engine: efficiency factors and
+goodput are per-row inputs of the engine (``engine.FACTOR_FIELDS``), prices per-row inputs
+of the ledgers (``ledger.PRICE_INPUTS``); the layout stays the config's.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+import zlib
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from . import engine, ledger
+from .config import UNCERTAIN_PATHS, PriorSpec
+from .units import quantity, to_base
+
+__all__ = ["Prior", "PriorSpec", "UNCERTAIN_PATHS", "default_priors", "priors", "uncertainty", "Uncertainty",
+           "OUTPUTS"]
+
+#: Outputs of an :class:`Uncertainty` and their units (those of ``Estimate.to_dict``).
+OUTPUTS = {"step_time": "s", "wall_time": "day", "gpu_hours": "hour", "mfu": "", "memory_per_gpu": "GB",
+           "marginal_cost": "USD", "capital_cost": "USD"}
+
+@dataclass(frozen=True)
+class Prior:
+    """A resolved prior: the input's path, its distribution (absolute, in the input's
+    engine unit) and where it comes from."""
+
+    path: str
+    spec: PriorSpec
+    center: float  # the config's own value (engine units)
+    source: str
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        s, f = self.spec, (self.center if self.spec.scale == "relative" else 1.0)
+        if s.dist == "fixed":
+            x = np.full(n, s.value * f)
+        elif s.dist == "uniform":
+            x = rng.uniform(s.low * f, s.high * f, n)
+        elif s.dist == "loguniform":
+            x = np.exp(rng.uniform(math.log(s.low * f), math.log(s.high * f), n))
+        elif s.dist == "triangular":
+            x = rng.triangular(s.low * f, s.mode * f, s.high * f, n) if s.low < s.high else np.full(n, s.low * f)
+        else:  # lognormal, around the config's own value (relative) or ``value``
+            x = (self.center if s.scale == "relative" else s.value or self.center) * np.exp(rng.normal(0.0, s.sigma, n))
+        if s.max is not None:
+            x = np.minimum(x, s.max)
+        return x
+
+
+@lru_cache(maxsize=1)
+def _catalogue() -> tuple[dict, ...]:
+    text = resources.files("costmodel.catalog").joinpath("priors.toml").read_text("utf-8")
+    return tuple(tomllib.loads(text)["prior"])
+
+
+def _own(cfg, path: str) -> float | None:
+    """The config's own value of an uncertain input in engine units, or None where the
+    config does not use it (no such price)."""
+    c = cfg.costs
+    if path in engine.FACTOR_FIELDS:
+        return float(cfg.goodput if path == "goodput" else getattr(cfg.efficiency, path.split(".")[1]))
+    if path == "costs.gpu_hour_price":
+        return None if c.gpu_hour_price is None else to_base(c.gpu_hour_price, "price per hour") * 3600
+    if path == "costs.gpu_price":
+        return None if c.gpu_price is None else to_base(c.gpu_price, "money")
+    if c.gpu_price is None:  # the rest enter only the owned-fleet and capital ledgers
+        return None
+    if path == "costs.electricity_price":
+        return None if c.gpu_hour_price is not None else to_base(c.electricity_price, "energy price") * 3.6e6
+    if path == "costs.pue":
+        return None if c.gpu_hour_price is not None else float(c.pue)
+    if path == "costs.fleet_gpus":
+        return None if c.fleet_gpus is None else float(c.fleet_gpus)
+    return float(c.research_multiple)  # costs.research_multiple
+
+
+def _spec(entry: dict) -> PriorSpec:
+    return PriorSpec(**{k: v for k, v in entry.items() if k in PriorSpec.model_fields})
+
+
+def default_priors(cfg) -> dict[str, Prior]:
+    """The catalogue's priors that apply to ``cfg`` (its GPU, the prices it gives)."""
+    gpu = cfg.cluster.gpu.name
+    out: dict[str, Prior] = {}
+    for entry in _catalogue():
+        path = entry["path"]
+        if "gpus" in entry and gpu not in entry["gpus"]:
+            continue
+        own = _own(cfg, path)
+        if own is None or path in out:
+            continue
+        out[path] = Prior(path, _spec(entry), own, entry["source"])
+    return out
+
+
+def priors(cfg) -> dict[str, Prior]:
+    """Every prior of ``cfg``: the catalogue's, replaced by the config's ``uncertainty``
+    section where it sets one (an input the config does not use has none)."""
+    out = default_priors(cfg)
+    for path, spec in (cfg.uncertainty or {}).items():
+        own = _own(cfg, path)
+        if own is None:
+            continue
+        out[path] = Prior(path, spec, own, "the config's uncertainty section")
+    return out
+
+
+def draw(cfg, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """``n`` samples of every prior of ``cfg`` (engine units), independent, reproducible
+    for a seed (each input from its own stream, so adding a prior leaves the others')."""
+    out = {}
+    for path, prior in sorted(priors(cfg).items()):
+        rng = np.random.default_rng([seed, zlib.crc32(path.encode())])
+        out[path] = prior.sample(rng, n)
+    return out
+
+
+def evaluate_samples(cfg, samples: dict[str, np.ndarray], executor=None) -> engine.Columns | list:
+    """The engine over samples of the inputs (``draw``'s form): one row per sample, the
+    layout the config's. With ``executor``, in chunks (``sweeps.CHUNK_ROWS``) on it."""
+    n = len(next(iter(samples.values()))) if samples else 1
+    base = engine.Rows.of(cfg)
+    rows = engine.Rows(**{f: np.repeat(getattr(base, f), n) for f in engine.ROW_FIELDS.values()})
+    factors = {engine.FACTOR_FIELDS[p]: np.asarray(v, dtype=float) for p, v in samples.items()
+               if p in engine.FACTOR_FIELDS}
+    rows = replace(rows, **factors)
+    prices = {p: np.asarray(v, dtype=float) for p, v in samples.items() if p in ledger.PRICE_INPUTS}
+    if executor is None:
+        with np.errstate(all="ignore"):
+            return engine.evaluate(cfg, rows, "auto", prices)
+    from .sweeps import CHUNK_ROWS
+
+    futures = []
+    for s in range(0, n, CHUNK_ROWS):
+        part = slice(s, s + CHUNK_ROWS)
+        futures.append(executor.submit(_chunk, cfg, rows.take(part), {k: v[part] for k, v in prices.items()}))
+    return [f.result() for f in futures]
+
+
+def _chunk(cfg, rows, prices):
+    with np.errstate(all="ignore"):
+        return engine.evaluate(cfg, rows, "auto", prices)
+
+
+def _outputs(cols: engine.Columns) -> dict[str, np.ndarray]:
+    v = cols.values
+    out = {k: np.asarray(v[k], dtype=float) for k in ("step_time", "wall_time", "gpu_hours", "memory_per_gpu")}
+    out["mfu"] = np.asarray(cols.mfu, dtype=float)
+    for k in ("marginal_cost", "capital_cost"):
+        out[k] = None if v[k] is None else np.asarray(v[k], dtype=float)
+    return out
+
+
+def uncertainty(cfg, n: int = 10_000, seed: int = 0, executor=None) -> "Uncertainty":
+    """Monte Carlo of ``cfg`` over its priors (:func:`priors`): ``n`` samples through the
+    array engine in one pass (in chunks on ``executor`` when given), reproducible for a seed.
+    The layout stays the config's; whether it fits can change with a sample (with the HBM
+    efficiency, say), and is reported as :attr:`Uncertainty.p_fit`."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer; got {n!r}")
+    samples = draw(cfg, n, seed)
+    if not samples:  # nothing uncertain: every sample is the point estimate
+        samples = {"goodput": np.full(n, float(cfg.goodput))}
+    res = evaluate_samples(cfg, samples, executor)
+    parts = res if isinstance(res, list) else [res]
+    outs = [_outputs(c) for c in parts]
+    outputs = {k: (None if outs[0][k] is None else np.concatenate([o[k] for o in outs])) for k in OUTPUTS}
+    fits = np.concatenate([np.asarray(c.fits, dtype=bool) for c in parts])
+    bad = sum(len(engine.out_of_range(c)) for c in parts)
+    if bad:
+        from .errors import EstimateOutOfRange
+
+        first = next(r for c in parts for r in engine.out_of_range(c).values())
+        raise EstimateOutOfRange(*first)
+    return Uncertainty(cfg, n, seed, samples, outputs, fits, priors(cfg))
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """Samples of a run's inputs and outputs (:func:`uncertainty`). Output arrays are in the
+    units of :data:`OUTPUTS` (``None`` where the config gives no price for a ledger)."""
+
+    config: Any
+    n: int
+    seed: int
+    inputs: dict
+    outputs: dict
+    fits: np.ndarray
+    priors: dict
+
+    @property
+    def p_fit(self) -> float:
+        """The probability that the layout fits in HBM (the share of samples that fit)."""
+        return float(np.mean(self.fits))
+
+    def quantiles(self, q=(0.1, 0.5, 0.9)) -> dict[str, list | None]:
+        """Per output, its quantiles ``q`` as Quantities (``None`` for a ledger with no price)."""
+        q = tuple(float(x) for x in q)
+        if any(not 0.0 <= x <= 1.0 for x in q):
+            raise ValueError(f"quantiles must lie in [0, 1]; got {q}")
+        out: dict[str, list | None] = {}
+        for k, unit in OUTPUTS.items():
+            v = self.outputs[k]
+            out[k] = None if v is None else [quantity(float(x), unit or "dimensionless") for x in np.quantile(v, q)]
+        return out
+
+    def to_pandas(self):
+        """One row per sample: every input drawn and every output (units in the names)."""
+        import pandas as pd
+
+        cols = {f"{p} [{_input_unit(p)}]" if _input_unit(p) else p: v for p, v in self.inputs.items()}
+        for k, unit in OUTPUTS.items():
+            if self.outputs[k] is not None:
+                cols[f"{k} [{unit}]" if unit else k] = self.outputs[k]
+        cols["fits"] = self.fits
+        return pd.DataFrame(cols)
+
+    def __repr__(self) -> str:
+        q = self.quantiles()
+        parts = []
+        for k in ("step_time", "gpu_hours", "marginal_cost", "capital_cost"):
+            if q[k] is not None:
+                lo, mid, hi = (x.m for x in q[k])
+                parts.append(f"{k} P50 {mid:.4g} [{lo:.4g}, {hi:.4g}] {OUTPUTS[k]}")
+        return f"<Uncertainty of {self.n} samples: " + "; ".join(parts) + f"; P(fits) {self.p_fit:.2f}>"
+
+
+def _input_unit(path: str) -> str:
+    return ledger.PRICE_INPUTS.get(path, "")

@@ -1,0 +1,128 @@
+"""Monte Carlo over the uncertain inputs (issue #10, first part): priors with sources, the
+config's uncertainty section, and the properties bands must have."""
+
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+import costmodel
+from costmodel import calibration, engine, ledger, presets
+from costmodel.config import UNCERTAIN_PATHS
+from costmodel.uncertainty import _own, draw, priors, uncertainty
+
+
+@pytest.fixture(scope="module")
+def v3():
+    return presets.get("deepseek-v3")
+
+
+def _collapsed(cfg):
+    """Every prior fixed at the config's own value."""
+    return cfg.replace(uncertainty={p: _own(cfg, p) for p in UNCERTAIN_PATHS if _own(cfg, p) is not None})
+
+
+def test_paths_are_the_engines_and_the_ledgers():
+    assert set(UNCERTAIN_PATHS) == set(engine.FACTOR_FIELDS) | set(ledger.PRICE_INPUTS)
+
+
+def test_compute_prior_is_the_leave_one_out_spread():
+    # the catalogue's sigma of efficiency.compute is the sample std of ln(1 + LOO error)
+    loo = [err for _, err in calibration.leave_one_out().values()]
+    sigma = float(np.std(np.log1p(loo), ddof=1))
+    cat = priors(presets.get("megatron-gpt-18.4b"))["efficiency.compute"].spec.sigma
+    assert cat == pytest.approx(sigma, abs=5e-4)
+
+
+def test_every_default_prior_has_a_source(v3):
+    for p in priors(v3).values():
+        assert len(p.source) > 40, p.path
+
+
+@pytest.mark.parametrize("name", ["deepseek-v3", "megatron-gpt-18.4b"])
+def test_collapsed_priors_give_the_point_estimate(name):
+    cfg = _collapsed(presets.get(name))
+    point = costmodel.estimate(cfg, check=False)
+    u = uncertainty(cfg, n=64)
+    for k, qs in u.quantiles().items():
+        ref = point.mfu if k == "mfu" else point.values[k]
+        if ref is None:
+            assert qs is None
+            continue
+        for q in qs:
+            assert q.m == pytest.approx(ref, rel=1e-12), k
+
+
+def test_quantiles_ordered_finite_and_reproducible(v3):
+    a, b, c = uncertainty(v3, n=300, seed=1), uncertainty(v3, n=300, seed=1), uncertainty(v3, n=300, seed=2)
+    for k, v in a.outputs.items():
+        if v is None:
+            continue
+        assert np.all(np.isfinite(v)) and np.array_equal(v, b.outputs[k]), k
+        lo, mid, hi = (x.m for x in a.quantiles()[k])
+        assert lo <= mid <= hi
+    assert not np.array_equal(a.outputs["step_time"], c.outputs["step_time"])
+    assert a.p_fit == 1.0
+
+
+def test_a_wider_prior_never_narrows_a_band(v3):
+    def width(cfg, key):
+        lo, _, hi = (x.m for x in uncertainty(cfg, n=400, seed=3).quantiles()[key])
+        return hi - lo
+    narrow = v3.replace(uncertainty={"costs.gpu_hour_price": {"dist": "uniform", "low": 2.5, "high": 3.5}})
+    wide = v3.replace(uncertainty={"costs.gpu_hour_price": {"dist": "uniform", "low": 2.0, "high": 4.0}})
+    assert width(wide, "marginal_cost") >= width(narrow, "marginal_cost")
+    tight = v3.replace(uncertainty={"efficiency.compute": {"dist": "lognormal", "scale": "relative", "sigma": 0.05}})
+    loose = v3.replace(uncertainty={"efficiency.compute": {"dist": "lognormal", "scale": "relative", "sigma": 0.10}})
+    assert width(loose, "step_time") >= width(tight, "step_time")
+
+
+def test_a_sample_is_the_estimate_of_its_inputs(v3):
+    u = uncertainty(v3, n=8, seed=4)
+    for j in (0, 5):
+        changes = {p: float(v[j]) for p, v in u.inputs.items()}
+        money = {"costs.gpu_hour_price": f"{changes.pop('costs.gpu_hour_price')} USD/hour",
+                 "costs.gpu_price": f"{changes.pop('costs.gpu_price')} USD"}
+        fleet = changes.pop("costs.fleet_gpus")  # a fractional fleet prices like one
+        cfg = v3.replace(**changes, **money)
+        ref = costmodel.estimate(cfg, check=False)
+        assert u.outputs["step_time"][j] == pytest.approx(ref.values["step_time"], rel=1e-12)
+        assert u.outputs["gpu_hours"][j] == pytest.approx(ref.values["gpu_hours"], rel=1e-12)
+        assert u.outputs["marginal_cost"][j] == pytest.approx(ref.values["marginal_cost"], rel=1e-9)
+        servers = ref.breakdowns["capital_breakdown"]["GPU servers"] * fleet / v3.fleet_gpus
+        assert u.outputs["capital_cost"][j] > servers  # servers at the drawn fleet, plus the rest
+
+
+def test_uncertainty_section_is_validated(v3):
+    with pytest.raises(ValidationError, match="costs.gpu_hour_prise"):
+        v3.replace(uncertainty={"costs.gpu_hour_prise": 3.0})
+    with pytest.raises(ValidationError, match="low must not exceed high"):
+        v3.replace(uncertainty={"goodput": {"dist": "uniform", "low": 1.0, "high": 0.9}})
+    with pytest.raises(ValidationError, match="needs low, mode, high"):
+        v3.replace(uncertainty={"goodput": {"dist": "triangular", "low": 0.9, "high": 1.0}})
+    cfg = v3.replace(uncertainty={"goodput": 0.95})
+    assert cfg.uncertainty["goodput"].dist == "fixed"
+    assert costmodel.TrainingConfig.model_validate_json(cfg.model_dump_json()) == cfg
+    assert np.all(draw(cfg, 5)["goodput"] == 0.95)
+
+
+def test_bad_arguments(v3):
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        uncertainty(v3, n=0)
+    with pytest.raises(ValueError, match="quantiles must lie"):
+        uncertainty(v3, n=4).quantiles((0.1, 1.5))
+
+
+def test_cli_estimate_with_bands(capsys):
+    from costmodel.cli import main
+
+    assert main(["estimate", "megatron-gpt-18.4b", "--uncertainty", "--samples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "P10" in out and "P90" in out and "200 samples (seed 0)" in out
+    assert main(["estimate", "deepseek-v3", "--uncertainty", "--samples", "50", "--json"]) == 0
+    import json
+
+    data = json.loads(capsys.readouterr().out)["uncertainty"]
+    lo, mid, hi = data["quantiles"]["marginal_cost"]
+    assert lo <= mid <= hi and data["samples"] == 50
+    assert "rental" in data["priors"]["costs.gpu_hour_price"]["source"]
