@@ -36,7 +36,7 @@ from .config import TrainingConfig
 
 __all__ = ["Observation", "OBSERVATIONS", "observed_tokens_per_gpu", "predicted_tokens_per_gpu",
            "fit_compute_efficiency", "residuals", "leave_one_out", "validation", "ValidationRow",
-           "ETA_GRID", "LOO_MEDIAN_THRESHOLD"]
+           "ETA_GRID", "LOO_MEDIAN_THRESHOLD", "coverage", "CoverageRow"]
 
 #: Compute efficiencies at which every calibration run is estimated once.
 ETA_GRID = tuple(round(0.40 + 0.05 * i, 2) for i in range(13))  # 0.40 ... 1.00
@@ -149,6 +149,42 @@ def leave_one_out() -> dict[str, tuple[float, float]]:
         eta = fit_compute_efficiency(exclude=(obs.preset,))
         out[obs.preset] = (eta, _error(obs, eta))
     return out
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    """One calibration run's band of predicted tokens/s/GPU, from priors that never saw it."""
+
+    preset: str
+    observed_tokens_per_gpu: float
+    p10: float
+    p50: float
+    p90: float
+    inside: bool
+    width: float  # (P90 - P10) / P50
+
+
+def coverage(n: int = 2000, seed: int = 0) -> list[CoverageRow]:
+    """Whether each calibration run's published throughput lies inside its P10-P90 band
+    (``costmodel.uncertainty``), the compute-efficiency prior left blind to the run: centred
+    on the factor fitted without it (:func:`leave_one_out`), its sigma the spread of
+    ln(1 + residual) of the other runs at that factor; the other priors the catalogue's."""
+    from .uncertainty import uncertainty
+
+    loo = leave_one_out()
+    rows = []
+    for obs in OBSERVATIONS:
+        eta = loo[obs.preset][0]
+        others = [e for p, e in residuals(eta).items() if p != obs.preset]
+        sigma = float(np.std(np.log1p(others), ddof=1))
+        cfg = presets.get(obs.preset).replace(**{"efficiency.compute": eta}, uncertainty={
+            "efficiency.compute": {"dist": "lognormal", "scale": "relative", "sigma": sigma, "max": 1.0}})
+        u = uncertainty(cfg, n=n, seed=seed)
+        lo, mid, hi = np.quantile(u.outputs["tokens_per_second"] / cfg.cluster.num_gpus, (0.1, 0.5, 0.9))
+        observed = observed_tokens_per_gpu(obs)
+        rows.append(CoverageRow(obs.preset, observed, float(lo), float(mid), float(hi), bool(lo <= observed <= hi),
+                                float((hi - lo) / mid)))
+    return rows
 
 
 @dataclass(frozen=True)

@@ -147,11 +147,15 @@ def _cmd_validate(args) -> int:
     loo_median = float(np.median([abs(r.loo_error) for r in rows]))
     in_median = float(np.median([abs(r.in_sample_error) for r in rows]))
     ok = loo_median <= threshold
+    bands = calibration.coverage()
+    covered, width = sum(b.inside for b in bands) / len(bands), float(np.median([b.width for b in bands]))
     if args.json:
         print(json.dumps({"efficiency.compute": {"default": DEFAULT_COMPUTE_EFFICIENCY, "fit": fit},
                           "runs": [r.__dict__ for r in rows],
                           "median_abs_in_sample_error": in_median, "median_abs_loo_error": loo_median,
-                          "threshold": threshold, "passed": ok}, indent=2))
+                          "threshold": threshold, "passed": ok,
+                          "bands": {"runs": [b.__dict__ for b in bands], "coverage_p10_p90": covered,
+                                    "median_width": width}}, indent=2))
     else:
         table = [[r.preset, f"{r.observed_tokens_per_gpu:,.1f}", f"{r.predicted_tokens_per_gpu:,.1f}",
                   f"{r.in_sample_error:+.1%}", f"{r.loo_efficiency:.3f}", f"{r.loo_error:+.1%}"] for r in rows]
@@ -162,6 +166,13 @@ def _cmd_validate(args) -> int:
               f"(threshold {threshold:.0%}: {'passed' if ok else 'FAILED'})")
         for r in rows:
             print(f"  {r.preset}: {r.source}")
+        print("\nP10-P90 bands of tok/s/GPU (costmodel.uncertainty), the efficiency prior fitted without the run:")
+        print(_table(["run", "observed", "P10", "P50", "P90", "inside", "width"],
+                     [[b.preset, f"{b.observed_tokens_per_gpu:,.1f}", f"{b.p10:,.1f}", f"{b.p50:,.1f}",
+                       f"{b.p90:,.1f}", "yes" if b.inside else "no", f"{b.width:.1%}"] for b in bands],
+                     right={1, 2, 3, 4, 6}))
+        print(f"coverage {covered:.0%} of runs inside P10-P90 (about 80% if the bands are calibrated), "
+              f"median width {width:.1%} of P50")
     return 0 if ok else EXIT_VALIDATION_FAILED
 
 

@@ -27,7 +27,8 @@ __all__ = ["Prior", "PriorSpec", "UNCERTAIN_PATHS", "default_priors", "priors", 
            "OUTPUTS"]
 
 #: Outputs of an :class:`Uncertainty` and their units (those of ``Estimate.to_dict``).
-OUTPUTS = {"step_time": "s", "wall_time": "day", "gpu_hours": "hour", "mfu": "", "memory_per_gpu": "GB",
+OUTPUTS = {"step_time": "s", "wall_time": "day", "gpu_hours": "hour", "tokens_per_second": "token/s", "mfu": "",
+           "memory_per_gpu": "GB",
            "marginal_cost": "USD", "capital_cost": "USD"}
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ def _chunk(cfg, rows, prices):
 
 def _outputs(cols: engine.Columns) -> dict[str, np.ndarray]:
     v = cols.values
-    out = {k: np.asarray(v[k], dtype=float) for k in ("step_time", "wall_time", "gpu_hours", "memory_per_gpu")}
+    out = {k: np.asarray(v[k], dtype=float) for k in ("step_time", "wall_time", "gpu_hours", "tokens_per_second",
+                                                       "memory_per_gpu")}
     out["mfu"] = np.asarray(cols.mfu, dtype=float)
     for k in ("marginal_cost", "capital_cost"):
         out[k] = None if v[k] is None else np.asarray(v[k], dtype=float)

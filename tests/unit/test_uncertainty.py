@@ -126,3 +126,12 @@ def test_cli_estimate_with_bands(capsys):
     lo, mid, hi = data["quantiles"]["marginal_cost"]
     assert lo <= mid <= hi and data["samples"] == 50
     assert "rental" in data["priors"]["costs.gpu_hour_price"]["source"]
+
+
+def test_calibration_bands_are_reported_with_coverage_and_width():
+    # issue #10 item 5: each run's P10-P90 band, its efficiency prior fitted without it
+    rows = calibration.coverage(n=400)
+    assert [r.preset for r in rows] == [o.preset for o in calibration.OBSERVATIONS]
+    for r in rows:
+        assert 0 < r.p10 <= r.p50 <= r.p90 and r.width == pytest.approx((r.p90 - r.p10) / r.p50)
+        assert r.inside == (r.p10 <= r.observed_tokens_per_gpu <= r.p90)
