@@ -28,6 +28,7 @@ from .hardware import gpus
 from .pipeline import op_count
 from .layouts import search
 from .sweeps import Sweep, sweep
+from .uncertainty import OUTPUTS
 from .workload import RECOMPUTE
 
 __all__ = ["main", "EXIT_USER_ERROR", "EXIT_DOES_NOT_FIT", "describe_error"]
@@ -531,6 +532,31 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
+def _cmd_sensitivity(args) -> int:
+    from .sensitivity import sensitivity
+
+    cfg = _load(args.target, args.set)
+    outputs = tuple(args.output) if args.output else ("marginal_cost", "capital_cost", "step_time")
+    s = sensitivity(cfg, outputs=outputs, method=args.method, n=args.samples, seed=args.seed)
+    if args.json:
+        print(json.dumps({"method": s.method, "evaluations": s.evaluations, "indices": s.indices, "base": s.base},
+                         indent=2))
+        return 0
+    cols = {"sobol": ("S1", "ST", "ST_conf"), "morris": ("mu_star", "mu_star_conf", "sigma"),
+            "tornado": ("low", "high", "swing")}[s.method]
+    for o in s.outputs:
+        unit = OUTPUTS[o]
+        title = f"{o}" + (f" [{unit}]" if unit and s.method != "sobol" else "")
+        if o in s.base:
+            title += f", at the config's inputs {s.base[o]:,.6g}"
+        print(title)
+        rows = [[i, *(f"{s.indices[o][i][c]:,.4g}" for c in cols)] for i in s.ranked(o)]
+        print(_table(["input", *cols], rows, right={1, 2, 3}))
+        print()
+    print(f"{s.method}: {s.evaluations:,} runs of the engine over {len(s.inputs)} inputs (specs/uncertainty.md)")
+    return 0
+
+
 def _cmd_search(args) -> int:
     cfg = _load(args.target, args.set)
     changes = {}
@@ -681,6 +707,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p)
     _add_table_outputs(p, "ranked ")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("sensitivity", help="which uncertain inputs drive the costs and the time",
+                       description="Global sensitivity of a run's outputs to its uncertain inputs (the priors of "
+                                   "costmodel.uncertainty): Sobol indices (first-order S1 and total ST; needs "
+                                   "'costmodel[sensitivity]'), Morris screening, or a one-at-a-time tornado "
+                                   "(each input at its P10 and P90).")
+    p.add_argument("target", help="a preset or a config file")
+    p.add_argument("--method", choices=["sobol", "morris", "tornado"], default="sobol", help="default sobol")
+    p.add_argument("--samples", type=int, default=1024,
+                   help="Sobol base sample, a power of two (N (k+2) runs), or Morris trajectories (default 1024)")
+    p.add_argument("--output", action="append", default=None, metavar="NAME",
+                   help="an output to analyse (repeatable; default marginal_cost, capital_cost, step_time)")
+    p.add_argument("--seed", type=int, default=0)
+    _add_set(p)
+    p.add_argument("--json", action="store_true", help="print the indices as JSON")
+    p.set_defaults(func=_cmd_sensitivity)
 
     p = sub.add_parser("validate", help="predictions against the calibration runs, in-sample and leave-one-out",
                        description="Estimate every calibration run (costmodel.calibration.OBSERVATIONS) and print "

@@ -2,6 +2,9 @@
 
 ``timeline(result)`` draws a simulated pipeline step as a Gantt chart: ranks as rows, ops as
 bars coloured by kind (F, B, W, F&B), idle time left blank, as in the DualPipe README's figures.
+``bands(u)`` draws each output's P10-P90 interval of a Monte Carlo (``costmodel.uncertainty``)
+with its P50 and the point estimate; ``histogram(u, output)`` its samples; ``tornado(s,
+output)`` a one-at-a-time sensitivity (``costmodel.sensitivity(..., method="tornado")``).
 """
 
 from __future__ import annotations
@@ -10,12 +13,87 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["timeline", "COLORS"]
+__all__ = ["timeline", "bands", "histogram", "tornado", "COLORS"]
 
 #: Colours by op kind (forward, input-gradient backward, weight gradient, full backward, F&B).
 COLORS = {"F": "#f6b26b", "B": "#6fa8dc", "W": "#93c47d", "Bfull": "#3d85c6", "FB": "#c27ba0"}
 LABELS = {"F": "F (forward)", "B": "B (input gradient)", "W": "W (weight gradient)",
           "Bfull": "B+W (full backward)", "FB": "F&B (overlapped pair)"}
+
+
+def _plt():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - exercised without the extra only
+        raise ImportError("costmodel.plot needs matplotlib: pip install 'costmodel[plot]'") from exc
+    return plt
+
+
+def bands(u, outputs=("marginal_cost", "capital_cost"), ax: Any = None, point: dict | None = None):
+    """Each output's P10-P90 interval (a bar), P50 (a tick) and, when ``point`` maps an
+    output to a value (``Estimate.values``), the point estimate (a diamond); log scale, as
+    the ledgers differ by orders of magnitude. Returns the axes."""
+    from .uncertainty import OUTPUTS
+
+    plt = _plt()
+    q = u.quantiles((0.1, 0.5, 0.9))
+    rows = [o for o in outputs if q[o] is not None]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.2))
+    for y, o in enumerate(rows):
+        lo, mid, hi = (x.m for x in q[o])
+        ax.plot([lo, hi], [y, y], lw=8, color="#9fc5e8", solid_capstyle="butt")
+        ax.plot([mid], [y], "|", ms=18, mew=2, color="#0b5394")
+        if point and point.get(o) is not None:
+            ax.plot([point[o]], [y], "D", color="#cc0000", ms=6)
+        ax.annotate(f"{lo:,.3g} - {hi:,.3g} {OUTPUTS[o]}", (hi, y), xytext=(6, 0), textcoords="offset points",
+                    va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(rows)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_title(f"P10-P90 (bar), P50 (tick), point estimate (diamond); {u.n:,} samples")
+    return ax
+
+
+def histogram(u, output: str, ax: Any = None, bins: int = 60):
+    """The Monte Carlo samples of ``output`` with its P10, P50 and P90 marked."""
+    from .uncertainty import OUTPUTS
+
+    plt = _plt()
+    v = u.outputs[output]
+    if v is None:
+        raise ValueError(f"{output} has no samples: the config gives no price for it")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3))
+    ax.hist(v, bins=bins, color="#9fc5e8")
+    for x in np.quantile(v, (0.1, 0.5, 0.9)):
+        ax.axvline(x, color="#0b5394", lw=1)
+    ax.set_xlabel(f"{output} [{OUTPUTS[output]}]" if OUTPUTS[output] else output)
+    ax.set_ylabel("samples")
+    return ax
+
+
+def tornado(s, output: str, ax: Any = None, top: int | None = None):
+    """A one-at-a-time sensitivity (``method="tornado"``): each input's output at its P10 and
+    P90, around the value at the config's own inputs, largest swing on top."""
+    plt = _plt()
+    if s.method != "tornado":
+        raise ValueError(f"tornado() draws method='tornado' results; got {s.method!r}")
+    d, base = s.indices[output], s.base[output]
+    names = [n for n in s.ranked(output) if d[n]["swing"] > 0][:top]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
+    for y, name in enumerate(names):
+        lo, hi = d[name]["low"], d[name]["high"]
+        ax.barh(y, lo - base, left=base, color="#e06666", height=0.6)
+        ax.barh(y, hi - base, left=base, color="#6aa84f", height=0.6)
+    ax.axvline(base, color="black", lw=1)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
+    ax.set_title(f"{output}: each input at its P10 (red) and P90 (green), the others at the config's")
+    return ax
 
 
 def timeline(result, ax: Any = None, title: str | None = None, annotate: bool | None = None):

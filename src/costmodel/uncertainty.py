@@ -41,21 +41,43 @@ class Prior:
     center: float  # the config's own value (engine units)
     source: str
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def ppf(self, u) -> np.ndarray:
+        """The prior's quantiles at ``u`` in [0, 1] (its inverse CDF): how every sample is
+        drawn, from uniform numbers (Monte Carlo and Sobol sequences alike)."""
         s, f = self.spec, (self.center if self.spec.scale == "relative" else 1.0)
+        u = np.asarray(u, dtype=float)
         if s.dist == "fixed":
-            x = np.full(n, s.value * f)
+            x = np.full(u.shape, s.value * f)
         elif s.dist == "uniform":
-            x = rng.uniform(s.low * f, s.high * f, n)
+            x = s.low * f + u * (s.high - s.low) * f
         elif s.dist == "loguniform":
-            x = np.exp(rng.uniform(math.log(s.low * f), math.log(s.high * f), n))
+            x = np.exp(math.log(s.low * f) + u * (math.log(s.high * f) - math.log(s.low * f)))
         elif s.dist == "triangular":
-            x = rng.triangular(s.low * f, s.mode * f, s.high * f, n) if s.low < s.high else np.full(n, s.low * f)
+            a, c, b = s.low * f, s.mode * f, s.high * f
+            cut = (c - a) / (b - a) if b > a else 0.0
+            x = np.where(u < cut, a + np.sqrt(u * (b - a) * (c - a)), b - np.sqrt((1 - u) * (b - a) * (b - c)))
         else:  # lognormal, around the config's own value (relative) or ``value``
-            x = (self.center if s.scale == "relative" else s.value or self.center) * np.exp(rng.normal(0.0, s.sigma, n))
+            z = _normal_ppf(np.clip(u, 1e-12, 1 - 1e-12))
+            x = (self.center if s.scale == "relative" else s.value or self.center) * np.exp(s.sigma * z)
         if s.max is not None:
             x = np.minimum(x, s.max)
         return x
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.ppf(rng.uniform(0.0, 1.0, n))
+
+
+_NORMAL = None
+
+
+def _normal_ppf(p: np.ndarray) -> np.ndarray:
+    """The standard normal's inverse CDF (the standard library's, element by element)."""
+    global _NORMAL
+    if _NORMAL is None:
+        from statistics import NormalDist
+
+        _NORMAL = np.frompyfunc(NormalDist().inv_cdf, 1, 1)
+    return _NORMAL(p).astype(float)
 
 
 @lru_cache(maxsize=1)
@@ -204,6 +226,20 @@ class Uncertainty:
     def p_fit(self) -> float:
         """The probability that the layout fits in HBM (the share of samples that fit)."""
         return float(np.mean(self.fits))
+
+    def prob(self, name: str, at_least: float | None = None, at_most: float | None = None) -> float:
+        """The share of samples whose output (or drawn input, by its path) ``name`` is at
+        least ``at_least`` and at most ``at_most`` (in the units of :data:`OUTPUTS` or of
+        the input)."""
+        v = self.outputs.get(name) if name in OUTPUTS else self.inputs.get(name)
+        if v is None:
+            raise ValueError(f"{name!r} has no samples: outputs {', '.join(OUTPUTS)}; inputs {', '.join(self.inputs)}")
+        ok = np.ones(len(v), dtype=bool)
+        if at_least is not None:
+            ok &= v >= at_least
+        if at_most is not None:
+            ok &= v <= at_most
+        return float(np.mean(ok))
 
     def quantiles(self, q=(0.1, 0.5, 0.9)) -> dict[str, list | None]:
         """Per output, its quantiles ``q`` as Quantities (``None`` for a ledger with no price)."""

@@ -152,3 +152,15 @@ def test_uncertainty_deepseek_v3_10000_samples(benchmark):
     costmodel.uncertainty(cfg, n=100)
     u = benchmark.pedantic(costmodel.uncertainty, args=(cfg,), kwargs={"n": 10_000}, rounds=3, iterations=1)
     assert u.n == 10_000
+
+
+def test_sensitivity_sobol_deepseek_v3(benchmark):
+    """Issue #10 target: a Sobol analysis of V3 with the default inputs under 10 s."""
+    import pytest
+
+    pytest.importorskip("SALib")
+    from costmodel.sensitivity import sensitivity
+
+    cfg = costmodel.presets.get("deepseek-v3")
+    s = benchmark.pedantic(sensitivity, args=(cfg,), kwargs={"method": "sobol", "n": 1024}, rounds=1, iterations=1)
+    assert s.ranked("marginal_cost")[0] == "costs.gpu_hour_price"

@@ -135,3 +135,81 @@ def test_calibration_bands_are_reported_with_coverage_and_width():
     for r in rows:
         assert 0 < r.p10 <= r.p50 <= r.p90 and r.width == pytest.approx((r.p90 - r.p10) / r.p50)
         assert r.inside == (r.p10 <= r.observed_tokens_per_gpu <= r.p90)
+
+
+@pytest.fixture(scope="module")
+def v3_tornado(v3):
+    from costmodel.sensitivity import sensitivity
+
+    return sensitivity(v3, method="tornado")
+
+
+def test_tornado_moves_each_ledger_by_its_own_inputs(v3, v3_tornado):
+    # rental price drives the marginal cost, fleet and GPU price the capital; efficiencies
+    # never move the capital (no research multiple), prices never move the step
+    t = v3_tornado
+    assert t.ranked("marginal_cost")[0] == "costs.gpu_hour_price"
+    assert t.ranked("capital_cost")[:2] == ["costs.fleet_gpus", "costs.gpu_price"]
+    assert t.indices["capital_cost"]["efficiency.compute"]["swing"] == 0.0
+    assert t.indices["step_time"]["costs.gpu_hour_price"]["swing"] == 0.0
+    point = costmodel.estimate(v3)
+    assert t.base["marginal_cost"] == pytest.approx(point.values["marginal_cost"], rel=1e-12)
+    assert t.evaluations == 2 * len(t.inputs) + 1
+
+
+def test_sobol_and_morris_rank_the_drivers(v3):
+    pytest.importorskip("SALib")
+    from costmodel.sensitivity import sensitivity
+
+    s = sensitivity(v3, outputs=("marginal_cost", "capital_cost"), method="sobol", n=128)
+    assert s.ranked("marginal_cost")[0] == "costs.gpu_hour_price"
+    assert s.ranked("capital_cost")[0] == "costs.fleet_gpus"
+    assert s.indices["capital_cost"]["efficiency.compute"]["ST"] == pytest.approx(0.0, abs=1e-12)
+    for d in s.indices.values():
+        assert sum(v["S1"] for v in d.values()) <= 1.0 + 0.3  # first-order shares (estimates) sum to ~1
+    m = sensitivity(v3, outputs="step_time", method="morris", n=8)
+    assert m.ranked("step_time")[0] == "efficiency.compute" and m.evaluations == 8 * (len(m.inputs) + 1)
+
+
+def test_sensitivity_arguments(v3):
+    from costmodel.sensitivity import sensitivity
+
+    with pytest.raises(ValueError, match="method must be one of"):
+        sensitivity(v3, method="fast")
+    with pytest.raises(ValueError, match="outputs must be among"):
+        sensitivity(v3, outputs=("cost",), method="tornado")
+    fixed = _collapsed(v3)
+    with pytest.raises(ValueError, match="no uncertain input"):
+        sensitivity(fixed, method="tornado")
+
+
+def test_plots(v3, v3_tornado, tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from costmodel import plot
+
+    u = uncertainty(v3, n=200)
+    ax = plot.bands(u, ("step_time", "marginal_cost", "capital_cost"), point=dict(costmodel.estimate(v3).values))
+    ax.figure.savefig(tmp_path / "bands.png")
+    plot.histogram(u, "marginal_cost").figure.savefig(tmp_path / "hist.png")
+    plot.tornado(v3_tornado, "marginal_cost").figure.savefig(tmp_path / "tornado.png")
+    assert all((tmp_path / f).stat().st_size > 1000 for f in ("bands.png", "hist.png", "tornado.png"))
+    matplotlib.pyplot.close("all")
+
+
+def test_cli_sensitivity(capsys):
+    from costmodel.cli import main
+
+    assert main(["sensitivity", "deepseek-v3", "--method", "tornado"]) == 0
+    out = capsys.readouterr().out
+    assert "costs.gpu_hour_price" in out and "tornado: 15 runs" in out
+
+
+def test_prob_of_outputs_and_inputs(v3):
+    u = uncertainty(v3, n=500, seed=5)
+    assert u.prob("costs.gpu_hour_price", at_least=2.0, at_most=4.0) == 1.0
+    lo, mid, hi = (x.m for x in u.quantiles()["step_time"])
+    assert u.prob("step_time", at_most=mid) == pytest.approx(0.5, abs=0.01)
+    assert u.prob("step_time", at_least=lo, at_most=hi) == pytest.approx(0.8, abs=0.01)
+    with pytest.raises(ValueError, match="has no samples"):
+        u.prob("costs.pue")
