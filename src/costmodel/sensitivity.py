@@ -64,11 +64,11 @@ class Sensitivity:
 
 
 def _salib():
-    try:
-        import SALib  # noqa: F401
-    except ImportError as exc:
+    from importlib.util import find_spec
+
+    if find_spec("SALib") is None:
         raise ImportError("Sobol and Morris indices need SALib: pip install 'costmodel[sensitivity]' "
-                          "(method='tornado' needs nothing more)") from exc
+                          "(method='tornado' needs nothing more)")
 
 
 def _evaluate(cfg, pri: dict, u: np.ndarray, outputs) -> tuple[dict, int]:
