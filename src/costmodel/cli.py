@@ -314,7 +314,11 @@ def _cmd_estimate(args) -> int:
     if args.uncertainty:
         from .uncertainty import uncertainty
 
+        if args.samples < 1:
+            raise ValueError(f"--samples must be a positive integer; got {args.samples}")
         u = uncertainty(e.config, n=args.samples, seed=args.seed)
+        for note in u.notes:
+            print(f"costmodel: note: {note}", file=sys.stderr)
     if args.json:
         out = {"config": e.config.to_dict(), "estimate": e.to_dict()}
         if u is not None:

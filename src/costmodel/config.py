@@ -351,7 +351,10 @@ class PriorSpec(BaseModel):
     (``low``, ``mode``, ``high``), ``lognormal`` (``sigma``: the value times
     ``exp(N(0, sigma))``); ``scale="relative"`` reads the numbers as factors on the config's
     own value, ``"absolute"`` (the default) in the input's unit (``ledger.PRICE_INPUTS``;
-    efficiencies and goodput are fractions). ``max`` clips samples."""
+    efficiencies and goodput are fractions); an absolute ``lognormal`` is centred on
+    ``value``, else on the config's own value. ``max`` clips samples, in the input's unit
+    whatever the scale. Samples must stay within what the input may take
+    (``uncertainty.priors`` refuses a prior that does not)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -487,6 +490,9 @@ class TrainingConfig(_Frozen):
             for i, key in enumerate(keys):
                 if dumped is not None and i < len(keys) - 1 and isinstance(node.get(key), dict):
                     node[key] = dict(node[key])  # copy on the way down: ``dumped`` stays as it was
+                if isinstance(obj, dict):  # a mapping field (``uncertainty``): the rest of the path is its key
+                    node[".".join(keys[i:])] = value
+                    break
                 if not isinstance(obj, BaseModel) or key not in type(obj).model_fields:
                     raise ValueError(
                         f"{'.'.join(keys[: i + 1])!r} is not a field of TrainingConfig"

@@ -95,6 +95,8 @@ def sensitivity(cfg, outputs=("marginal_cost", "capital_cost", "step_time"), met
         raise ValueError(f"outputs must be among {', '.join(OUTPUTS)}; got {', '.join(map(repr, bad))}")
     if not isinstance(n, int) or isinstance(n, bool) or n < 2:
         raise ValueError(f"n must be an integer of at least 2; got {n!r}")
+    if method == "sobol" and n & (n - 1):
+        raise ValueError(f"a Sobol analysis takes n a power of two (Saltelli's sequence); got {n}")
     pri = {p: pr for p, pr in priors(cfg).items() if pr.spec.dist != "fixed"}
     if not pri:
         raise ValueError("no uncertain input: every prior of this config is fixed")
@@ -113,6 +115,8 @@ def sensitivity(cfg, outputs=("marginal_cost", "capital_cost", "step_time"), met
                    enumerate(names)}
         cols = _outputs(evaluate_samples(cfg, samples))
         present = [o for o in outputs if cols[o] is not None]
+        if not present:
+            raise ValueError(f"{', '.join(outputs)}: the config gives no price for them")
         indices = {}
         for o in present:
             y = cols[o]
@@ -137,6 +141,8 @@ def sensitivity(cfg, outputs=("marginal_cost", "capital_cost", "step_time"), met
         u = MORRIS_RANGE[0] + (MORRIS_RANGE[1] - MORRIS_RANGE[0]) * u if method == "morris" else u
         ys, evaluations = _evaluate(cfg, pri, u, outputs)
         present = [o for o in outputs if ys[o] is not None]
+        if not present:
+            raise ValueError(f"{', '.join(outputs)}: the config gives no price for them")
         indices = {}
         for o in present:
             y = ys[o]

@@ -40,6 +40,7 @@ class Prior:
     spec: PriorSpec
     center: float  # the config's own value (engine units)
     source: str
+    floor: float | None = None  # a rule's least value (the fleet holds the run's cluster)
 
     def ppf(self, u) -> np.ndarray:
         """The prior's quantiles at ``u`` in [0, 1] (its inverse CDF): how every sample is
@@ -58,10 +59,21 @@ class Prior:
             x = np.where(u < cut, a + np.sqrt(u * (b - a) * (c - a)), b - np.sqrt((1 - u) * (b - a) * (b - c)))
         else:  # lognormal, around the config's own value (relative) or ``value``
             z = _normal_ppf(np.clip(u, 1e-12, 1 - 1e-12))
-            x = (self.center if s.scale == "relative" else s.value or self.center) * np.exp(s.sigma * z)
+            mid = self.center if s.scale == "relative" or s.value is None else s.value
+            x = mid * np.exp(s.sigma * z)
         if s.max is not None:
             x = np.minimum(x, s.max)
+        if self.floor is not None:
+            x = np.maximum(x, self.floor)
         return x
+
+    def support(self) -> tuple[float, float]:
+        """The least and greatest values the prior draws."""
+        lo, hi = self.ppf(np.array([0.0, 1.0]))
+        if self.spec.dist == "lognormal":  # unbounded unless clipped
+            lo = self.floor or 5e-324  # above zero: exp(...) never reaches it
+            hi = np.inf if self.spec.max is None else self.spec.max
+        return float(lo), float(hi)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.ppf(rng.uniform(0.0, 1.0, n))
@@ -111,8 +123,30 @@ def _spec(entry: dict) -> PriorSpec:
     return PriorSpec(**{k: v for k, v in entry.items() if k in PriorSpec.model_fields})
 
 
-def default_priors(cfg) -> dict[str, Prior]:
-    """The catalogue's priors that apply to ``cfg`` (its GPU, the prices it gives)."""
+def _range(cfg, path: str) -> tuple[float, float, bool]:
+    """The values ``path`` may take, as the config's fields and rules allow: (least,
+    greatest, whether the least is excluded)."""
+    if path in engine.FACTOR_FIELDS:
+        return 0.0, 1.0, True  # efficiencies and goodput: (0, 1]
+    if path == "costs.pue":
+        return 1.0, math.inf, False
+    if path == "costs.research_multiple":
+        return 0.0, math.inf, False
+    if path == "costs.fleet_gpus":  # the rule "fleet holds the run"
+        return float(cfg.cluster.num_gpus), math.inf, False
+    return 0.0, math.inf, True  # prices
+
+
+def _fits_range(prior: Prior, lo: float, hi: float, open_lo: bool) -> bool:
+    a, b = prior.support()
+    return (a > lo if open_lo else a >= lo) and b <= hi
+
+
+def default_priors(cfg, notes: list | None = None) -> dict[str, Prior]:
+    """The catalogue's priors that apply to ``cfg``: for its GPU, for the prices it gives,
+    and covering the config's own value (a rental price outside the catalogue's market is
+    another market: kept fixed, with a note in ``notes``). The fleet prior never draws fewer
+    GPUs than the run's cluster (the config's rule)."""
     gpu = cfg.cluster.gpu.name
     out: dict[str, Prior] = {}
     for entry in _catalogue():
@@ -122,27 +156,46 @@ def default_priors(cfg) -> dict[str, Prior]:
         own = _own(cfg, path)
         if own is None or path in out:
             continue
-        out[path] = Prior(path, _spec(entry), own, entry["source"])
+        lo, hi, open_lo = _range(cfg, path)
+        prior = Prior(path, _spec(entry), own, entry["source"], floor=lo if path == "costs.fleet_gpus" else None)
+        a, b = prior.support()
+        if not a - 1e-12 * abs(a) <= own <= b + 1e-12 * abs(b):
+            if notes is not None:
+                notes.append(f"{path}: the config's {own:g} lies outside the catalogue's prior [{a:g}, {b:g}] "
+                             f"(another market or setting); kept fixed. Give it a prior in the uncertainty section")
+            continue
+        out[path] = prior
     return out
 
 
-def priors(cfg) -> dict[str, Prior]:
+def priors(cfg, notes: list | None = None) -> dict[str, Prior]:
     """Every prior of ``cfg``: the catalogue's, replaced by the config's ``uncertainty``
-    section where it sets one (an input the config does not use has none)."""
-    out = default_priors(cfg)
+    section where it sets one (an input the config does not use has none). A prior that
+    can draw a value the input may not take (an efficiency above 1, a fleet smaller than
+    the run's cluster, a PUE below 1) is refused with a ``ValueError`` naming it."""
+    out = default_priors(cfg, notes)
     for path, spec in (cfg.uncertainty or {}).items():
         own = _own(cfg, path)
         if own is None:
+            if notes is not None:
+                notes.append(f"{path}: the config does not use this input (no such price); its prior is ignored")
             continue
-        out[path] = Prior(path, spec, own, "the config's uncertainty section")
+        prior = Prior(path, spec, own, "the config's uncertainty section")
+        lo, hi, open_lo = _range(cfg, path)
+        if not _fits_range(prior, lo, hi, open_lo):
+            a, b = prior.support()
+            raise ValueError(f"uncertainty[{path!r}] draws values in [{a:g}, {b:g}], outside what {path} may take: "
+                             f"{'(' if open_lo else '['}{lo:g}, {hi:g}]" + (" (set max)" if b == math.inf and
+                                                                           hi < math.inf else ""))
+        out[path] = prior
     return out
 
 
-def draw(cfg, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+def draw(cfg, n: int, seed: int = 0, notes: list | None = None) -> dict[str, np.ndarray]:
     """``n`` samples of every prior of ``cfg`` (engine units), independent, reproducible
     for a seed (each input from its own stream, so adding a prior leaves the others')."""
     out = {}
-    for path, prior in sorted(priors(cfg).items()):
+    for path, prior in sorted(priors(cfg, notes).items()):
         rng = np.random.default_rng([seed, zlib.crc32(path.encode())])
         out[path] = prior.sample(rng, n)
     return out
@@ -188,11 +241,14 @@ def _outputs(cols: engine.Columns) -> dict[str, np.ndarray]:
 def uncertainty(cfg, n: int = 10_000, seed: int = 0, executor=None) -> "Uncertainty":
     """Monte Carlo of ``cfg`` over its priors (:func:`priors`): ``n`` samples through the
     array engine in one pass (in chunks on ``executor`` when given), reproducible for a seed.
-    The layout stays the config's; whether it fits can change with a sample (with the HBM
-    efficiency, say), and is reported as :attr:`Uncertainty.p_fit`."""
+    The layout stays the config's. Its memory depends on the layout alone, not on any of
+    these inputs, so :attr:`Uncertainty.p_fit` is 0 or 1 today; it is reported per sample so
+    that priors on memory inputs can move it. ``Uncertainty.notes`` says which catalogue
+    priors did not apply and why."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
-    samples = draw(cfg, n, seed)
+    notes: list[str] = []
+    samples = draw(cfg, n, seed, notes)
     if not samples:  # nothing uncertain: every sample is the point estimate
         samples = {"goodput": np.full(n, float(cfg.goodput))}
     res = evaluate_samples(cfg, samples, executor)
@@ -206,7 +262,7 @@ def uncertainty(cfg, n: int = 10_000, seed: int = 0, executor=None) -> "Uncertai
 
         first = next(r for c in parts for r in engine.out_of_range(c).values())
         raise EstimateOutOfRange(*first)
-    return Uncertainty(cfg, n, seed, samples, outputs, fits, priors(cfg))
+    return Uncertainty(cfg, n, seed, samples, outputs, fits, priors(cfg), tuple(notes))
 
 
 @dataclass(frozen=True)
@@ -221,6 +277,7 @@ class Uncertainty:
     outputs: dict
     fits: np.ndarray
     priors: dict
+    notes: tuple = ()
 
     @property
     def p_fit(self) -> float:
