@@ -257,3 +257,18 @@ def test_sobol_takes_a_power_of_two_and_a_priced_output():
         sensitivity(presets.get("deepseek-v3"), method="sobol", n=100)
     with pytest.raises(ValueError, match="no price"):
         sensitivity(presets.get("megatron-gpt-18.4b"), outputs=("capital_cost",), method="tornado")
+
+
+def test_an_executor_gives_the_serial_samples_and_pandas_holds_them(v3, monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor
+
+    from costmodel import sweeps
+
+    monkeypatch.setattr(sweeps, "CHUNK_ROWS", 64)  # several chunks from a small run
+    serial = uncertainty(v3, n=200, seed=9)
+    with ProcessPoolExecutor(2) as pool:
+        pooled = uncertainty(v3, n=200, seed=9, executor=pool)
+    for k, v in serial.outputs.items():
+        assert (v is None and pooled.outputs[k] is None) or np.array_equal(v, pooled.outputs[k]), k
+    df = serial.to_pandas()
+    assert len(df) == 200 and "costs.gpu_hour_price [USD/hour]" in df and "marginal_cost [USD]" in df
