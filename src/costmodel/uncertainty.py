@@ -256,12 +256,11 @@ def uncertainty(cfg, n: int = 10_000, seed: int = 0, executor=None) -> "Uncertai
     outs = [_outputs(c) for c in parts]
     outputs = {k: (None if outs[0][k] is None else np.concatenate([o[k] for o in outs])) for k in OUTPUTS}
     fits = np.concatenate([np.asarray(c.fits, dtype=bool) for c in parts])
-    bad = sum(len(engine.out_of_range(c)) for c in parts)
-    if bad:
+    errors = [r for c in parts for r in engine.out_of_range(c).values()]
+    if errors:  # a sample outside floating-point range, as estimate() refuses it
         from .errors import EstimateOutOfRange
 
-        first = next(r for c in parts for r in engine.out_of_range(c).values())
-        raise EstimateOutOfRange(*first)
+        raise EstimateOutOfRange(*errors[0])
     return Uncertainty(cfg, n, seed, samples, outputs, fits, priors(cfg), tuple(notes))
 
 
