@@ -71,14 +71,6 @@ def _salib():
                           "(method='tornado' needs nothing more)")
 
 
-def _evaluate(cfg, pri: dict, u: np.ndarray, outputs) -> tuple[dict, int]:
-    """The outputs at each row of unit-cube points ``u`` (one column per prior)."""
-    samples = {p: pr.ppf(u[:, j]) for j, (p, pr) in enumerate(pri.items())}
-    cols = evaluate_samples(cfg, samples)
-    out = _outputs(cols)
-    return {o: out[o] for o in outputs}, len(u)
-
-
 def sensitivity(cfg, outputs=("marginal_cost", "capital_cost", "step_time"), method: str = "sobol",
                 n: int = 1024, seed: int = 0) -> Sensitivity:
     """Sensitivity of ``outputs`` (keys of ``uncertainty.OUTPUTS``) to the priors of ``cfg``.
@@ -103,27 +95,10 @@ def sensitivity(cfg, outputs=("marginal_cost", "capital_cost", "step_time"), met
     names = list(pri)
     k = len(names)
     problem: dict[str, Any] = {"num_vars": k, "names": names, "bounds": [[0.0, 1.0]] * k}
-    base: dict = {}
-    if method == "tornado":
-        own = {p: _own(cfg, p) for p in names}
-        pts = [[np.nan] * k]  # placeholder for the base row: inputs at their own values
+    if method == "tornado":  # the base row (every input at its own value), then each at P10 and P90
+        u = np.full((2 * k + 1, k), np.nan)
         for j in range(k):
-            for q in (0.1, 0.9):
-                pts.append([q if i == j else np.nan for i in range(k)])
-        u = np.array(pts, dtype=float)
-        samples = {p: np.where(np.isnan(u[:, j]), own[p], pri[p].ppf(np.nan_to_num(u[:, j]))) for j, p in
-                   enumerate(names)}
-        cols = _outputs(evaluate_samples(cfg, samples))
-        present = [o for o in outputs if cols[o] is not None]
-        if not present:
-            raise ValueError(f"{', '.join(outputs)}: the config gives no price for them")
-        indices = {}
-        for o in present:
-            y = cols[o]
-            base[o] = float(y[0])
-            indices[o] = {p: {"low": float(y[1 + 2 * j]), "high": float(y[2 + 2 * j]),
-                              "swing": float(abs(y[2 + 2 * j] - y[1 + 2 * j]))} for j, p in enumerate(names)}
-        evaluations = len(u)
+            u[1 + 2 * j, j], u[2 + 2 * j, j] = 0.1, 0.9
     else:
         _salib()
         if method == "sobol":
@@ -135,24 +110,29 @@ def sensitivity(cfg, outputs=("marginal_cost", "capital_cost", "step_time"), met
             from SALib.analyze import morris as analyze
             from SALib.sample import morris as sample
 
-            u = sample.sample(problem, n, seed=seed)
-        # Morris's levels include 0 and 1, the ends of an unbounded prior: read them as its
-        # P1 and P99 (MORRIS_RANGE)
-        u = MORRIS_RANGE[0] + (MORRIS_RANGE[1] - MORRIS_RANGE[0]) * u if method == "morris" else u
-        ys, evaluations = _evaluate(cfg, pri, u, outputs)
-        present = [o for o in outputs if ys[o] is not None]
-        if not present:
-            raise ValueError(f"{', '.join(outputs)}: the config gives no price for them")
-        indices = {}
-        for o in present:
-            y = ys[o]
-            if method == "sobol":
-                r = analyze.analyze(problem, y, calc_second_order=False, seed=seed)
-                keys = ("S1", "S1_conf", "ST", "ST_conf")
-            else:
-                r = analyze.analyze(problem, u, y, seed=seed)
-                keys = ("mu_star", "mu_star_conf", "sigma")
-            indices[o] = {p: {key: float(r[key][j]) for key in keys} for j, p in enumerate(names)}
+            # Morris's levels include 0 and 1, the ends of an unbounded prior: read them as its
+            # P1 and P99 (MORRIS_RANGE)
+            u = MORRIS_RANGE[0] + (MORRIS_RANGE[1] - MORRIS_RANGE[0]) * sample.sample(problem, n, seed=seed)
+    samples = {p: np.where(np.isnan(u[:, j]), _own(cfg, p), pri[p].ppf(np.nan_to_num(u[:, j])))
+               for j, p in enumerate(names)}
+    ys = _outputs(evaluate_samples(cfg, samples))
+    present = [o for o in outputs if ys[o] is not None]
+    if not present:
+        raise ValueError(f"{', '.join(outputs)}: the config gives no price for them")
+    evaluations, base, indices = len(u), {}, {}
+    for o in present:
+        y = ys[o]
+        if method == "tornado":
+            base[o] = float(y[0])
+            indices[o] = {p: {"low": float(y[1 + 2 * j]), "high": float(y[2 + 2 * j]),
+                              "swing": float(abs(y[2 + 2 * j] - y[1 + 2 * j]))} for j, p in enumerate(names)}
+            continue
+        if method == "sobol":
+            r = analyze.analyze(problem, y, calc_second_order=False, seed=seed)
+            keys = ("S1", "S1_conf", "ST", "ST_conf")
+        else:
+            r, keys = analyze.analyze(problem, u, y, seed=seed), ("mu_star", "mu_star_conf", "sigma")
+        indices[o] = {p: {key: float(r[key][j]) for key in keys} for j, p in enumerate(names)}
     out = Sensitivity(method, tuple(indices), tuple(names), indices, evaluations, base)
     if indices:
         first = next(iter(indices))
