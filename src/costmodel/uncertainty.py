@@ -149,6 +149,7 @@ def default_priors(cfg, notes: list | None = None) -> dict[str, Prior]:
     GPUs than the run's cluster (the config's rule)."""
     gpu = cfg.cluster.gpu.name
     out: dict[str, Prior] = {}
+    missed: dict[str, list[str]] = {}
     for entry in _catalogue():
         path = entry["path"]
         if "gpus" in entry and gpu not in entry["gpus"]:
@@ -157,14 +158,17 @@ def default_priors(cfg, notes: list | None = None) -> dict[str, Prior]:
         if own is None or path in out:
             continue
         lo, hi, open_lo = _range(cfg, path)
-        prior = Prior(path, _spec(entry), own, entry["source"], floor=lo if path == "costs.fleet_gpus" else None)
+        source = entry["source"] if "market" not in entry else f"market: {entry['market']}. {entry['source']}"
+        prior = Prior(path, _spec(entry), own, source, floor=lo if path == "costs.fleet_gpus" else None)
         a, b = prior.support()
-        if not a - 1e-12 * abs(a) <= own <= b + 1e-12 * abs(b):
-            if notes is not None:
-                notes.append(f"{path}: the config's {own:g} lies outside the catalogue's prior [{a:g}, {b:g}] "
-                             f"(another market or setting); kept fixed. Give it a prior in the uncertainty section")
+        if not a - 1e-12 * abs(a) <= own <= b + 1e-12 * abs(b):  # another market, or another setting
+            missed.setdefault(path, []).append(f"{entry.get('market', 'the prior')} [{a:g}, {b:g}]")
             continue
         out[path] = prior
+    for path, ranges in missed.items():
+        if path not in out and notes is not None:
+            notes.append(f"{path}: the config's {_own(cfg, path):g} lies outside the catalogue's "
+                         f"{', '.join(ranges)}; kept fixed. Give it a prior in the uncertainty section")
     return out
 
 

@@ -232,11 +232,16 @@ def test_a_prior_beyond_what_its_input_may_take_is_refused(v3, prior, match):
         uncertainty(v3.replace(uncertainty=prior), n=4)
 
 
-def test_catalogue_priors_that_miss_the_configs_value_are_not_applied(v3):
-    # a $10/h rental is another market than the catalogue's $2-4: kept fixed, with a note
-    u = uncertainty(v3.replace(**{"costs.gpu_hour_price": "10 USD/hour"}), n=50)
-    assert "costs.gpu_hour_price" not in u.inputs and "another market" in u.notes[0]
-    point = costmodel.estimate(v3.replace(**{"costs.gpu_hour_price": "10 USD/hour"})).values["marginal_cost"]
+def test_a_rental_price_takes_the_market_that_holds_it(v3):
+    # $2/h: neoclouds on demand ($2-4); $4.5: hyperscalers with a commitment ($4.3-4.9); $10:
+    # hyperscalers on demand ($10-12.3); $7 is in no catalogued market: kept fixed, with a note
+    for price, low, high in ((2, 2.0, 4.0), (4.5, 4.3, 4.9), (10, 10.0, 12.3)):
+        u = uncertainty(v3.replace(**{"costs.gpu_hour_price": f"{price} USD/hour"}), n=50)
+        x = u.inputs["costs.gpu_hour_price"]
+        assert low <= x.min() and x.max() <= high and "market:" in u.priors["costs.gpu_hour_price"].source
+    u = uncertainty(v3.replace(**{"costs.gpu_hour_price": "7 USD/hour"}), n=50)
+    assert "costs.gpu_hour_price" not in u.inputs and "kept fixed" in u.notes[0]
+    point = costmodel.estimate(v3.replace(**{"costs.gpu_hour_price": "7 USD/hour"})).values["marginal_cost"]
     lo, _, hi = (x.m for x in u.quantiles()["marginal_cost"])
     assert lo < point < hi
     # the fleet prior never draws fewer GPUs than the run's cluster
