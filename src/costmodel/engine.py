@@ -179,7 +179,7 @@ def _distinct(rows: Rows):
         lo, hi = int(f.min()), int(f.max())
         if lo == hi:  # the same in every row: nothing to tell apart
             continue
-        if hi - lo < 1 << 16:  # a narrow range: the offset is a code (no sort)
+        if hi - lo < 1 << 16:  # a narrow range (layout degrees, micro-batches): the offset is a code, no sort
             codes.append(f - lo)
             sizes.append(hi - lo + 1)
         else:
@@ -188,7 +188,7 @@ def _distinct(rows: Rows):
             sizes.append(vals.size)
     if not codes:
         return np.zeros(1, dtype=np.int64), np.zeros(rows.n, dtype=np.int64)
-    if math.prod(sizes) <= 4 * rows.n + 4096:  # few possible keys: mark them (no sort)
+    if math.prod(sizes) <= 4 * rows.n + 4096:  # few possible keys (a mark array a few times the rows): no sort
         key = np.ravel_multi_index(codes, sizes)
         seen = np.full(math.prod(sizes), -1, dtype=np.int64)
         seen[key] = np.arange(rows.n)  # a row of each key (which one does not matter: they agree)
@@ -325,7 +325,7 @@ class _Group:
             self.rm[below], self.peak[below] = rm, peak
         self.fits = self.peak <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
         # the bound's terms at the slowest rank (``ri``): one of ``lower_bound``'s terms, so a
-        # lower bound itself, and the bound for every micro-batch count past the warm-up
+        # lower bound itself (the whole of it when that rank's term is the largest)
         self._first = np.take_along_axis(_bcast(timing.before_first(fwd, bwd, fam.first_chunk), self.ushape), ri,
                                           axis=-1)
         self._pair = pair_r
@@ -464,8 +464,7 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
         i = np.flatnonzero(alive)
         if pos and i.size:  # rows whose next candidate cannot win stop (as in the loop below)
             c = order[i, pos]
-            nf, b = nofit[i, c], bound[i, c]
-            alive[i] = (best[i] < 0) | (nf < best_nf[i]) | ((nf == best_nf[i]) & (b <= best_step[i]))
+            alive[i] = ~_cannot_win(nofit[i, c], bound[i, c], best[i], best_nf[i], best_step[i])
             i = np.flatnonzero(alive)
         if i.size == 0:
             break
@@ -497,12 +496,10 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
         live = np.ones(i.size, dtype=bool)
         for j in range(w):
             c = cand[:, j]
-            nf, b, mem, st = nofit[i, c], bound[i, c], peak[i, c], step[:, j]
-            have = best[i] >= 0
-            live &= ~(have & ((nf > best_nf[i]) | ((nf == best_nf[i]) & (b > best_step[i]))))
-            same = (nf == best_nf[i]) & (st == best_step[i])
-            better = live & ((best[i] < 0) | (nf < best_nf[i]) | ((nf == best_nf[i]) & (st < best_step[i]))
-                             | (same & ((mem < best_mem[i]) | ((mem == best_mem[i]) & (c < best[i])))))
+            nf, mem, st = nofit[i, c], peak[i, c], step[:, j]
+            live &= ~_cannot_win(nf, bound[i, c], best[i], best_nf[i], best_step[i])
+            rest, best_rest = _rest([x[:, j] for x in parts]), _rest([x[i] for x in out_parts])
+            better = live & _beats(nf, st, rest, mem, c, best[i], best_nf[i], best_step[i], best_rest, best_mem[i])
             k = i[better]
             best[k], best_nf[k], best_step[k], best_mem[k] = c[better], nf[better], st[better], mem[better]
             for dst, src in zip(out_parts, parts):
@@ -541,6 +538,32 @@ def out_of_range(cols: Columns) -> dict:
     return out
 
 
+def _cannot_win(nofit, bound, best, best_nf, best_step):
+    """Whether a candidate (does not fit, lower bound), and every one after it in the order
+    of (does not fit, bound), cannot beat the best so far (index ``best``, -1 for none; its
+    fit and step): the pruning rule. Arrays or Python numbers alike."""
+    return (best >= 0) & ((nofit > best_nf) | ((nofit == best_nf) & (bound > best_step)))
+
+
+def _rest(parts):
+    """A step's part outside its micro-batches' steady work: bubble, DP sync and optimizer
+    (:data:`STEP_LINES` 2-4), which every step of a batch ramp pays again."""
+    return parts[2] + parts[3] + parts[4]
+
+
+def _beats(nofit, step, rest, mem, c, best, best_nf, best_step, best_rest, best_mem):
+    """Whether candidate ``c`` is kept over the best so far: first by fitting, then the
+    faster step; between equal steps the smaller per-step rest (:func:`_rest`: the fewer
+    GPU-hours when a batch ramp adds steps, the same GPU-hours otherwise), then the less
+    memory, then the family's earlier placement, so the choice never depends on the order
+    candidates were timed in. Arrays or Python numbers alike."""
+    same_step = (nofit == best_nf) & (step == best_step)
+    same_rest = same_step & (rest == best_rest)
+    return ((best < 0) | (nofit < best_nf) | ((nofit == best_nf) & (step < best_step))
+            | (same_step & (rest < best_rest))
+            | (same_rest & ((mem < best_mem) | ((mem == best_mem) & (c < best)))))
+
+
 def _one_row(r, cand, nofit, bound, peak, step, best, best_nf, best_step, best_mem, out_parts, parts, idle, idl,
              unverified, unv) -> bool:
     """The placement choice of :func:`evaluate` for a single live row ``r`` over one round
@@ -548,10 +571,10 @@ def _one_row(r, cand, nofit, bound, peak, step, best, best_nf, best_step, best_m
     b_i, b_nf, b_step, b_mem = int(best[r]), bool(best_nf[r]), float(best_step[r]), float(best_mem[r])
     for j, c in enumerate(cand):
         nf = nofit[c]
-        if b_i >= 0 and (nf > b_nf or (nf == b_nf and bound[c] > b_step)):
+        if _cannot_win(nf, bound[c], b_i, b_nf, b_step):
             return False
-        if b_i < 0 or nf < b_nf or (nf == b_nf and (step[j] < b_step or (step[j] == b_step and (
-                peak[c] < b_mem or (peak[c] == b_mem and c < b_i))))):
+        if _beats(nf, step[j], _rest([x[j] for x in parts]), peak[c], c, b_i, b_nf, b_step,
+                  _rest([x[r] for x in out_parts]), b_mem):
             b_i, b_nf, b_step, b_mem = c, nf, step[j], peak[c]
             best[r], best_nf[r], best_step[r], best_mem[r] = c, nf, step[j], peak[c]
             for dst, src in zip(out_parts, parts):

@@ -19,7 +19,7 @@ multiple of the run's marginal cost.
 from __future__ import annotations
 
 __all__ = ["HOURS_PER_YEAR", "marginal_rental", "marginal_owned", "capital", "basis", "ledgers",
-           "DEFAULT_SERVER_POWER_MULTIPLIER", "PRICE_INPUTS"]
+           "DEFAULT_SERVER_POWER_MULTIPLIER", "PRICE_INPUTS", "price_inputs"]
 
 #: Server power per GPU over TDP when the catalogue has no figure (Epoch AI default 1.8).
 DEFAULT_SERVER_POWER_MULTIPLIER = 1.8
@@ -72,35 +72,54 @@ PRICE_INPUTS = {"costs.gpu_hour_price": "USD/hour", "costs.gpu_price": "USD", "c
                 "costs.pue": "", "costs.fleet_gpus": "", "costs.research_multiple": ""}
 
 
+def price_inputs(cfg) -> dict[str, float]:
+    """The :data:`PRICE_INPUTS` the ledgers of ``cfg`` use, in those units: the rental price
+    when given; otherwise, with a GPU price, the owned fleet's energy price and PUE; with a
+    GPU price, the capital's fleet (the config's, or the run's cluster) and research multiple.
+    A price the config does not give, or that no ledger of it uses, is absent."""
+    from .units import to_base
+
+    c = cfg.costs
+    out: dict[str, float] = {}
+    if c.gpu_hour_price is not None:
+        out["costs.gpu_hour_price"] = to_base(c.gpu_hour_price, "price per hour") * 3600
+    if c.gpu_price is not None:
+        out["costs.gpu_price"] = to_base(c.gpu_price, "money")
+        if c.gpu_hour_price is None:
+            out["costs.electricity_price"] = to_base(c.electricity_price, "energy price") * 3.6e6
+            out["costs.pue"] = float(c.pue)
+        out["costs.fleet_gpus"] = float(cfg.fleet_gpus)
+        out["costs.research_multiple"] = float(c.research_multiple)
+    return out
+
+
 def ledgers(cfg, gpu_hours, prices: dict | None = None) -> tuple[dict, dict]:
     """The marginal and capital ledgers of ``cfg`` for ``gpu_hours`` (a float or an array,
     one per row) [USD]; a ledger whose prices the config does not give is empty. ``prices``
-    maps some of :data:`PRICE_INPUTS` to per-row values (in its units) that replace the
-    config's; a price the config does not give stays ungiven."""
+    maps some of :func:`price_inputs` to per-row values (in :data:`PRICE_INPUTS`' units) that
+    replace the config's; a price the config does not use stays unused."""
     from .units import to_base
 
     c, gpu = cfg.costs, cfg.cluster.gpu
-    p = prices or {}
-    usd = (lambda q: None if q is None else to_base(q, "money"))
-    price, interconnect = usd(c.gpu_price), usd(c.interconnect_per_gpu)
-    if price is not None:
-        price = p.get("costs.gpu_price", price)
-    if c.gpu_hour_price is not None:
-        hourly = p.get("costs.gpu_hour_price", to_base(c.gpu_hour_price, "price per hour") * 3600)
-        marginal = marginal_rental(gpu_hours, hourly)
+    v = price_inputs(cfg)
+    v.update({k: x for k, x in (prices or {}).items() if k in v})
+    interconnect = None if c.interconnect_per_gpu is None else to_base(c.interconnect_per_gpu, "money")
+    price = v.get("costs.gpu_price")
+    if "costs.gpu_hour_price" in v:
+        marginal = marginal_rental(gpu_hours, v["costs.gpu_hour_price"])
     elif price is not None:
         marginal = marginal_owned(
             gpu_hours, price, c.server_overhead, c.depreciation_rate, c.interconnect_fraction, interconnect,
             to_base(gpu.tdp, "power") if gpu.tdp is not None else 0.0,
             gpu.server_power_multiplier or DEFAULT_SERVER_POWER_MULTIPLIER, c.power_fraction,
-            p.get("costs.pue", c.pue), p.get("costs.electricity_price", to_base(c.electricity_price, "energy price") * 3.6e6))
+            v["costs.pue"], v["costs.electricity_price"])
     else:
         marginal = {}
     capital_ = {}
     if price is not None:
-        capital_ = capital(p.get("costs.fleet_gpus", cfg.fleet_gpus), price, c.server_overhead,
-                           c.interconnect_fraction, interconnect, usd(c.facility),
-                           p.get("costs.research_multiple", c.research_multiple), sum(marginal.values()))
+        capital_ = capital(v["costs.fleet_gpus"], price, c.server_overhead, c.interconnect_fraction, interconnect,
+                           None if c.facility is None else to_base(c.facility, "money"),
+                           v["costs.research_multiple"], sum(marginal.values()))
     return marginal, capital_
 
 
@@ -116,18 +135,16 @@ def basis(cfg, gpu_hours: float) -> dict[str, str]:
     Keys ``marginal`` and ``capital`` (absent when the config gives no price for them) and
     ``priced_for``, the GPU the prices were set for (``costs.priced_for``).
     """
-    from .units import to_base
-
     c, run_gpus = cfg.costs, cfg.cluster.num_gpus
+    v = price_inputs(cfg)
     out: dict[str, str] = {}
     if c.gpu_hour_price is not None:
-        per_hour = to_base(c.gpu_hour_price, "price per hour") * 3600
-        out["marginal"] = (f"rental: {gpu_hours:,.0f} GPU-hours x {per_hour:g} USD per GPU-hour "
+        out["marginal"] = (f"rental: {gpu_hours:,.0f} GPU-hours x {v['costs.gpu_hour_price']:g} USD per GPU-hour "
                            "(costs.gpu_hour_price)")
     elif c.gpu_price is not None:
         out["marginal"] = (f"owned fleet, amortized: {_usd(c.gpu_price)} per GPU x server overhead "
                            f"{c.server_overhead:g} at {c.depreciation_rate:g}/year, interconnect, energy at "
-                           f"{to_base(c.electricity_price, 'energy price') * 3.6e6:g} USD/kWh and PUE {c.pue:g}")
+                           f"{v['costs.electricity_price']:g} USD/kWh and PUE {c.pue:g}")
     if c.gpu_price is not None:
         fleet = cfg.fleet_gpus
         network = (f"{_usd(c.interconnect_per_gpu)} of interconnect per GPU" if c.interconnect_per_gpu is not None

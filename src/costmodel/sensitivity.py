@@ -115,7 +115,7 @@ def sensitivity(cfg, outputs=("marginal_cost", "capital_cost", "step_time"), met
             u = MORRIS_RANGE[0] + (MORRIS_RANGE[1] - MORRIS_RANGE[0]) * sample.sample(problem, n, seed=seed)
     samples = {p: np.where(np.isnan(u[:, j]), _own(cfg, p), pri[p].ppf(np.nan_to_num(u[:, j])))
                for j, p in enumerate(names)}
-    ys = _outputs(evaluate_samples(cfg, samples))
+    ys = _outputs(evaluate_samples(cfg, samples, len(u)))
     present = [o for o in outputs if ys[o] is not None]
     if not present:
         raise ValueError(f"{', '.join(outputs)}: the config gives no price for them")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from . import engine, ledger
 from .config import UNCERTAIN_PATHS, PriorSpec
-from .units import quantity, to_base
+from .units import quantity
 
 __all__ = ["Prior", "PriorSpec", "UNCERTAIN_PATHS", "default_priors", "priors", "uncertainty", "Uncertainty",
            "OUTPUTS"]
@@ -101,22 +101,11 @@ def _catalogue() -> tuple[dict, ...]:
 def _own(cfg, path: str) -> float | None:
     """The config's own value of an uncertain input in engine units, or None where the
     config does not use it (no such price)."""
-    c = cfg.costs
     if path in engine.FACTOR_FIELDS:
         return float(cfg.goodput if path == "goodput" else getattr(cfg.efficiency, path.split(".")[1]))
-    if path == "costs.gpu_hour_price":
-        return None if c.gpu_hour_price is None else to_base(c.gpu_hour_price, "price per hour") * 3600
-    if path == "costs.gpu_price":
-        return None if c.gpu_price is None else to_base(c.gpu_price, "money")
-    if c.gpu_price is None:  # the rest enter only the owned-fleet and capital ledgers
+    if path == "costs.fleet_gpus" and cfg.costs.fleet_gpus is None:  # no fleet given: none to doubt
         return None
-    if path == "costs.electricity_price":
-        return None if c.gpu_hour_price is not None else to_base(c.electricity_price, "energy price") * 3.6e6
-    if path == "costs.pue":
-        return None if c.gpu_hour_price is not None else float(c.pue)
-    if path == "costs.fleet_gpus":
-        return None if c.fleet_gpus is None else float(c.fleet_gpus)
-    return float(c.research_multiple)  # costs.research_multiple
+    return ledger.price_inputs(cfg).get(path)
 
 
 def _spec(entry: dict) -> PriorSpec:
@@ -205,10 +194,10 @@ def draw(cfg, n: int, seed: int = 0, notes: list | None = None) -> dict[str, np.
     return out
 
 
-def evaluate_samples(cfg, samples: dict[str, np.ndarray], executor=None) -> engine.Columns | list:
-    """The engine over samples of the inputs (``draw``'s form): one row per sample, the
-    layout the config's. With ``executor``, in chunks (``sweeps.CHUNK_ROWS``) on it."""
-    n = len(next(iter(samples.values()))) if samples else 1
+def evaluate_samples(cfg, samples: dict[str, np.ndarray], n: int, executor=None) -> engine.Columns | list:
+    """The engine over ``n`` samples of the inputs (``draw``'s form; an input not in it is
+    the config's): one row per sample, the layout the config's. With ``executor``, in chunks
+    (``sweeps.CHUNK_ROWS``) on it."""
     base = engine.Rows.of(cfg)
     rows = engine.Rows(**{f: np.repeat(getattr(base, f), n) for f in engine.ROW_FIELDS.values()})
     factors = {engine.FACTOR_FIELDS[p]: np.asarray(v, dtype=float) for p, v in samples.items()
@@ -253,9 +242,7 @@ def uncertainty(cfg, n: int = 10_000, seed: int = 0, executor=None) -> "Uncertai
         raise ValueError(f"n must be a positive integer; got {n!r}")
     notes: list[str] = []
     samples = draw(cfg, n, seed, notes)
-    if not samples:  # nothing uncertain: every sample is the point estimate
-        samples = {"goodput": np.full(n, float(cfg.goodput))}
-    res = evaluate_samples(cfg, samples, executor)
+    res = evaluate_samples(cfg, samples, n, executor)
     parts = res if isinstance(res, list) else [res]
     outs = [_outputs(c) for c in parts]
     outputs = {k: (None if outs[0][k] is None else np.concatenate([o[k] for o in outs])) for k in OUTPUTS}

@@ -277,3 +277,16 @@ def test_an_executor_gives_the_serial_samples_and_pandas_holds_them(v3, monkeypa
         assert (v is None and pooled.outputs[k] is None) or np.array_equal(v, pooled.outputs[k]), k
     df = serial.to_pandas()
     assert len(df) == 200 and "costs.gpu_hour_price [USD/hour]" in df and "marginal_cost [USD]" in df
+
+
+def test_price_inputs_are_what_the_ledgers_use(v3):
+    # rental + capital (V3): the rental price, the GPU price, fleet and research multiple;
+    # an owned fleet adds energy and PUE; no price: nothing
+    assert set(ledger.price_inputs(v3)) == {"costs.gpu_hour_price", "costs.gpu_price", "costs.fleet_gpus",
+                                            "costs.research_multiple"}
+    owned = v3.replace(**{"costs.gpu_hour_price": None})
+    assert {"costs.electricity_price", "costs.pue"} <= set(ledger.price_inputs(owned))
+    assert ledger.price_inputs(presets.get("megatron-gpt-18.4b")) == {}
+    # a price the config does not use never switches a ledger's method
+    m, _ = ledger.ledgers(owned, 100.0, {"costs.gpu_hour_price": 3.0})
+    assert "GPU rental" not in m and m == ledger.ledgers(owned, 100.0)[0]
