@@ -334,13 +334,6 @@ class Costs(_Frozen):
                                            self.fleet_gpus))
 
 
-#: Inputs a prior may be set for (``costmodel.uncertainty``): the engine's per-row
-#: efficiency factors and goodput (``engine.FACTOR_FIELDS``) and the ledgers' per-row prices
-#: (``ledger.PRICE_INPUTS``; a test keeps the three in step).
-UNCERTAIN_PATHS = ("efficiency.compute", "efficiency.nvlink", "efficiency.scale_out", "efficiency.hbm", "goodput",
-                   "costs.gpu_hour_price", "costs.gpu_price", "costs.electricity_price", "costs.pue",
-                   "costs.fleet_gpus", "costs.research_multiple")
-
 Dist = Literal["fixed", "uniform", "triangular", "lognormal", "loguniform"]
 
 
@@ -389,7 +382,10 @@ class PriorSpec(BaseModel):
 
 
 def _priors(value: Any) -> Any:
-    """An ``uncertainty`` section: dotted path -> PriorSpec (a number is a fixed value)."""
+    """An ``uncertainty`` section: dotted path -> PriorSpec (a number is a fixed value); the
+    paths are ``uncertainty.UNCERTAIN_PATHS``."""
+    from .uncertainty import UNCERTAIN_PATHS
+
     if not isinstance(value, dict):
         return value
     out = {}

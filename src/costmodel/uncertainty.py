@@ -20,13 +20,17 @@ from typing import Any
 
 import numpy as np
 from . import engine, ledger
-from .config import UNCERTAIN_PATHS, PriorSpec
+from .config import PriorSpec
 from .units import quantity
 
 __all__ = ["Prior", "PriorSpec", "UNCERTAIN_PATHS", "default_priors", "priors", "uncertainty", "Uncertainty",
            "OUTPUTS"]
 
 #: Outputs of an :class:`Uncertainty` and their units (those of ``Estimate.to_dict``).
+#: Inputs a prior may be set for: the engine's per-row efficiency factors and goodput, and
+#: the ledgers' per-row prices.
+UNCERTAIN_PATHS = (*engine.FACTOR_FIELDS, *ledger.PRICE_INPUTS)
+
 OUTPUTS = {"step_time": "s", "wall_time": "day", "gpu_hours": "hour", "tokens_per_second": "token/s", "mfu": "",
            "memory_per_gpu": "GB",
            "marginal_cost": "USD", "capital_cost": "USD"}
@@ -79,17 +83,16 @@ class Prior:
         return self.ppf(rng.uniform(0.0, 1.0, n))
 
 
-_NORMAL = None
+@lru_cache(maxsize=1)
+def _inv_cdf():
+    from statistics import NormalDist
+
+    return np.frompyfunc(NormalDist().inv_cdf, 1, 1)
 
 
 def _normal_ppf(p: np.ndarray) -> np.ndarray:
     """The standard normal's inverse CDF (the standard library's, element by element)."""
-    global _NORMAL
-    if _NORMAL is None:
-        from statistics import NormalDist
-
-        _NORMAL = np.frompyfunc(NormalDist().inv_cdf, 1, 1)
-    return _NORMAL(p).astype(float)
+    return _inv_cdf()(p).astype(float)
 
 
 @lru_cache(maxsize=1)

@@ -8,9 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import costmodel
-from costmodel.config import UNCERTAIN_PATHS
 from costmodel.testing import training_configs
-from costmodel.uncertainty import _own
+from costmodel.uncertainty import UNCERTAIN_PATHS, _own
 
 BUDGET = 20
 N = 24

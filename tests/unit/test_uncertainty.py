@@ -7,9 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 import costmodel
-from costmodel import calibration, engine, ledger, presets
-from costmodel.config import UNCERTAIN_PATHS
-from costmodel.uncertainty import _own, draw, priors, uncertainty
+from costmodel import calibration, ledger, presets
+from costmodel.uncertainty import UNCERTAIN_PATHS, _own, draw, priors, uncertainty
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +19,6 @@ def v3():
 def _collapsed(cfg):
     """Every prior fixed at the config's own value."""
     return cfg.replace(uncertainty={p: _own(cfg, p) for p in UNCERTAIN_PATHS if _own(cfg, p) is not None})
-
-
-def test_paths_are_the_engines_and_the_ledgers():
-    assert set(UNCERTAIN_PATHS) == set(engine.FACTOR_FIELDS) | set(ledger.PRICE_INPUTS)
 
 
 def test_compute_prior_is_the_leave_one_out_spread():
