@@ -280,7 +280,9 @@ def _basis_lines(e: Estimate, label: str = "") -> list[str]:
     b = e.cost_basis
     return [_wrap(f"marginal cost{label}: " + b.get("marginal", "no price given (costs.gpu_hour_price or "
                                                                  "costs.gpu_price)"), ""),
-            _wrap(f"capital{label}: " + b.get("capital", "no GPU price given (costs.gpu_price)"), "")]
+            _wrap(f"capital{label}: " + b.get("capital", "no GPU price given (costs.gpu_price)"), "")] + \
+        [_wrap(f"{path.split('.')[1]}{label}: {b[path]}", "") for path in ("costs.gpu_hour_price", "costs.gpu_price")
+         if path in b]
 
 
 def _warn(e: Estimate, label: str = "") -> None:

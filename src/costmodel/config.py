@@ -26,7 +26,8 @@ from . import models as _models
 from . import rules as _layout_rules
 from .frozen import PicklesAsJson
 from .hardware import GPU, gpu as _gpu
-from .units import Bandwidth, EnergyPrice, Money, PricePerHour, Time, Tokens, to_base
+from .prices import CATALOGUE, MARKETS
+from .units import Bandwidth, EnergyPrice, Money, Time, Tokens, quantity_or_name, to_base
 from .workload import Architecture, Recompute
 
 __all__ = [
@@ -294,6 +295,11 @@ class Efficiency(_Frozen):
                        description="achievable over nominal HBM bandwidth: 1861 of 2039 GB/s (arXiv 2501.12084)")
 
 
+#: Server cost over GPU cost when the config gives a GPU's own price (Epoch AI's average of
+#: A100, V100, P100 servers; reference costs.yaml, epoch-amortization-method).
+DEFAULT_SERVER_OVERHEAD = 1.64
+
+
 class Costs(_Frozen):
     """Prices and the fleet, for the two ledgers (specs/ledger.md).
 
@@ -304,10 +310,16 @@ class Costs(_Frozen):
     the run's marginal cost.
     """
 
-    gpu_hour_price: PricePerHour | None = None
-    gpu_price: Money | None = Field(default=None, description="purchase price per GPU")
-    server_overhead: float = Field(default=1.64, gt=0, strict=True,
-                                   description="server cost over GPU cost (Epoch AI default average)")
+    gpu_hour_price: quantity_or_name("price per hour", MARKETS, "a rental market") | None = Field(
+        default=None, description="rental price per GPU-hour: a number (pinned), or a market of the price "
+                                  "catalogue whose price follows cluster.gpu (costmodel.prices)")
+    gpu_price: quantity_or_name("money", (CATALOGUE,), "the price catalogue") | None = Field(
+        default=None, description="purchase price per GPU: a number (pinned, times server_overhead), or "
+                                  "'catalogue': cluster.gpu's server price per GPU (costmodel.prices)")
+    server_overhead: float | None = Field(
+        default=None, gt=0, strict=True,
+        description="server cost over GPU cost; default 1.64 (Epoch AI's average) with a number, 1 with the "
+                    "catalogue's price, which is a whole server's")
     interconnect_per_gpu: Money | None = Field(default=None, description="network cost per GPU endpoint")
     interconnect_fraction: float = Field(default=0.19, ge=0, lt=1, strict=True,
                                          description="interconnect share of cluster cost when no per-GPU cost (Epoch AI)")
@@ -327,11 +339,27 @@ class Costs(_Frozen):
         description="the GPU the prices above were set for; stamped with cluster.gpu when the config is "
                     "built with prices, so a later change of GPU is reported (Estimate.warnings)")
 
+    @model_validator(mode="after")
+    def _catalogue_overhead(self):
+        if self.gpu_price == CATALOGUE and self.server_overhead not in (None, 1):
+            raise ValueError(f"costs.server_overhead: the catalogue's purchase price is a whole server's per GPU, "
+                             f"so no overhead applies (1); got {self.server_overhead!r}. Give gpu_price as a number "
+                             "to apply one")
+        return self
+
+    @property
+    def overhead(self) -> float:
+        """The server overhead the ledgers apply: 1 with the catalogue's (whole-server) price."""
+        if self.server_overhead is not None:
+            return self.server_overhead
+        return 1.0 if self.gpu_price == CATALOGUE else DEFAULT_SERVER_OVERHEAD
+
     @property
     def has_prices(self) -> bool:
-        """True if any GPU-specific price or fleet is given."""
-        return any(v is not None for v in (self.gpu_hour_price, self.gpu_price, self.interconnect_per_gpu,
-                                           self.fleet_gpus))
+        """True if any pinned GPU-specific price (a number, not a catalogue reference) or a
+        fleet is given."""
+        return any(v is not None and not isinstance(v, str)
+                   for v in (self.gpu_hour_price, self.gpu_price, self.interconnect_per_gpu, self.fleet_gpus))
 
 
 Dist = Literal["fixed", "uniform", "triangular", "lognormal", "loguniform"]
@@ -432,8 +460,29 @@ class TrainingConfig(_Frozen):
         """The cross-field rules of ``costmodel.rules`` (one definition, shared with sweeps)."""
         if not _rows_apart(info):
             _layout_rules.check(_layout_rules.Values.of(self))
+        self._check_catalogue()
         self._stamp_prices()
         return self
+
+    def _check_catalogue(self) -> None:
+        """A market or catalogue price must exist for the run's GPU."""
+        from . import prices
+
+        c, gpu = self.costs, self.cluster.gpu.name
+        try:
+            if isinstance(c.gpu_hour_price, str):
+                prices.rental(gpu, c.gpu_hour_price)
+        except KeyError:
+            known = ", ".join(prices.rentals(gpu)) or "none"
+            raise ValueError(f"costs.gpu_hour_price: the price catalogue has no {c.gpu_hour_price!r} market for "
+                             f"{gpu} (its markets: {known}); give a number") from None
+        try:
+            if isinstance(c.gpu_price, str):
+                prices.purchase(gpu)
+        except KeyError:
+            have = ", ".join(sorted({p.gpu for p in prices.entries() if p.kind == "purchase"}))
+            raise ValueError(f"costs.gpu_price: the price catalogue has no purchase price for {gpu} (it has one "
+                             f"for {have}); give a number") from None
 
     def _stamp_prices(self) -> None:
         c = self.costs

@@ -18,7 +18,9 @@ multiple of the run's marginal cost.
 
 from __future__ import annotations
 
-__all__ = ["HOURS_PER_YEAR", "marginal_rental", "marginal_owned", "capital", "basis", "ledgers",
+from .units import to_base
+
+__all__ = ["HOURS_PER_YEAR", "marginal_rental", "marginal_owned", "capital", "basis", "sources", "ledgers",
            "DEFAULT_SERVER_POWER_MULTIPLIER", "PRICE_INPUTS", "price_inputs"]
 
 #: Server power per GPU over TDP when the catalogue has no figure (Epoch AI default 1.8).
@@ -77,14 +79,18 @@ def price_inputs(cfg) -> dict[str, float]:
     when given; otherwise, with a GPU price, the owned fleet's energy price and PUE; with a
     GPU price, the capital's fleet (the config's, or the run's cluster) and research multiple.
     A price the config does not give, or that no ledger of it uses, is absent."""
-    from .units import to_base
+
+    from .prices import used
 
     c = cfg.costs
     out: dict[str, float] = {}
+    catalogue = used(cfg)  # a market or the catalogue's purchase price: the run's GPU's entry
     if c.gpu_hour_price is not None:
-        out["costs.gpu_hour_price"] = to_base(c.gpu_hour_price, "price per hour") * 3600
+        entry = catalogue["costs.gpu_hour_price"]
+        out["costs.gpu_hour_price"] = entry.value if entry else to_base(c.gpu_hour_price, "price per hour") * 3600
     if c.gpu_price is not None:
-        out["costs.gpu_price"] = to_base(c.gpu_price, "money")
+        entry = catalogue["costs.gpu_price"]
+        out["costs.gpu_price"] = entry.value if entry else to_base(c.gpu_price, "money")
         if c.gpu_hour_price is None:
             out["costs.electricity_price"] = to_base(c.electricity_price, "energy price") * 3.6e6
             out["costs.pue"] = float(c.pue)
@@ -109,7 +115,7 @@ def ledgers(cfg, gpu_hours, prices: dict | None = None) -> tuple[dict, dict]:
         marginal = marginal_rental(gpu_hours, v["costs.gpu_hour_price"])
     elif price is not None:
         marginal = marginal_owned(
-            gpu_hours, price, c.server_overhead, c.depreciation_rate, c.interconnect_fraction, interconnect,
+            gpu_hours, price, c.overhead, c.depreciation_rate, c.interconnect_fraction, interconnect,
             to_base(gpu.tdp, "power") if gpu.tdp is not None else 0.0,
             gpu.server_power_multiplier or DEFAULT_SERVER_POWER_MULTIPLIER, c.power_fraction,
             v["costs.pue"], v["costs.electricity_price"])
@@ -117,23 +123,38 @@ def ledgers(cfg, gpu_hours, prices: dict | None = None) -> tuple[dict, dict]:
         marginal = {}
     capital_ = {}
     if price is not None:
-        capital_ = capital(v["costs.fleet_gpus"], price, c.server_overhead, c.interconnect_fraction, interconnect,
+        capital_ = capital(v["costs.fleet_gpus"], price, c.overhead, c.interconnect_fraction, interconnect,
                            None if c.facility is None else to_base(c.facility, "money"),
                            v["costs.research_multiple"], sum(marginal.values()))
     return marginal, capital_
 
 
-def _usd(q) -> str:
-    from .units import to_base
+def _usd(x: float) -> str:
+    return f"{x:,.0f} USD"
 
-    return f"{to_base(q, 'money'):,.0f} USD"
+
+def sources(cfg) -> dict[str, str]:
+    """Where each price of ``cfg`` came from, in words: ``costs.gpu_hour_price`` and
+    ``costs.gpu_price`` -> the catalogue entry (market, GPU, date, source) when the config
+    names one, or "pinned" with the GPU it was set for when it gives a number."""
+    from .prices import used
+
+    out = {}
+    for path, entry in used(cfg).items():
+        if entry is not None:
+            out[path] = "catalogue: " + entry.describe()
+        else:
+            out[path] = (f"pinned: given in the config ({path})"
+                         + (f", set for {cfg.costs.priced_for}" if cfg.costs.priced_for else ""))
+    return out
 
 
 def basis(cfg, gpu_hours: float) -> dict[str, str]:
     """What each ledger assumed, in words: the prices, the fleet and where they came from.
 
-    Keys ``marginal`` and ``capital`` (absent when the config gives no price for them) and
-    ``priced_for``, the GPU the prices were set for (``costs.priced_for``).
+    Keys ``marginal`` and ``capital`` (absent when the config gives no price for them),
+    ``priced_for``, the GPU pinned prices were set for (``costs.priced_for``), and the
+    :func:`sources` of the prices (``costs.gpu_hour_price``, ``costs.gpu_price``).
     """
     c, run_gpus = cfg.costs, cfg.cluster.num_gpus
     v = price_inputs(cfg)
@@ -142,17 +163,18 @@ def basis(cfg, gpu_hours: float) -> dict[str, str]:
         out["marginal"] = (f"rental: {gpu_hours:,.0f} GPU-hours x {v['costs.gpu_hour_price']:g} USD per GPU-hour "
                            "(costs.gpu_hour_price)")
     elif c.gpu_price is not None:
-        out["marginal"] = (f"owned fleet, amortized: {_usd(c.gpu_price)} per GPU x server overhead "
-                           f"{c.server_overhead:g} at {c.depreciation_rate:g}/year, interconnect, energy at "
+        out["marginal"] = (f"owned fleet, amortized: {_usd(v['costs.gpu_price'])} per GPU x server overhead "
+                           f"{c.overhead:g} at {c.depreciation_rate:g}/year, interconnect, energy at "
                            f"{v['costs.electricity_price']:g} USD/kWh and PUE {c.pue:g}")
     if c.gpu_price is not None:
         fleet = cfg.fleet_gpus
-        network = (f"{_usd(c.interconnect_per_gpu)} of interconnect per GPU" if c.interconnect_per_gpu is not None
-                   else f"interconnect {c.interconnect_fraction:.0%} of cluster cost")
-        out["capital"] = (f"a fleet of {fleet:,} GPUs (the run uses {run_gpus:,}) at {_usd(c.gpu_price)} each x "
-                          f"server overhead {c.server_overhead:g}, {network}"
-                          + (f", facility {_usd(c.facility)}" if c.facility is not None else ", no facility")
+        network = (f"{_usd(to_base(c.interconnect_per_gpu, 'money'))} of interconnect per GPU"
+                   if c.interconnect_per_gpu is not None else f"interconnect {c.interconnect_fraction:.0%} of cluster cost")
+        out["capital"] = (f"a fleet of {fleet:,} GPUs (the run uses {run_gpus:,}) at {_usd(v['costs.gpu_price'])} each x "
+                          f"server overhead {c.overhead:g}, {network}"
+                          + (f", facility {_usd(to_base(c.facility, 'money'))}" if c.facility is not None else ", no facility")
                           + f", research compute {c.research_multiple:g}x the run's marginal cost")
     if c.priced_for is not None:
         out["priced_for"] = c.priced_for
+    out.update(sources(cfg))
     return out

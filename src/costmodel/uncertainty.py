@@ -97,8 +97,23 @@ def _normal_ppf(p: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _catalogue() -> tuple[dict, ...]:
+    """The priors of catalog/priors.toml, then one rental prior per market of the price
+    catalogue (costmodel.prices): uniform over the market's range, fixed where the market
+    has one quote."""
+    from . import prices
+
     text = resources.files("costmodel.catalog").joinpath("priors.toml").read_text("utf-8")
-    return tuple(tomllib.loads(text)["prior"])
+    out = list(tomllib.loads(text)["prior"])
+    for p in prices.entries():
+        if p.kind != "rental":
+            continue
+        dist = {"dist": "uniform", "low": p.low, "high": p.high} if p.high > p.low else {"dist": "fixed",
+                                                                                      "value": p.low}
+        out.append({"path": "costs.gpu_hour_price", "market": p.market, "gpus": [p.gpu], "scale": "absolute",
+                    "unit": "USD/hour", **dist,
+                    "source": f"{p.gpu} rental, {p.market} market, {p.date} (price catalogue): {p.source}"
+                              + (f" Estimated: {p.estimated}." if p.estimated else "")})
+    return tuple(out)
 
 
 def _own(cfg, path: str) -> float | None:
@@ -140,11 +155,14 @@ def default_priors(cfg, notes: list | None = None) -> dict[str, Prior]:
     another market: kept fixed, with a note in ``notes``). The fleet prior never draws fewer
     GPUs than the run's cluster (the config's rule)."""
     gpu = cfg.cluster.gpu.name
+    market = cfg.costs.gpu_hour_price if isinstance(cfg.costs.gpu_hour_price, str) else None
     out: dict[str, Prior] = {}
     missed: dict[str, list[str]] = {}
     for entry in _catalogue():
         path = entry["path"]
         if "gpus" in entry and gpu not in entry["gpus"]:
+            continue
+        if "market" in entry and market is not None and entry["market"] != market:  # the config names its market
             continue
         own = _own(cfg, path)
         if own is None or path in out:

@@ -33,6 +33,7 @@ __all__ = [
     "format_quantity",
     "normalize",
     "quantity_field",
+    "quantity_or_name",
     "Bandwidth",
     "Memory",
     "MemoryCapacity",
@@ -379,6 +380,32 @@ def quantity_field(kind: Kind | str) -> Any:
         PlainValidator(_validate),
         PlainSerializer(format_quantity, when_used="json"),
         WithJsonSchema({"type": "string", "description": f"a {kind.name}, e.g. {kind.example}"}),
+    ]
+
+
+def quantity_or_name(kind: Kind | str, names: tuple[str, ...], what: str) -> Any:
+    """Annotated type for a field holding a Quantity of ``kind`` or one of ``names`` (a
+    catalogue reference such as a rental market, kept as the string): ``what`` names the
+    references in the error a string that is neither gets."""
+    from pydantic import PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema
+
+    kind = KINDS[kind] if isinstance(kind, str) else kind
+
+    def _validate(value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and value.strip() in names:
+            return value.strip()
+        if isinstance(value, str) and not re.search(r"\d", value):
+            raise ValueError(f"{value!r} is neither {kind.a} (e.g. {kind.example}) nor "
+                             f"{what} ({', '.join(names)})")
+        return parse(value, kind, field=info.field_name or "value")
+
+    return Annotated[
+        Any,
+        kind,
+        PlainValidator(_validate),
+        PlainSerializer(lambda v: v if isinstance(v, str) else format_quantity(v), when_used="json"),
+        WithJsonSchema({"type": "string", "description": f"a {kind.name}, e.g. {kind.example}, or {what}: "
+                                                         + ", ".join(names)}),
     ]
 
 
