@@ -593,6 +593,104 @@ def _cmd_search(args) -> int:
     return 0
 
 
+def _cmd_whatif(args) -> int:
+    from .whatif import whatif
+
+    if not args.set:
+        raise ValueError("whatif needs at least one change: --set PATH=VALUE, e.g. --set cluster.gpu=H100-SXM")
+    cfg = _load(args.target, [])
+    changes = {}
+    for item in args.set:
+        path, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes path=value; got {item!r}")
+        changes[path.strip()] = _value(text)
+    if args.samples is not None and args.samples < 1:
+        raise ValueError(f"--samples must be a positive integer; got {args.samples}")
+    w = whatif(cfg, changes, reoptimize=args.reoptimize, objective=args.objective, samples=args.samples,
+               seed=args.seed)
+    if args.json:
+        print(json.dumps(w.to_dict(), indent=2, default=str))
+        return 0 if w.changed.fits else EXIT_DOES_NOT_FIT
+    change = ", ".join(f"{k}={v}" for k, v in changes.items())
+    print(f"what if {change}" + (" (layout re-optimised by search, objective " + args.objective + ")"
+                                 if args.reoptimize else " (layout kept)") + f", for {cfg.model.name}:")
+    rows = []
+    for (name, va), (_, vb) in zip(_summary(w.base), _summary(w.changed)):
+        rows.append([name, va, vb])
+    print(_table(["quantity", "as is", "changed"], rows))
+    labels = {"step_time": ("step time", "s", "{:+.3f}"), "wall_time": ("wall time", "day", "{:+.1f}"),
+              "gpu_hours": ("GPU-hours", "hour", "{:+,.0f}"), "marginal_cost": ("marginal cost", "USD", "{:+,.0f}"),
+              "capital_cost": ("capital", "USD", "{:+,.0f}")}
+    rows = []
+    for k, d in w.delta.items():
+        if d is None:
+            continue
+        label, unit, fmt = labels[k]
+        band = [fmt.format(x) for x in w.bands[k]] if k in w.bands else []
+        rows.append([f"{label} [{unit}]", fmt.format(d.m), f"{w.ratio[k] - 1:+.1%}" if w.ratio[k] else "-", *band])
+    print()
+    print(_table(["delta", "changed - as is", "relative"] + (["P10", "P50", "P90"] if w.bands else []), rows))
+    if w.layout:
+        print("\nlayout: " + ", ".join(f"{k.split('.')[1]} {a} -> {b}" for k, (a, b) in w.layout.items()))
+    for note in w.notes:
+        print(_wrap(f"note: {note}", ""))
+    if not w.changed.fits:
+        print(_does_not_fit(w.changed, " (changed)"), file=sys.stderr)
+        return EXIT_DOES_NOT_FIT
+    return 0
+
+
+def _cmd_program(args) -> int:
+    from . import programs
+    from .program import estimate_program
+
+    info = programs.info(args.name)
+    if args.samples is not None and args.samples < 1:
+        raise ValueError(f"--samples must be a positive integer; got {args.samples}")
+    b = estimate_program(info.program, samples=args.samples, seed=args.seed)
+    if args.json:
+        print(json.dumps({"program": info.name, "stage_gpu_hours": b.stage_gpu_hours,
+                          "lines": [vars(x) for x in b.lines], "fleet_gpus": b.fleet_gpus,
+                          "fleet_share": b.fleet_share, "bands": b.bands, "notes": list(b.notes)}, indent=2))
+        return 0
+    print(f"program {info.name}: {len(b.stages)} stages, {b.gpu_hours.to('hour').m:,.0f} GPU-hours")
+    band = b.samples > 0
+    rows = []
+    for name, hours in b.stage_gpu_hours.items():
+        e = b.stages[name]
+        how = "estimated" if e is not None else "as published"
+        q = b.bands.get(f"{name} GPU-hours")
+        rows.append([name, how, f"{hours:,.0f}", *([f"{x:,.0f}" for x in q] if band and q else [])])
+    print(_table(["stage", "GPU-hours", "value", *(["P10", "P50", "P90"] if band else [])], rows))
+    for ledger_name in ("marginal", "capital", "running per year"):
+        lines = [x for x in b.lines if x.ledger == ledger_name]
+        if not lines:
+            continue
+        rows = []
+        for x in lines + [None]:
+            lo, hi = (x.low, x.high) if x is not None else b.total(ledger_name)
+            value = f"{lo:,.0f}" if lo == hi else f"{lo:,.0f} - {hi:,.0f}"
+            q = (x.band if x is not None else b.bands.get({"marginal": "marginal_cost",
+                                                            "capital": "capital_cost"}.get(ledger_name, "")))
+            rows.append(["total" if x is None else x.name, value, *([f"{v:,.0f}" for v in q] if band and q else
+                                                                    (["", "", ""] if band else []))])
+        print(f"\n{ledger_name} ledger [USD]")
+        print(_table(["line", "USD", *(["P10", "P50", "P90"] if band else [])], rows, right={1}))
+    if b.fleet_share is not None:
+        lo, hi = b.fleet_share
+        c_lo, c_hi = b.fleet_cost_share
+        print(f"\nshare of the fleet's GPU-hours over its {info.program.fleet.life_years:g}-year life: {lo:.2%} "
+              f"(largest fleet) to {hi:.2%} (smallest); the fleet cost that share carries: "
+              f"${c_lo.m:,.0f} to ${c_hi.m:,.0f}")
+    for note in b.notes:
+        print(_wrap(f"note: {note}", ""))
+    print(_wrap(f"source: {info.source}", ""))
+    for a in info.assumptions:
+        print(_wrap(f"assumed: {a}", ""))
+    return 0
+
+
 # ------------------------------------------------------------------------- parser
 
 
@@ -713,6 +811,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p)
     _add_table_outputs(p, "ranked ")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("whatif", help="a counterfactual: the run with inputs changed, layout kept or re-chosen",
+                       description="Estimate a run as it is and with --set changes, and print both and the "
+                                   "deltas in time, GPU-hours and dollars. With --reoptimize the changed setup's "
+                                   "layout is re-chosen by search (kept when it is already the best).")
+    p.add_argument("target", help="a preset or a config file")
+    _add_set(p, "--set", " in the counterfactual")
+    p.add_argument("--reoptimize", action="store_true", help="re-choose the layout for the changed setup")
+    p.add_argument("--objective", choices=["time", "cost", "memory"], default="time",
+                   help="what --reoptimize minimises (default time)")
+    p.add_argument("--samples", type=int, default=None, help="Monte Carlo bands of the deltas (e.g. 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(func=_cmd_whatif)
+
+    p = sub.add_parser("program", help="a model program's whole bill: its runs, the fleet, three ledgers",
+                       description="Estimate every stage of a catalogued program (costmodel.programs) and price the "
+                                   "whole: the marginal ledger (each stage, research), the fleet's capital and its "
+                                   "running cost per year, as ranges where the fleet's size is disputed.")
+    p.add_argument("name", help="a program (e.g. deepseek-v3)")
+    p.add_argument("--samples", type=int, default=None, help="Monte Carlo bands (e.g. 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(func=_cmd_program)
 
     p = sub.add_parser("sensitivity", help="which uncertain inputs drive the costs and the time",
                        description="Global sensitivity of a run's outputs to its uncertain inputs (the priors of "

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from .units import to_base
 
-__all__ = ["HOURS_PER_YEAR", "marginal_rental", "marginal_owned", "capital", "basis", "sources", "ledgers",
+__all__ = ["HOURS_PER_YEAR", "marginal_rental", "marginal_owned", "capital", "basis", "sources", "ledgers", "energy_kwh",
            "DEFAULT_SERVER_POWER_MULTIPLIER", "PRICE_INPUTS", "price_inputs"]
 
 #: Server power per GPU over TDP when the catalogue has no figure (Epoch AI default 1.8).
@@ -35,6 +35,12 @@ def marginal_rental(gpu_hours, price_per_gpu_hour) -> dict[str, float]:
     return {"GPU rental": gpu_hours * price_per_gpu_hour}
 
 
+def energy_kwh(gpu_hours, tdp_w, server_power_multiplier, power_fraction, pue):
+    """Facility energy for ``gpu_hours`` [kWh]: TDP x server multiplier x average-power
+    fraction x PUE (Epoch AI's formula)."""
+    return tdp_w / 1000.0 * server_power_multiplier * power_fraction * pue * gpu_hours
+
+
 def marginal_owned(gpu_hours, gpu_price, server_overhead, depreciation_rate, interconnect_fraction,
                    interconnect_per_gpu, tdp_w, server_power_multiplier, power_fraction, pue,
                    usd_per_kwh) -> dict[str, float]:
@@ -45,7 +51,7 @@ def marginal_owned(gpu_hours, gpu_price, server_overhead, depreciation_rate, int
         network = hardware * interconnect_fraction / (1 - interconnect_fraction)
     else:
         network = interconnect_per_gpu * depreciation_rate / HOURS_PER_YEAR * gpu_hours
-    kwh = tdp_w / 1000.0 * server_power_multiplier * power_fraction * pue * gpu_hours
+    kwh = energy_kwh(gpu_hours, tdp_w, server_power_multiplier, power_fraction, pue)
     return {
         "hardware amortization": hardware,
         "interconnect amortization": network,

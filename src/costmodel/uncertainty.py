@@ -23,7 +23,7 @@ from . import engine, ledger
 from .config import PriorSpec
 from .units import quantity
 
-__all__ = ["Prior", "PriorSpec", "UNCERTAIN_PATHS", "default_priors", "priors", "uncertainty", "Uncertainty",
+__all__ = ["Prior", "PriorSpec", "UNCERTAIN_PATHS", "default_priors", "priors", "catalogue_prior", "uncertainty", "Uncertainty",
            "OUTPUTS"]
 
 #: Outputs of an :class:`Uncertainty` and their units (those of ``Estimate.to_dict``).
@@ -180,6 +180,16 @@ def default_priors(cfg, notes: list | None = None) -> dict[str, Prior]:
             notes.append(f"{path}: the config's {_own(cfg, path):g} lies outside the catalogue's "
                          f"{', '.join(ranges)}; kept fixed. Give it a prior in the uncertainty section")
     return out
+
+
+def catalogue_prior(path: str, center: float) -> Prior | None:
+    """The catalogue's prior of ``path`` (priors.toml) around ``center`` (its value in the
+    input's engine unit), for inputs outside a config (a program's fleet); None if it has none
+    or its prior is tied to GPUs or markets."""
+    for entry in _catalogue():
+        if entry["path"] == path and "gpus" not in entry and "market" not in entry:
+            return Prior(path, _spec(entry), float(center), entry["source"])
+    return None
 
 
 def priors(cfg, notes: list | None = None) -> dict[str, Prior]:

@@ -1,0 +1,454 @@
+"""A model program's whole bill: its runs, the fleet that ran them, and what each costs
+(specs/program.md).
+
+A :class:`Program` is named stages (each a ``TrainingConfig``, or a fixed number of GPU-hours
+with a source, for what cannot be modelled), a research multiple with its source, and the
+:class:`Fleet` that ran them (groups of GPUs, each with a count or a range of counts where
+estimates disagree, and a price; its interconnect, facility, energy, life and utilisation;
+optionally staff). :func:`estimate_program` prices it in three ledgers whose lines sum to their
+totals:
+
+- **marginal**: each stage's GPU-hours at its price (a config's own ledger; a fixed stage at
+  the program's rental price), and research compute as a multiple of the stages' cost;
+- **capital**: each GPU group's servers and interconnect, and the facility;
+- **running, per year**: the fleet's energy at its utilisation, and staff when given.
+
+Fleet figures are ranges (low, high) where the fleet's size is disputed; the share of the
+fleet's life the program used and the fleet cost that share carries are derived from them.
+With ``samples``, Monte Carlo bands (``costmodel.uncertainty``) on the stages and totals.
+
+    >>> import costmodel
+    >>> bill = costmodel.estimate_program(costmodel.programs.get("deepseek-v3"))
+    >>> round(bill.gpu_hours.to("hour").m / 1e6, 2)  # doctest: +SKIP
+    2.41
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from . import ledger
+from .config import DEFAULT_SERVER_OVERHEAD, TrainingConfig
+from .prices import CATALOGUE, MARKETS
+from .units import EnergyPrice, Money, quantity, quantity_or_name, to_base
+
+__all__ = ["Stage", "FleetGroup", "Fleet", "Program", "ProgramEstimate", "Line", "estimate_program"]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+class Stage(BaseModel):
+    """One run of a program: a ``config`` to estimate, or ``gpu_hours`` fixed with a
+    ``source`` (on ``gpu``, the GPU it ran on) for what cannot be modelled."""
+
+    model_config = _FROZEN
+
+    name: str = Field(min_length=1)
+    config: TrainingConfig | None = None
+    gpu_hours: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    gpu: str | None = Field(default=None, description="the GPU a fixed stage ran on; default the config stages'")
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.config is None) == (self.gpu_hours is None):
+            raise ValueError(f"stage {self.name!r}: give either config (to estimate) or gpu_hours (fixed); "
+                             f"got {'both' if self.config is not None else 'neither'}")
+        if self.gpu_hours is not None and not self.source.strip():
+            raise ValueError(f"stage {self.name!r}: fixed gpu_hours={self.gpu_hours:g} need a source (where the "
+                             "figure comes from)")
+        if self.gpu is not None:
+            from .hardware import gpu as lookup
+
+            object.__setattr__(self, "gpu", lookup(self.gpu).name)
+        return self
+
+
+def _count(v: Any) -> tuple[int, int]:
+    if isinstance(v, bool):
+        raise ValueError(f"must be a GPU count or a [low, high] range; got {v!r}")
+    if isinstance(v, int):
+        v = (v, v)
+    lo, hi = v
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (lo, hi)) or lo < 0 or hi < lo or hi == 0:
+        raise ValueError(f"must be a GPU count or a [low, high] range with 0 <= low <= high, high > 0; got {v!r}")
+    return int(lo), int(hi)
+
+
+class FleetGroup(BaseModel):
+    """GPUs of one kind in the fleet: ``count`` (a number, or ``[low, high]`` where estimates
+    disagree), bought at ``gpu_price`` (a number per GPU times ``server_overhead``, or
+    ``"catalogue"``: the price catalogue's server price per GPU), with its ``source``."""
+
+    model_config = _FROZEN
+
+    gpu: str
+    count: tuple[int, int]
+    gpu_price: quantity_or_name("money", (CATALOGUE,), "the price catalogue") = CATALOGUE
+    server_overhead: float | None = Field(default=None, gt=0)
+    source: str = ""
+
+    _count = field_validator("count", mode="before")(lambda v: _count(v))
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu(cls, v: str) -> str:
+        from .hardware import gpu as lookup
+
+        return lookup(v).name
+
+    @model_validator(mode="after")
+    def _priced(self):
+        if self.gpu_price == CATALOGUE:
+            from . import prices
+
+            try:
+                prices.purchase(self.gpu)
+            except KeyError:
+                raise ValueError(f"fleet group {self.gpu}: gpu_price: the price catalogue has no purchase price "
+                                 f"for {self.gpu}; give a number") from None
+        return self
+
+    @property
+    def price(self) -> float:
+        """The price per GPU the capital ledger uses, its server included [USD]."""
+        from . import prices
+
+        if self.gpu_price == CATALOGUE:
+            return prices.purchase(self.gpu).value * (self.server_overhead or 1.0)
+        return to_base(self.gpu_price, "money") * (self.server_overhead or DEFAULT_SERVER_OVERHEAD)
+
+
+class Fleet(BaseModel):
+    """The GPUs a program's organisation owns, and what it takes to run them.
+
+    ``life_years``: the servers' service life (Epoch AI: 5 years from 2023); ``utilisation``:
+    the share of the fleet's hours in use (1, the default, is an upper bound on use and so a
+    lower bound on the program's share of it); energy as the ledgers' (Epoch AI's formula)."""
+
+    model_config = _FROZEN
+
+    groups: tuple[FleetGroup, ...] = Field(min_length=1)
+    interconnect_per_gpu: Money | None = None
+    interconnect_fraction: float = Field(default=0.19, ge=0, lt=1)
+    facility: Money | None = None
+    life_years: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    utilisation: float = Field(default=1.0, gt=0, le=1)
+    electricity_price: EnergyPrice = Field(default="0.0826 USD/kWh", validate_default=True,
+                                           description="US industrial 2025 (EIA via Epoch AI)")
+    pue: float = Field(default=1.25, ge=1, allow_inf_nan=False)
+    power_fraction: float = Field(default=0.75, gt=0, le=1)
+    staff_per_year: Money | None = None
+    source: str = ""
+
+    @property
+    def gpus(self) -> tuple[int, int]:
+        return sum(g.count[0] for g in self.groups), sum(g.count[1] for g in self.groups)
+
+
+class Program(BaseModel):
+    """A model program: named :class:`Stage` runs, research compute as ``research_multiple``
+    times the stages' marginal cost (with ``research_source``), the :class:`Fleet` that ran
+    them, and ``gpu_hour_price`` for the fixed stages and research (a number or a rental
+    market; default the first config stage's rental price)."""
+
+    model_config = _FROZEN
+
+    name: str = Field(min_length=1)
+    stages: tuple[Stage, ...] = Field(min_length=1)
+    fleet: Fleet | None = None
+    gpu_hour_price: quantity_or_name("price per hour", MARKETS, "a rental market") | None = None
+    research_multiple: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    research_source: str = ""
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _check(self):
+        names = [s.name for s in self.stages]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"stages: names must be unique; {', '.join(map(repr, dup))} repeat")
+        taken = [n for n in names if n == "research compute" or n.endswith((" servers", " interconnect"))
+                 or n in ("facility", "energy", "staff")]
+        if taken:
+            raise ValueError(f"stages: {taken[0]!r} is the name of a ledger line; name the stage otherwise")
+        if self.research_multiple > 0 and not self.research_source.strip():
+            raise ValueError(f"research_multiple={self.research_multiple:g} needs a research_source")
+        if not any(s.config is not None for s in self.stages) and any(s.gpu is None for s in self.stages):
+            raise ValueError("stages: with no config stage, each fixed stage must name its gpu")
+        return self
+
+    def add(self, stage: Stage | dict) -> "Program":
+        """A copy with ``stage`` appended."""
+        stage = stage if isinstance(stage, Stage) else Stage.model_validate(stage)
+        return Program.model_validate({**dict(self), "stages": (*self.stages, stage)})
+
+    @property
+    def gpu(self) -> str:
+        """The GPU of the first config stage (the fixed stages' default)."""
+        for s in self.stages:
+            if s.config is not None:
+                return s.config.cluster.gpu.name
+        return self.stages[0].gpu
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a program's ledger [USD]: ``low`` and ``high`` (equal unless the fleet's
+    size is a range), and Monte Carlo ``band`` (P10, P50, P90) when asked."""
+
+    ledger: str  # "marginal", "capital" or "running per year"
+    name: str
+    low: float
+    high: float
+    band: tuple[float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class ProgramEstimate:
+    """The result of :func:`estimate_program`. ``stages`` maps each stage to its
+    ``Estimate`` (None for a fixed stage); ``stage_gpu_hours`` to its GPU-hours; ``lines``
+    are the three ledgers (:class:`Line`), which sum to :meth:`total`. Fleet figures are
+    (low, high) pairs. ``bands`` maps ``gpu_hours``, ``marginal_cost``, ``capital_cost`` and
+    each stage's ``"<stage> GPU-hours"`` to (P10, P50, P90) when samples were asked."""
+
+    program: Program
+    stages: dict
+    stage_gpu_hours: dict
+    lines: tuple[Line, ...]
+    fleet_gpus: tuple[int, int] | None
+    fleet_hours: tuple[float, float] | None  # the fleet's GPU-hours over its life, at its utilisation
+    notes: tuple[str, ...] = ()
+    bands: dict = field(default_factory=dict)
+    samples: int = 0
+
+    def total(self, ledger_name: str) -> tuple[float, float]:
+        """A ledger's total (low, high) [USD]: the sum of its lines."""
+        ls = [x for x in self.lines if x.ledger == ledger_name]
+        return math.fsum(x.low for x in ls), math.fsum(x.high for x in ls)
+
+    @property
+    def gpu_hours(self):
+        """The stages' GPU-hours (research compute is priced, not counted in hours)."""
+        return quantity(math.fsum(self.stage_gpu_hours.values()), "hour")
+
+    @property
+    def marginal_cost(self):
+        return quantity(self.total("marginal")[0], "USD") if any(x.ledger == "marginal" for x in self.lines) else None
+
+    @property
+    def capital_cost(self):
+        """(low, high) Quantities, or None without a fleet."""
+        if self.fleet_gpus is None:
+            return None
+        return tuple(quantity(x, "USD") for x in self.total("capital"))
+
+    @property
+    def running_per_year(self):
+        if self.fleet_gpus is None:
+            return None
+        return tuple(quantity(x, "USD/year") for x in self.total("running per year"))
+
+    @property
+    def fleet_share(self) -> tuple[float, float] | None:
+        """The share of the fleet's GPU-hours over its life that the program used: (at the
+        largest fleet, at the smallest)."""
+        if self.fleet_hours is None:
+            return None
+        h = self.gpu_hours.m
+        return h / self.fleet_hours[1], h / self.fleet_hours[0]
+
+    @property
+    def fleet_cost_share(self):
+        """The fleet's cost over its life (capital + running x life) times the program's share of
+        its hours: the fleet cost the program carries, (low, high) Quantities. Both ends move
+        together: a larger fleet costs more and the program uses less of it."""
+        if self.fleet_hours is None:
+            return None
+        life = self.program.fleet.life_years
+        (c_lo, c_hi), (r_lo, r_hi) = self.total("capital"), self.total("running per year")
+        s_hi, s_lo = self.fleet_share  # the largest fleet gives the smallest share
+        a, b = s_lo * (c_hi + r_hi * life), s_hi * (c_lo + r_lo * life)
+        return quantity(min(a, b), "USD"), quantity(max(a, b), "USD")
+
+    def to_pandas(self):
+        """The ledgers, one row per line: ledger, line, low and high [USD], and P10/P50/P90
+        when sampled."""
+        import pandas as pd
+
+        rows = []
+        for x in self.lines:
+            r = {"ledger": x.ledger, "line": x.name, "low [USD]": x.low, "high [USD]": x.high}
+            if x.band is not None:
+                r.update({"P10 [USD]": x.band[0], "P50 [USD]": x.band[1], "P90 [USD]": x.band[2]})
+            rows.append(r)
+        return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- estimate
+
+def _program_price(program: Program) -> tuple[float | None, str]:
+    """The rental price of the fixed stages and research [USD/h] and where it comes from."""
+    from . import prices
+
+    p = program.gpu_hour_price
+    if isinstance(p, str):
+        entry = prices.rental(program.gpu, p)
+        return entry.value, "catalogue: " + entry.describe()
+    if p is not None:
+        return to_base(p, "price per hour") * 3600, "pinned: program.gpu_hour_price"
+    for s in program.stages:
+        if s.config is not None:
+            v = ledger.price_inputs(s.config).get("costs.gpu_hour_price")
+            if v is not None:
+                return v, f"the rental price of stage {s.name!r} ({v:g} USD per GPU-hour)"
+            break
+    return None, "no rental price: the fixed stages and research are not priced"
+
+
+def _fleet_lines(fleet: Fleet) -> list[Line]:
+    out = []
+    per_gpu_net = None if fleet.interconnect_per_gpu is None else to_base(fleet.interconnect_per_gpu, "money")
+    for g in fleet.groups:
+        lo, hi = (ledger.capital(n, g.price, 1.0, fleet.interconnect_fraction, per_gpu_net, None, 0.0, 0.0)
+                  for n in g.count)
+        out.append(Line("capital", f"{g.gpu} servers", lo["GPU servers"], hi["GPU servers"]))
+        out.append(Line("capital", f"{g.gpu} interconnect", lo["interconnect"], hi["interconnect"]))
+    if fleet.facility is not None:
+        f = to_base(fleet.facility, "money")
+        out.append(Line("capital", "facility", f, f))
+    usd_per_kwh = to_base(fleet.electricity_price, "energy price") * 3.6e6
+    e_lo = e_hi = 0.0
+    for g in fleet.groups:
+        gpu = _gpu(g.gpu)
+        tdp = to_base(gpu.tdp, "power") if gpu.tdp is not None else 0.0
+        mult = gpu.server_power_multiplier or ledger.DEFAULT_SERVER_POWER_MULTIPLIER
+        per_gpu = ledger.energy_kwh(ledger.HOURS_PER_YEAR * fleet.utilisation, tdp, mult, fleet.power_fraction,
+                                    fleet.pue) * usd_per_kwh
+        e_lo, e_hi = e_lo + g.count[0] * per_gpu, e_hi + g.count[1] * per_gpu
+    out.append(Line("running per year", "energy", e_lo, e_hi))
+    if fleet.staff_per_year is not None:
+        s = to_base(fleet.staff_per_year, "money")
+        out.append(Line("running per year", "staff", s, s))
+    return out
+
+
+def _gpu(name: str):
+    from .hardware import gpu
+
+    return gpu(name)
+
+
+def _bands(program: Program, stage_est: dict, price: float | None, n: int, seed: int, executor) -> tuple[dict, dict]:
+    """Monte Carlo samples: per stage GPU-hours and marginal cost (common random numbers: the
+    same seed draws the same quantiles of a shared input in every stage), and the fleet's
+    capital (each group's count loguniform over its range, all at one quantile, times the
+    purchase price prior). Returns (output -> samples, line -> samples)."""
+    from .uncertainty import catalogue_prior, uncertainty
+
+    hours, cost, line = {}, {}, {}
+    rent = None
+    for s in program.stages:
+        if s.config is None:
+            continue
+        u = uncertainty(s.config, n=n, seed=seed, executor=executor)
+        hours[s.name] = u.outputs["gpu_hours"]
+        if u.outputs["marginal_cost"] is not None:
+            cost[s.name] = u.outputs["marginal_cost"]
+        if rent is None and "costs.gpu_hour_price" in u.inputs:
+            rent = u.inputs["costs.gpu_hour_price"]
+    for s in program.stages:
+        if s.config is None:
+            hours[s.name] = np.full(n, s.gpu_hours)
+            if price is not None:
+                cost[s.name] = s.gpu_hours * (rent if rent is not None and program.gpu_hour_price is None
+                                              else np.full(n, price))
+    out = {"gpu_hours": sum(hours.values())}
+    for k, v in hours.items():
+        out[f"{k} GPU-hours"] = v
+    if cost:
+        stages_cost = sum(cost.values())
+        line.update(cost)
+        if program.research_multiple:
+            line["research compute"] = program.research_multiple * stages_cost
+        out["marginal_cost"] = stages_cost * (1 + program.research_multiple)
+    if program.fleet is not None:
+        rng = np.random.default_rng([seed, 11])
+        q = rng.uniform(0.0, 1.0, n)  # one quantile for every group: the estimates disagree as a whole
+        capital = np.zeros(n)
+        f = program.fleet
+        net = None if f.interconnect_per_gpu is None else to_base(f.interconnect_per_gpu, "money")
+        for i, g in enumerate(f.groups):
+            lo, hi = g.count
+            count = lo * np.exp(q * math.log(hi / lo)) if lo > 0 and hi > lo else lo + q * (hi - lo)
+            prior = catalogue_prior("costs.gpu_price", g.price)
+            price = prior.ppf(np.random.default_rng([seed, 12, i]).uniform(0.0, 1.0, n)) if prior else g.price
+            parts = ledger.capital(count, price, 1.0, f.interconnect_fraction, net, None, 0.0, 0.0)
+            line[f"{g.gpu} servers"], line[f"{g.gpu} interconnect"] = parts["GPU servers"], parts["interconnect"]
+            capital = capital + parts["GPU servers"] + parts["interconnect"]
+        if f.facility is not None:
+            capital = capital + to_base(f.facility, "money")
+        out["capital_cost"] = capital
+    return out, line
+
+
+def estimate_program(program: Program, *, samples: int | None = None, seed: int = 0, executor=None,
+                     check: bool = True) -> ProgramEstimate:
+    """Estimate each stage of ``program`` and price the whole: see the module docstring.
+
+    ``samples``: Monte Carlo bands (P10/P50/P90) on the stages, the totals and every line,
+    drawn as ``costmodel.uncertainty`` does (reproducible for ``seed``; chunked on
+    ``executor``). ``check``: raise ``InfeasibleConfig`` when a stage's layout does not fit.
+    """
+    from .estimate import estimate
+
+    notes: list[str] = []
+    stage_est, stage_hours, lines = {}, {}, []
+    price, price_source = _program_price(program)
+    for s in program.stages:
+        if s.config is not None:
+            e = estimate(s.config, check=check)
+            stage_est[s.name], stage_hours[s.name] = e, e.gpu_hours.to("hour").m
+            if e.marginal_cost is None:
+                notes.append(f"stage {s.name!r}: its config gives no price; its marginal cost is not counted")
+            else:
+                m = e.marginal_cost.to("USD").m
+                lines.append(Line("marginal", s.name, m, m))
+            notes.extend(f"stage {s.name!r}: {w}" for w in e.warnings)
+        else:
+            stage_est[s.name], stage_hours[s.name] = None, float(s.gpu_hours)
+            if price is not None:
+                m = s.gpu_hours * price
+                lines.append(Line("marginal", s.name, m, m))
+            notes.append(f"stage {s.name!r}: {s.gpu_hours:,.0f} GPU-hours as published ({s.source}), priced at "
+                         f"{price_source}")
+    if program.research_multiple:
+        base = math.fsum(x.low for x in lines if x.ledger == "marginal")
+        lines.append(Line("marginal", "research compute", program.research_multiple * base,
+                          program.research_multiple * base))
+        notes.append(f"research compute: {program.research_multiple:g}x the stages' marginal cost "
+                     f"({program.research_source})")
+    fleet_gpus = fleet_hours = None
+    if program.fleet is not None:
+        f = program.fleet
+        lines.extend(_fleet_lines(f))
+        fleet_gpus = f.gpus
+        fleet_hours = tuple(n * f.life_years * ledger.HOURS_PER_YEAR * f.utilisation for n in f.gpus)
+        if fleet_gpus[0] != fleet_gpus[1]:
+            notes.append(f"the fleet's size is disputed: {fleet_gpus[0]:,} to {fleet_gpus[1]:,} GPUs; its figures are "
+                         "ranges (low, high)")
+    bands: dict = {}
+    if samples:
+        out, per_line = _bands(program, stage_est, price, samples, seed, executor)
+        q = (0.1, 0.5, 0.9)
+        bands = {k: tuple(float(x) for x in np.quantile(v, q)) for k, v in out.items()}
+        lines = [Line(x.ledger, x.name, x.low, x.high,
+                      tuple(float(v) for v in np.quantile(per_line[x.name], q)) if x.name in per_line else None)
+                 for x in lines]
+    return ProgramEstimate(program, stage_est, stage_hours, tuple(lines), fleet_gpus, fleet_hours, tuple(notes),
+                           bands, samples or 0)
