@@ -607,8 +607,11 @@ def _cmd_whatif(args) -> int:
         changes[path.strip()] = _value(text)
     if args.samples is not None and args.samples < 1:
         raise ValueError(f"--samples must be a positive integer; got {args.samples}")
-    w = whatif(cfg, changes, reoptimize=args.reoptimize, objective=args.objective, samples=args.samples,
-               seed=args.seed)
+    space = dict(_axis(a) for a in args.axis) or None
+    if space and not args.reoptimize:
+        raise ValueError("--axis narrows the re-optimised layout's search: give --reoptimize with it")
+    w = whatif(cfg, changes, reoptimize=args.reoptimize, objective=args.objective, space=space,
+               samples=args.samples, seed=args.seed)
     if args.json:
         print(json.dumps(w.to_dict(), indent=2, default=str))
         return 0 if w.changed.fits else EXIT_DOES_NOT_FIT
@@ -821,6 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reoptimize", action="store_true", help="re-choose the layout for the changed setup")
     p.add_argument("--objective", choices=["time", "cost", "memory"], default="time",
                    help="what --reoptimize minimises (default time)")
+    p.add_argument("--axis", action="append", default=[], metavar="PATH=V1,V2,...",
+                   help="with --reoptimize, replace or add an axis of the searched layouts, e.g. "
+                        "--axis parallelism.tp=1 (repeatable)")
     p.add_argument("--samples", type=int, default=None, help="Monte Carlo bands of the deltas (e.g. 2000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print as JSON")

@@ -295,6 +295,11 @@ class Efficiency(_Frozen):
                        description="achievable over nominal HBM bandwidth: 1861 of 2039 GB/s (arXiv 2501.12084)")
 
 
+#: A rental price per GPU-hour: a number (pinned) or a market of the price catalogue.
+RentalPrice = quantity_or_name("price per hour", MARKETS, "a rental market")
+#: A purchase price per GPU: a number (pinned) or "catalogue" (the price catalogue's).
+PurchasePrice = quantity_or_name("money", (CATALOGUE,), "the price catalogue")
+
 #: Server cost over GPU cost when the config gives a GPU's own price (Epoch AI's average of
 #: A100, V100, P100 servers; reference costs.yaml, epoch-amortization-method).
 DEFAULT_SERVER_OVERHEAD = 1.64
@@ -310,10 +315,10 @@ class Costs(_Frozen):
     the run's marginal cost.
     """
 
-    gpu_hour_price: quantity_or_name("price per hour", MARKETS, "a rental market") | None = Field(
+    gpu_hour_price: RentalPrice | None = Field(
         default=None, description="rental price per GPU-hour: a number (pinned), or a market of the price "
                                   "catalogue whose price follows cluster.gpu (costmodel.prices)")
-    gpu_price: quantity_or_name("money", (CATALOGUE,), "the price catalogue") | None = Field(
+    gpu_price: PurchasePrice | None = Field(
         default=None, description="purchase price per GPU: a number (pinned, times server_overhead), or "
                                   "'catalogue': cluster.gpu's server price per GPU (costmodel.prices)")
     server_overhead: float | None = Field(

@@ -33,9 +33,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import ledger
-from .config import DEFAULT_SERVER_OVERHEAD, TrainingConfig
-from .prices import CATALOGUE, MARKETS
-from .units import EnergyPrice, Money, quantity, quantity_or_name, to_base
+from .config import DEFAULT_SERVER_OVERHEAD, PurchasePrice, RentalPrice, TrainingConfig
+from .prices import CATALOGUE
+from .units import EnergyPrice, Money, quantity, to_base
 
 __all__ = ["Stage", "FleetGroup", "Fleet", "Program", "ProgramEstimate", "Line", "estimate_program"]
 
@@ -89,7 +89,7 @@ class FleetGroup(BaseModel):
 
     gpu: str
     count: tuple[int, int]
-    gpu_price: quantity_or_name("money", (CATALOGUE,), "the price catalogue") = CATALOGUE
+    gpu_price: PurchasePrice = CATALOGUE
     server_overhead: float | None = Field(default=None, gt=0)
     source: str = ""
 
@@ -146,8 +146,16 @@ class Fleet(BaseModel):
     staff_per_year: Money | None = None
     source: str = ""
 
+    @model_validator(mode="after")
+    def _some(self):
+        if self.gpus[0] < 1:
+            raise ValueError(f"groups: the fleet's least count must be at least one GPU; got {self.gpus[0]} "
+                             "(every group's low count is 0)")
+        return self
+
     @property
     def gpus(self) -> tuple[int, int]:
+        """The fleet's GPUs, (low, high)."""
         return sum(g.count[0] for g in self.groups), sum(g.count[1] for g in self.groups)
 
 
@@ -162,7 +170,7 @@ class Program(BaseModel):
     name: str = Field(min_length=1)
     stages: tuple[Stage, ...] = Field(min_length=1)
     fleet: Fleet | None = None
-    gpu_hour_price: quantity_or_name("price per hour", MARKETS, "a rental market") | None = None
+    gpu_hour_price: RentalPrice | None = None
     research_multiple: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     research_source: str = ""
     source: str = ""

@@ -75,12 +75,14 @@ def _layout_diff(a: TrainingConfig, b: TrainingConfig) -> dict:
 
 
 def whatif(cfg: TrainingConfig, changes: Mapping[str, Any], *, reoptimize: bool = False, objective: str = "time",
-           samples: int | None = None, seed: int = 0, executor=None) -> WhatIf:
+           space: Mapping[str, Any] | None = None, samples: int | None = None, seed: int = 0,
+           executor=None) -> WhatIf:
     """``cfg`` against ``cfg`` with ``changes`` (dotted paths, as ``TrainingConfig.replace``).
 
     ``reoptimize``: the changed setup's layout is re-chosen by :func:`costmodel.search` for
-    ``objective`` ("time", "cost" or "memory"); the kept layout stays when it is at least as
-    good, so re-optimising never does worse than keeping the layout. A changed setup whose
+    ``objective`` ("time", "cost" or "memory") over ``space`` (as :func:`costmodel.search`
+    takes it: ``{"parallelism.tp": [1]}`` keeps a lab's no-TP rule); the kept layout stays
+    when it is at least as good, so re-optimising never does worse than keeping the layout. A changed setup whose
     kept layout does not fit is estimated anyway (``changed.fits`` False) with a note; with
     ``reoptimize`` the search finds one that fits, or raises ``InfeasibleConfig`` when none
     does. ``samples``: Monte Carlo bands of the deltas (``costmodel.uncertainty``, common
@@ -113,7 +115,7 @@ def whatif(cfg: TrainingConfig, changes: Mapping[str, Any], *, reoptimize: bool 
     if reoptimize:
         from .layouts import search
 
-        found = search(kept_cfg, objective=objective, top=1)
+        found = search(kept_cfg, objective=objective, top=1, space=space)
         key = {"time": "step_time", "memory": "memory_per_gpu"}.get(objective)
         if key is None:
             key = "marginal_cost" if base.values["marginal_cost"] is not None else "gpu_hours"

@@ -1,0 +1,124 @@
+"""costmodel.Program, estimate_program and costmodel.programs (issue #11)."""
+
+import math
+
+import pydantic
+import pytest
+
+import costmodel
+from costmodel.program import Fleet, FleetGroup, Program, Stage, estimate_program
+
+
+def _small_program(**kw):
+    cfg = costmodel.presets.get("megatron-gpt-1.7b").replace(**{"costs.gpu_hour_price": "neocloud",
+                                                                 "cluster.gpu": "H100-SXM"})
+    body = dict(name="small", stages=[Stage(name="pre-training", config=cfg),
+                                      Stage(name="post-training", gpu_hours=1000.0, source="a test figure")],
+                fleet=Fleet(groups=[FleetGroup(gpu="H100-SXM", count=[cfg.cluster.num_gpus, 4 * cfg.cluster.num_gpus])],
+                            interconnect_per_gpu="4390 USD", utilisation=0.9))
+    body.update(kw)
+    return Program(**body)
+
+
+def test_ledgers_sum_to_their_totals_and_fixed_stages_take_the_config_stage_price():
+    b = estimate_program(_small_program())
+    e = b.stages["pre-training"]
+    price = costmodel.prices.rental("H100-SXM", "neocloud").value
+    lines = {x.name: x for x in b.lines}
+    assert lines["pre-training"].low == pytest.approx(e.marginal_cost.to("USD").m, rel=1e-12)
+    assert lines["post-training"].low == pytest.approx(1000.0 * price, rel=1e-12)
+    assert b.marginal_cost.to("USD").m == pytest.approx(sum(x.low for x in b.lines if x.ledger == "marginal"))
+    assert b.gpu_hours.to("hour").m == pytest.approx(e.gpu_hours.to("hour").m + 1000.0)
+    lo, hi = b.total("capital")
+    n = e.config.cluster.num_gpus
+    assert lo == pytest.approx(n * (costmodel.prices.purchase("H100-SXM").value + 4390.0))
+    assert hi == pytest.approx(4 * lo)
+    assert b.fleet_gpus == (n, 4 * n)
+    life_hours = 5 * 8766 * 0.9
+    assert b.fleet_share == pytest.approx((b.gpu_hours.m / (4 * n * life_hours), b.gpu_hours.m / (n * life_hours)))
+
+
+def test_energy_per_year_follows_the_epoch_formula():
+    b = estimate_program(_small_program())
+    g = costmodel.gpu("H100-SXM")
+    n = b.fleet_gpus[0]
+    kwh = n * g.tdp.to("W").m / 1000 * g.server_power_multiplier * 0.75 * 1.25 * 8766 * 0.9
+    energy = next(x for x in b.lines if x.name == "energy")
+    assert energy.low == pytest.approx(kwh * 0.0826, rel=1e-9)
+
+
+def test_research_multiple_is_a_line_on_the_stages_cost_and_needs_a_source():
+    with pytest.raises(pydantic.ValidationError, match="research_multiple=2 needs a research_source"):
+        _small_program(research_multiple=2.0)
+    b = estimate_program(_small_program(research_multiple=2.0, research_source="a test multiple"))
+    stages = sum(x.low for x in b.lines if x.ledger == "marginal" and x.name != "research compute")
+    assert next(x for x in b.lines if x.name == "research compute").low == pytest.approx(2.0 * stages)
+
+
+def test_invalid_programs_are_refused_naming_the_rule():
+    cfg = costmodel.presets.get("megatron-gpt-1.7b")
+    with pytest.raises(pydantic.ValidationError, match="give either config .* or gpu_hours .*; got both"):
+        Stage(name="x", config=cfg, gpu_hours=10.0, source="s")
+    with pytest.raises(pydantic.ValidationError, match="got neither"):
+        Stage(name="x")
+    with pytest.raises(pydantic.ValidationError, match="need a source"):
+        Stage(name="x", gpu_hours=10.0)
+    with pytest.raises(pydantic.ValidationError, match="names must be unique"):
+        Program(name="p", stages=[Stage(name="a", config=cfg), Stage(name="a", config=cfg)])
+    with pytest.raises(pydantic.ValidationError, match="name of a ledger line"):
+        Program(name="p", stages=[Stage(name="energy", config=cfg)])
+    with pytest.raises(pydantic.ValidationError, match=r"\[low, high\] range"):
+        FleetGroup(gpu="H100-SXM", count=[10, 5])
+    with pytest.raises(pydantic.ValidationError, match="no purchase price for MI300X"):
+        FleetGroup(gpu="MI300X", count=8)
+    with pytest.raises(pydantic.ValidationError, match="unknown GPU"):
+        FleetGroup(gpu="H1000", count=8)
+
+
+def test_bands_are_ordered_reproducible_and_hold_the_point_when_priors_collapse():
+    p = _small_program()
+    a = estimate_program(p, samples=300, seed=3)
+    b = estimate_program(p, samples=300, seed=3)
+    assert a.bands == b.bands
+    for lo, mid, hi in a.bands.values():
+        assert lo <= mid <= hi and all(math.isfinite(x) for x in (lo, mid, hi))
+    fixed = {"efficiency.compute": {"dist": "fixed", "value": 0.768}, "efficiency.nvlink": 1.0,
+             "efficiency.scale_out": 1.0, "goodput": 1.0,
+             "costs.gpu_hour_price": {"dist": "fixed", "value": costmodel.prices.rental("H100-SXM", "neocloud").value}}
+    cfg = p.stages[0].config
+    cfg = cfg.replace(**{"uncertainty": fixed, "efficiency.nvlink": 1.0, "efficiency.scale_out": 1.0})
+    q = _small_program(stages=[Stage(name="pre-training", config=cfg)])
+    c = estimate_program(q, samples=50)
+    point = estimate_program(q)
+    assert c.bands["gpu_hours"][1] == pytest.approx(point.gpu_hours.m, rel=1e-9)
+    assert c.bands["marginal_cost"][1] == pytest.approx(point.marginal_cost.m, rel=1e-9)
+
+
+def test_the_deepseek_v3_program_is_catalogued_with_its_sources():
+    info = costmodel.programs.info("deepseek-v3")
+    p = info.program
+    assert [s.name for s in p.stages] == ["pre-training", "context extension 32K", "context extension 128K",
+                                          "post-training"]
+    assert p.stages[0].config == costmodel.presets.get("deepseek-v3")
+    ext = p.stages[2].config
+    assert (ext.data.seq_len, ext.data.global_batch, ext.parallelism.tp) == (131072, 480, 1)
+    assert p.stages[3].gpu_hours == 5000.0 and "Table 1" in p.stages[3].source
+    assert p.fleet.gpus == (2048, 50000)
+    assert "SemiAnalysis" in info.source and info.assumptions
+    with pytest.raises(costmodel.UnknownName, match="unknown program 'gpt-5'"):
+        costmodel.programs.get("gpt-5")
+
+
+def test_cli_program_prints_three_ledgers(capsys):
+    from costmodel.cli import main
+
+    assert main(["program", "deepseek-v3"]) == 0
+    out = capsys.readouterr().out
+    for text in ("marginal ledger", "capital ledger", "running per year ledger", "context extension 128K",
+                 "2,048 to 50,000"):
+        assert text in out
+
+
+def test_a_fleet_of_no_gpus_is_refused():
+    with pytest.raises(pydantic.ValidationError, match="least count must be at least one GPU"):
+        Fleet(groups=[FleetGroup(gpu="H100-SXM", count=[0, 10])])
