@@ -1,7 +1,11 @@
 """Execute the notebooks; with no arguments, rewrite their saved outputs in place.
 
     .venv/bin/python tools/notebooks.py            # regenerate every notebook's outputs
+    .venv/bin/python tools/notebooks.py NAME ...   # only these (file stems)
     .venv/bin/python tools/notebooks.py --check    # exit 1 if a saved output is stale
+
+Regenerating also writes each notebook's last figure to docs/figures/<notebook>.png, the
+figure the README shows beside its link.
 
 The test suite runs the check (tests/test_notebooks.py), so a change that moves a number
 shown in a notebook fails until the outputs are regenerated with this command.
@@ -9,6 +13,7 @@ shown in a notebook fails until the outputs are regenerated with this command.
 
 from __future__ import annotations
 
+import base64
 import sys
 from pathlib import Path
 
@@ -17,6 +22,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+FIGURES = ROOT / "docs" / "figures"
 
 
 def execute(path: Path):
@@ -65,9 +71,16 @@ def main(argv: list[str]) -> int:
         for name, (errors, cells) in bad.items():
             print(f"{name}: errors {errors}, stale outputs in code cells {cells}; run: python tools/notebooks.py")
         return 1 if bad else 0
-    for path in NOTEBOOKS:
-        nbformat.write(execute(path), path)
-        print(f"regenerated {path.relative_to(ROOT)}")
+    chosen = [p for p in NOTEBOOKS if not argv or p.stem in argv]
+    for path in chosen:
+        nb = execute(path)
+        nbformat.write(nb, path)
+        images = [o["data"]["image/png"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if "image/png" in o.get("data", {})]
+        if images:
+            FIGURES.mkdir(parents=True, exist_ok=True)
+            (FIGURES / f"{path.stem}.png").write_bytes(base64.b64decode(images[-1]))
+        print(f"regenerated {path.relative_to(ROOT)}" + (f" and docs/figures/{path.stem}.png" if images else ""))
     return 0
 
 

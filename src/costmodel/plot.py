@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["timeline", "bands", "histogram", "tornado", "COLORS"]
+__all__ = ["timeline", "bands", "histogram", "tornado", "waterfall", "COLORS"]
 
 #: Colours by op kind (forward, input-gradient backward, weight gradient, full backward, F&B).
 COLORS = {"F": "#f6b26b", "B": "#6fa8dc", "W": "#93c47d", "Bfull": "#3d85c6", "FB": "#c27ba0"}
@@ -144,4 +144,37 @@ def timeline(result, ax: Any = None, title: str | None = None, annotate: bool | 
               fontsize=8, frameon=False)
     ax.set_title(title or f"{result.schedule}: {result.pp} ranks, {result.microbatches} micro-batches, "
                           f"idle {100 * result.bubble_fraction:.1f}%")
+    return ax
+
+
+def waterfall(steps, ax: Any = None, title: str | None = None, unit: str = "USD", scale: float = 1e6,
+              scale_label: str = "M"):
+    """A waterfall: ``steps`` is a list of ``(label, value, band)``; the first is a starting
+    total, each next one a change added to it (``band`` an optional (low, high) of the
+    change, drawn as a whisker), and a last bar shows the running total. Values in ``unit``,
+    shown divided by ``scale`` (``scale_label``). Returns the axes."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(6.0, 1.3 * (len(steps) + 1)), 4.2))
+    total = 0.0
+    for i, (label, value, band) in enumerate(steps):
+        start = 0.0 if i == 0 else total
+        color = "#0b5394" if i == 0 else ("#cc4125" if value >= 0 else "#6aa84f")
+        ax.bar(i, value / scale, bottom=start / scale, color=color, width=0.6)
+        if band is not None:
+            lo, hi = band
+            ax.errorbar(i, (start + value) / scale, yerr=[[(value - lo) / scale], [(hi - value) / scale]],
+                        color="black", capsize=4, lw=1)
+        total = start + value
+        ax.annotate(f"{value / scale:+,.3g}{scale_label}" if i else f"{value / scale:,.3g}{scale_label}",
+                    (i, max(start, total) / scale), xytext=(0, 3), textcoords="offset points", ha="center",
+                    fontsize=8)
+    ax.bar(len(steps), total / scale, color="#444444", width=0.6)
+    ax.annotate(f"{total / scale:,.4g}{scale_label}", (len(steps), total / scale), xytext=(0, 3),
+                textcoords="offset points", ha="center", fontsize=8)
+    ax.set_xticks(range(len(steps) + 1))
+    ax.set_xticklabels([s[0] for s in steps] + ["total"], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(f"{unit} ({scale_label})")
+    if title:
+        ax.set_title(title)
     return ax
