@@ -233,13 +233,19 @@ def _load(target: str, sets: Sequence[str]) -> TrainingConfig:
             raise ValueError(f"cannot read config file {target!r}: {_one_line(exc)}") from None
     else:
         raise UnknownName("preset or config file (.json, .yaml, .yml, .toml)", target, presets.names())
+    changes = _changes(sets)
+    return cfg.replace(**changes) if changes else cfg
+
+
+def _changes(sets) -> dict:
+    """``--set PATH=VALUE`` items as a dict of dotted paths to values."""
     changes = {}
     for item in sets:
         path, sep, text = item.partition("=")
         if not sep:
             raise ValueError(f"--set takes path=value; got {item!r}")
         changes[path.strip()] = _value(text)
-    return cfg.replace(**changes) if changes else cfg
+    return changes
 
 
 def _money(q) -> str:
@@ -599,12 +605,7 @@ def _cmd_whatif(args) -> int:
     if not args.set:
         raise ValueError("whatif needs at least one change: --set PATH=VALUE, e.g. --set cluster.gpu=H100-SXM")
     cfg = _load(args.target, [])
-    changes = {}
-    for item in args.set:
-        path, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set takes path=value; got {item!r}")
-        changes[path.strip()] = _value(text)
+    changes = _changes(args.set)
     if args.samples is not None and args.samples < 1:
         raise ValueError(f"--samples must be a positive integer; got {args.samples}")
     space = dict(_axis(a) for a in args.axis) or None
@@ -637,7 +638,10 @@ def _cmd_whatif(args) -> int:
     if w.layout:
         print("\nlayout: " + ", ".join(f"{k.split('.')[1]} {a} -> {b}" for k, (a, b) in w.layout.items()))
     for note in w.notes:
-        print(_wrap(f"note: {note}", ""))
+        if note.startswith("changed: "):  # the changed estimate's warning: to standard error, as estimate's
+            print(f"costmodel: warning (changed): {note.removeprefix('changed: ')}", file=sys.stderr)
+        else:
+            print(_wrap(f"note: {note}", ""))
     if not w.changed.fits:
         print(_does_not_fit(w.changed, " (changed)"), file=sys.stderr)
         return EXIT_DOES_NOT_FIT
@@ -653,9 +657,15 @@ def _cmd_program(args) -> int:
         raise ValueError(f"--samples must be a positive integer; got {args.samples}")
     b = estimate_program(info.program, samples=args.samples, seed=args.seed)
     if args.json:
+        totals = {name: b.total(name) for name in ("marginal", "capital", "running per year")
+                  if any(x.ledger == name for x in b.lines)}
         print(json.dumps({"program": info.name, "stage_gpu_hours": b.stage_gpu_hours,
-                          "lines": [vars(x) for x in b.lines], "fleet_gpus": b.fleet_gpus,
-                          "fleet_share": b.fleet_share, "bands": b.bands, "notes": list(b.notes)}, indent=2))
+                          "gpu_hours [hour]": b.gpu_hours.to("hour").m,
+                          "lines [USD]": [vars(x) for x in b.lines], "totals [USD] (low, high)": totals,
+                          "fleet_gpus": b.fleet_gpus, "fleet_share": b.fleet_share,
+                          "fleet_cost_share [USD]": None if b.fleet_cost_share is None else
+                          [x.to("USD").m for x in b.fleet_cost_share],
+                          "bands (P10, P50, P90)": b.bands, "notes": list(b.notes)}, indent=2))
         return 0
     print(f"program {info.name}: {len(b.stages)} stages, {b.gpu_hours.to('hour').m:,.0f} GPU-hours")
     band = b.samples > 0
@@ -665,7 +675,7 @@ def _cmd_program(args) -> int:
         how = "estimated" if e is not None else "as published"
         q = b.bands.get(f"{name} GPU-hours")
         rows.append([name, how, f"{hours:,.0f}", *([f"{x:,.0f}" for x in q] if band and q else [])])
-    print(_table(["stage", "GPU-hours", "value", *(["P10", "P50", "P90"] if band else [])], rows))
+    print(_table(["stage", "how", "GPU-hours", *(["P10", "P50", "P90"] if band else [])], rows))
     for ledger_name in ("marginal", "capital", "running per year"):
         lines = [x for x in b.lines if x.ledger == ledger_name]
         if not lines:
@@ -684,8 +694,8 @@ def _cmd_program(args) -> int:
         lo, hi = b.fleet_share
         c_lo, c_hi = b.fleet_cost_share
         print(f"\nshare of the fleet's GPU-hours over its {info.program.fleet.life_years:g}-year life: {lo:.2%} "
-              f"(largest fleet) to {hi:.2%} (smallest); the fleet cost that share carries: "
-              f"${c_lo.m:,.0f} to ${c_hi.m:,.0f}")
+              f"(largest fleet) to {hi:.2%} (smallest); the fleet's life cost that share carries (capital and "
+              f"running, at the fleet's own cost per GPU-hour): ${c_lo.m:,.0f} to ${c_hi.m:,.0f}")
     for note in b.notes:
         print(_wrap(f"note: {note}", ""))
     print(_wrap(f"source: {info.source}", ""))

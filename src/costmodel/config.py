@@ -360,11 +360,16 @@ class Costs(_Frozen):
         return 1.0 if self.gpu_price == CATALOGUE else DEFAULT_SERVER_OVERHEAD
 
     @property
+    def pinned(self) -> tuple[str, ...]:
+        """The GPU-specific prices (and fleet) given as numbers, not catalogue references."""
+        return tuple(k for k in ("gpu_hour_price", "gpu_price", "interconnect_per_gpu", "fleet_gpus")
+                     if getattr(self, k) is not None and not isinstance(getattr(self, k), str))
+
+    @property
     def has_prices(self) -> bool:
         """True if any pinned GPU-specific price (a number, not a catalogue reference) or a
         fleet is given."""
-        return any(v is not None and not isinstance(v, str)
-                   for v in (self.gpu_hour_price, self.gpu_price, self.interconnect_per_gpu, self.fleet_gpus))
+        return bool(self.pinned)
 
 
 Dist = Literal["fixed", "uniform", "triangular", "lognormal", "loguniform"]
@@ -491,8 +496,10 @@ class TrainingConfig(_Frozen):
 
     def _stamp_prices(self) -> None:
         c = self.costs
-        if c.priced_for is None and c.has_prices:  # stamp the prices with the GPU they were given for
+        if c.priced_for is None and c.has_prices:  # stamp the pinned prices with the GPU they were given for
             self.__dict__["costs"] = c.model_copy(update={"priced_for": self.cluster.gpu.name})
+        elif c.priced_for is not None and not c.has_prices:  # nothing pinned: prices follow the GPU
+            self.__dict__["costs"] = c.model_copy(update={"priced_for": None})
 
     @property
     def price_mismatch(self) -> str | None:
@@ -500,8 +507,10 @@ class TrainingConfig(_Frozen):
         c, g = self.costs, self.cluster.gpu
         if c.priced_for is None or c.priced_for == g.name or c.priced_for.lower() in (a.lower() for a in g.aliases):
             return None
-        return (f"the prices (costs.*) were set for {c.priced_for}, but the run uses {g.name}; they are used "
-                f"as given. Give {g.name}'s prices, or set costs.priced_for={g.name!r} to confirm them")
+        pinned = ", ".join(f"costs.{k}" for k in c.pinned)
+        return (f"the pinned prices ({pinned}) were set for {c.priced_for}, but the run uses {g.name}; they are "
+                f"used as given. Give {g.name}'s prices (or a market, or 'catalogue', to follow the GPU), or set "
+                f"costs.priced_for={g.name!r} to confirm them")
 
     # ----------------------------------------------------------------- derived
     @property

@@ -23,7 +23,7 @@ from importlib import resources
 
 from .errors import UnknownName
 
-__all__ = ["Price", "MARKETS", "CATALOGUE", "rental", "purchase", "rentals", "entries", "used"]
+__all__ = ["Price", "MARKETS", "CATALOGUE", "rental", "purchase", "rentals", "entries", "spans", "used"]
 
 #: The name that asks for the catalogue's purchase price (``costs.gpu_price = "catalogue"``).
 CATALOGUE = "catalogue"
@@ -34,7 +34,7 @@ class Price:
     """One catalogued price: ``value`` (the median of ``quotes``) in ``unit``; ``low`` and
     ``high`` bound its market; ``estimated`` says why it stands in for a figure not found."""
 
-    kind: str  # "rental" (USD per GPU-hour) or "purchase" (USD per GPU, whole server)
+    kind: str  # "rental" (USD per GPU-hour), "purchase" (USD per GPU, whole server) or "span" (rental, all markets)
     gpu: str
     market: str | None
     quotes: tuple[float, ...]
@@ -64,15 +64,20 @@ class Price:
 
 
 @cache
-def _load() -> tuple[tuple[str, ...], tuple[Price, ...]]:
+def _load() -> dict[str, tuple[Price, ...]]:
     text = resources.files("costmodel.catalog").joinpath("prices.toml").read_text("utf-8")
     raw = tomllib.loads(text)
-    out = []
-    for kind in ("rental", "purchase"):
+    out: dict[str, tuple[Price, ...]] = {}
+    for kind in ("rental", "purchase", "span"):
+        rows = []
         for e in raw[kind]:
-            out.append(Price(kind, e["gpu"], e.get("market"), tuple(float(q) for q in e["quotes"]), float(e["low"]),
-                             float(e["high"]), str(e["date"]), e["source"], e["verification"], e.get("estimated")))
-    return tuple(raw["markets"]), tuple(out)
+            if kind == "rental" and e["market"] not in MARKETS:
+                raise ValueError(f"catalog/prices.toml: rental market {e['market']!r} is not one of {MARKETS}")
+            quotes = e.get("quotes", (e["low"], e["high"]))
+            rows.append(Price(kind, e["gpu"], e.get("market"), tuple(float(q) for q in quotes), float(e["low"]),
+                              float(e["high"]), str(e["date"]), e["source"], e["verification"], e.get("estimated")))
+        out[kind] = tuple(rows)
+    return out
 
 
 #: Rental markets a config may name: neoclouds on demand, hyperscalers with a multi-year
@@ -81,8 +86,14 @@ MARKETS: tuple[str, ...] = ("neocloud", "hyperscaler-committed", "hyperscaler-on
 
 
 def entries() -> tuple[Price, ...]:
-    """Every catalogued price."""
-    return _load()[1]
+    """Every catalogued price (rental and purchase)."""
+    return _load()["rental"] + _load()["purchase"]
+
+
+def spans() -> tuple[Price, ...]:
+    """Per GPU, the span of rental prices across its markets (the references' summary): the
+    prior of a pinned price between the markets (kind ``"span"``, no market)."""
+    return _load()["span"]
 
 
 def _canonical(gpu: str) -> str:

@@ -50,7 +50,7 @@ class Stage(BaseModel):
 
     name: str = Field(min_length=1)
     config: TrainingConfig | None = None
-    gpu_hours: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    gpu_hours: float | None = Field(default=None, gt=0, le=1e15, allow_inf_nan=False)
     gpu: str | None = Field(default=None, description="the GPU a fixed stage ran on; default the config stages'")
     source: str = ""
 
@@ -59,6 +59,9 @@ class Stage(BaseModel):
         if (self.config is None) == (self.gpu_hours is None):
             raise ValueError(f"stage {self.name!r}: give either config (to estimate) or gpu_hours (fixed); "
                              f"got {'both' if self.config is not None else 'neither'}")
+        if self.config is not None and self.gpu is not None:
+            raise ValueError(f"stage {self.name!r}: gpu names the GPU of a fixed stage; a config stage runs on its "
+                             f"config's cluster.gpu ({self.config.cluster.gpu.name}); got gpu={self.gpu!r}")
         if self.gpu_hours is not None and not self.source.strip():
             raise ValueError(f"stage {self.name!r}: fixed gpu_hours={self.gpu_hours:g} need a source (where the "
                              "figure comes from)")
@@ -69,14 +72,21 @@ class Stage(BaseModel):
         return self
 
 
+#: The largest GPU count a fleet group may give (beyond any fleet built: keeps sums finite).
+MAX_GPUS = 100_000_000
+
+
 def _count(v: Any) -> tuple[int, int]:
-    if isinstance(v, bool):
-        raise ValueError(f"must be a GPU count or a [low, high] range; got {v!r}")
-    if isinstance(v, int):
-        v = (v, v)
-    lo, hi = v
-    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (lo, hi)) or lo < 0 or hi < lo or hi == 0:
-        raise ValueError(f"must be a GPU count or a [low, high] range with 0 <= low <= high, high > 0; got {v!r}")
+    """A count or a ``[low, high]`` range of whole GPUs, 0 <= low <= high <= MAX_GPUS, high > 0."""
+    rule = (f"count: must be a whole number of GPUs or a [low, high] range of them, 0 <= low <= high <= "
+            f"{MAX_GPUS:,}, high > 0; got {v!r}")
+    pair = (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(
+            isinstance(x, int) and not isinstance(x, bool) for x in pair):
+        raise ValueError(rule)
+    lo, hi = pair
+    if lo < 0 or hi < lo or hi == 0 or hi > MAX_GPUS:
+        raise ValueError(rule)
     return int(lo), int(hi)
 
 
@@ -90,7 +100,7 @@ class FleetGroup(BaseModel):
     gpu: str
     count: tuple[int, int]
     gpu_price: PurchasePrice = CATALOGUE
-    server_overhead: float | None = Field(default=None, gt=0)
+    server_overhead: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     source: str = ""
 
     _count = field_validator("count", mode="before")(lambda v: _count(v))
@@ -112,6 +122,9 @@ class FleetGroup(BaseModel):
             except KeyError:
                 raise ValueError(f"fleet group {self.gpu}: gpu_price: the price catalogue has no purchase price "
                                  f"for {self.gpu}; give a number") from None
+            if self.server_overhead not in (None, 1):
+                raise ValueError(f"fleet group {self.gpu}: server_overhead: the catalogue's purchase price is a whole "
+                                 f"server's per GPU, so no overhead applies (1); got {self.server_overhead!r}")
         return self
 
     @property
@@ -189,6 +202,18 @@ class Program(BaseModel):
             raise ValueError(f"research_multiple={self.research_multiple:g} needs a research_source")
         if not any(s.config is not None for s in self.stages) and any(s.gpu is None for s in self.stages):
             raise ValueError("stages: with no config stage, each fixed stage must name its gpu")
+        for s in self.stages:  # a market the program prices a fixed stage in must exist for its GPU
+            if s.config is None:
+                try:
+                    _fixed_price(self, s)
+                except KeyError:
+                    from . import prices
+
+                    gpu = s.gpu or self.gpu
+                    market = self.gpu_hour_price if isinstance(self.gpu_hour_price, str) else None
+                    known = ", ".join(prices.rentals(gpu)) or "none"
+                    raise ValueError(f"gpu_hour_price: the price catalogue has no {market!r} market for {gpu}, the GPU "
+                                     f"of stage {s.name!r} (its markets: {known}); give a number") from None
         return self
 
     def add(self, stage: Stage | dict) -> "Program":
@@ -280,8 +305,8 @@ class ProgramEstimate:
             return None
         life = self.program.fleet.life_years
         (c_lo, c_hi), (r_lo, r_hi) = self.total("capital"), self.total("running per year")
-        s_hi, s_lo = self.fleet_share  # the largest fleet gives the smallest share
-        a, b = s_lo * (c_hi + r_hi * life), s_hi * (c_lo + r_lo * life)
+        at_largest, at_smallest = self.fleet_share  # the largest fleet gives the smallest share
+        a, b = at_smallest * (c_lo + r_lo * life), at_largest * (c_hi + r_hi * life)  # each fleet with its own share
         return quantity(min(a, b), "USD"), quantity(max(a, b), "USD")
 
     def to_pandas(self):
@@ -300,23 +325,26 @@ class ProgramEstimate:
 
 # ---------------------------------------------------------------------------- estimate
 
-def _program_price(program: Program) -> tuple[float | None, str]:
-    """The rental price of the fixed stages and research [USD/h] and where it comes from."""
+def _fixed_price(program: Program, stage: Stage) -> tuple[float | None, str, str | None]:
+    """The rental price of a fixed stage [USD/h], where it comes from, and the market it
+    names (None when pinned): the program's ``gpu_hour_price`` (a market: the stage's own
+    GPU's entry), else the first config stage's price (its market for the stage's GPU; a
+    pinned number as it is). ``KeyError`` when the market has no entry for the stage's GPU."""
     from . import prices
 
-    p = program.gpu_hour_price
+    gpu = stage.gpu or program.gpu
+    p, origin = program.gpu_hour_price, "program.gpu_hour_price"
+    if p is None:
+        first = next((s for s in program.stages if s.config is not None), None)
+        p = None if first is None else first.config.costs.gpu_hour_price
+        origin = None if first is None else f"the price of stage {first.name!r}"
+    if p is None:
+        return None, "no rental price: not priced", None
     if isinstance(p, str):
-        entry = prices.rental(program.gpu, p)
-        return entry.value, "catalogue: " + entry.describe()
-    if p is not None:
-        return to_base(p, "price per hour") * 3600, "pinned: program.gpu_hour_price"
-    for s in program.stages:
-        if s.config is not None:
-            v = ledger.price_inputs(s.config).get("costs.gpu_hour_price")
-            if v is not None:
-                return v, f"the rental price of stage {s.name!r} ({v:g} USD per GPU-hour)"
-            break
-    return None, "no rental price: the fixed stages and research are not priced"
+        entry = prices.rental(gpu, p)
+        return entry.value, f"{origin}, the {p} market for {gpu}: " + entry.describe(), p
+    v = to_base(p, "price per hour") * 3600
+    return v, f"{origin}: {v:g} USD per GPU-hour, pinned", None
 
 
 def _fleet_lines(fleet: Fleet) -> list[Line]:
@@ -352,30 +380,28 @@ def _gpu(name: str):
     return gpu(name)
 
 
-def _bands(program: Program, stage_est: dict, price: float | None, n: int, seed: int, executor) -> tuple[dict, dict]:
-    """Monte Carlo samples: per stage GPU-hours and marginal cost (common random numbers: the
-    same seed draws the same quantiles of a shared input in every stage), and the fleet's
-    capital (each group's count loguniform over its range, all at one quantile, times the
-    purchase price prior). Returns (output -> samples, line -> samples)."""
-    from .uncertainty import catalogue_prior, uncertainty
+def _bands(program: Program, n: int, seed: int, executor) -> tuple[dict, dict]:
+    """Monte Carlo samples: per stage GPU-hours and marginal cost, with common random numbers
+    (``uncertainty.stream``: the same seed draws the same quantile of a shared input in every
+    stage, so the stages' efficiencies and rental prices move together); a fixed stage's price
+    drawn from its GPU's market as a config's would be; the fleet's capital (one quantile for
+    every group's count, log-uniform over its range, uniform from 0; each group's purchase
+    price from the catalogue's prior). Returns (output -> samples, line -> samples)."""
+    from .uncertainty import RENTAL, catalogue_prior, rental_prior, stream, uncertainty
 
     hours, cost, line = {}, {}, {}
-    rent = None
     for s in program.stages:
-        if s.config is None:
-            continue
-        u = uncertainty(s.config, n=n, seed=seed, executor=executor)
-        hours[s.name] = u.outputs["gpu_hours"]
-        if u.outputs["marginal_cost"] is not None:
-            cost[s.name] = u.outputs["marginal_cost"]
-        if rent is None and "costs.gpu_hour_price" in u.inputs:
-            rent = u.inputs["costs.gpu_hour_price"]
-    for s in program.stages:
-        if s.config is None:
+        if s.config is not None:
+            u = uncertainty(s.config, n=n, seed=seed, executor=executor)
+            hours[s.name] = u.outputs["gpu_hours"]
+            if u.outputs["marginal_cost"] is not None:
+                cost[s.name] = u.outputs["marginal_cost"]
+        else:
             hours[s.name] = np.full(n, s.gpu_hours)
+            price, _, market = _fixed_price(program, s)
             if price is not None:
-                cost[s.name] = s.gpu_hours * (rent if rent is not None and program.gpu_hour_price is None
-                                              else np.full(n, price))
+                prior, _ = rental_prior(s.gpu or program.gpu, price, market)
+                cost[s.name] = s.gpu_hours * (prior.ppf(stream(seed, RENTAL, n)) if prior else np.full(n, price))
     out = {"gpu_hours": sum(hours.values())}
     for k, v in hours.items():
         out[f"{k} GPU-hours"] = v
@@ -386,8 +412,7 @@ def _bands(program: Program, stage_est: dict, price: float | None, n: int, seed:
             line["research compute"] = program.research_multiple * stages_cost
         out["marginal_cost"] = stages_cost * (1 + program.research_multiple)
     if program.fleet is not None:
-        rng = np.random.default_rng([seed, 11])
-        q = rng.uniform(0.0, 1.0, n)  # one quantile for every group: the estimates disagree as a whole
+        q = stream(seed, "fleet.groups.count", n)  # one quantile for every group: the estimates disagree as a whole
         capital = np.zeros(n)
         f = program.fleet
         net = None if f.interconnect_per_gpu is None else to_base(f.interconnect_per_gpu, "money")
@@ -395,7 +420,7 @@ def _bands(program: Program, stage_est: dict, price: float | None, n: int, seed:
             lo, hi = g.count
             count = lo * np.exp(q * math.log(hi / lo)) if lo > 0 and hi > lo else lo + q * (hi - lo)
             prior = catalogue_prior("costs.gpu_price", g.price)
-            price = prior.ppf(np.random.default_rng([seed, 12, i]).uniform(0.0, 1.0, n)) if prior else g.price
+            price = prior.ppf(stream(seed, f"fleet.groups.{i}.gpu_price", n)) if prior else g.price
             parts = ledger.capital(count, price, 1.0, f.interconnect_fraction, net, None, 0.0, 0.0)
             line[f"{g.gpu} servers"], line[f"{g.gpu} interconnect"] = parts["GPU servers"], parts["interconnect"]
             capital = capital + parts["GPU servers"] + parts["interconnect"]
@@ -417,7 +442,6 @@ def estimate_program(program: Program, *, samples: int | None = None, seed: int 
 
     notes: list[str] = []
     stage_est, stage_hours, lines = {}, {}, []
-    price, price_source = _program_price(program)
     for s in program.stages:
         if s.config is not None:
             e = estimate(s.config, check=check)
@@ -430,6 +454,7 @@ def estimate_program(program: Program, *, samples: int | None = None, seed: int 
             notes.extend(f"stage {s.name!r}: {w}" for w in e.warnings)
         else:
             stage_est[s.name], stage_hours[s.name] = None, float(s.gpu_hours)
+            price, price_source, _ = _fixed_price(program, s)
             if price is not None:
                 m = s.gpu_hours * price
                 lines.append(Line("marginal", s.name, m, m))
@@ -450,9 +475,19 @@ def estimate_program(program: Program, *, samples: int | None = None, seed: int 
         if fleet_gpus[0] != fleet_gpus[1]:
             notes.append(f"the fleet's size is disputed: {fleet_gpus[0]:,} to {fleet_gpus[1]:,} GPUs; its figures are "
                          "ranges (low, high)")
+    for x in lines:
+        if not (math.isfinite(x.low) and math.isfinite(x.high)):
+            from .errors import EstimateOutOfRange
+
+            raise EstimateOutOfRange(f"program ledger line {x.name!r}", x.high if math.isfinite(x.low) else x.low)
+    if fleet_hours is not None:
+        most = math.fsum(stage_hours.values()) / fleet_hours[0]
+        if most > 1:
+            notes.append(f"the program's GPU-hours are {most:.2f}x the smallest fleet's hours over its life: at that "
+                         "end the fleet could not have run it (some stages rented, or the low count is too low)")
     bands: dict = {}
     if samples:
-        out, per_line = _bands(program, stage_est, price, samples, seed, executor)
+        out, per_line = _bands(program, samples, seed, executor)
         q = (0.1, 0.5, 0.9)
         bands = {k: tuple(float(x) for x in np.quantile(v, q)) for k, v in out.items()}
         lines = [Line(x.ledger, x.name, x.low, x.high,

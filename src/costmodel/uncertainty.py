@@ -23,7 +23,7 @@ from . import engine, ledger
 from .config import PriorSpec
 from .units import quantity
 
-__all__ = ["Prior", "PriorSpec", "UNCERTAIN_PATHS", "default_priors", "priors", "catalogue_prior", "uncertainty", "Uncertainty",
+__all__ = ["Prior", "PriorSpec", "UNCERTAIN_PATHS", "default_priors", "priors", "catalogue_prior", "rental_prior", "stream", "uncertainty", "Uncertainty",
            "OUTPUTS"]
 
 #: Outputs of an :class:`Uncertainty` and their units (those of ``Estimate.to_dict``).
@@ -104,16 +104,24 @@ def _catalogue() -> tuple[dict, ...]:
 
     text = resources.files("costmodel.catalog").joinpath("priors.toml").read_text("utf-8")
     out = list(tomllib.loads(text)["prior"])
-    for p in prices.entries():
-        if p.kind != "rental":
+    for p in prices.entries() + prices.spans():  # markets first, then each GPU's span over its markets
+        if p.kind not in ("rental", "span"):
             continue
         dist = {"dist": "uniform", "low": p.low, "high": p.high} if p.high > p.low else {"dist": "fixed",
                                                                                       "value": p.low}
-        out.append({"path": "costs.gpu_hour_price", "market": p.market, "gpus": [p.gpu], "scale": "absolute",
+        market = p.market if p.kind == "rental" else "span"
+        out.append({"path": "costs.gpu_hour_price", "market": market, "gpus": [p.gpu], "scale": "absolute",
                     "unit": "USD/hour", **dist,
-                    "source": f"{p.gpu} rental, {p.market} market, {p.date} (price catalogue): {p.source}"
+                    "source": f"{p.gpu} rental, {_market_label(market)}, {p.date} (price catalogue): {p.source}"
                               + (f" Estimated: {p.estimated}." if p.estimated else "")})
     return tuple(out)
+
+
+def stream(seed: int, path: str, n: int) -> np.ndarray:
+    """The ``n`` uniform numbers input ``path`` is drawn from at ``seed`` (each input its own
+    stream: the same seed gives the same quantiles of an input in every config, the common
+    random numbers of ``whatif`` and ``estimate_program``)."""
+    return np.random.default_rng([seed, zlib.crc32(path.encode())]).uniform(0.0, 1.0, n)
 
 
 def _own(cfg, path: str) -> float | None:
@@ -149,37 +157,71 @@ def _fits_range(prior: Prior, lo: float, hi: float, open_lo: bool) -> bool:
     return (a > lo if open_lo else a >= lo) and b <= hi
 
 
+RENTAL = "costs.gpu_hour_price"
+
+
+def _market_label(market: str) -> str:
+    return "the span of the GPU's markets" if market == "span" else f"the {market} market"
+
+
+def rental_prior(gpu: str, value: float, market: str | None = None) -> tuple["Prior | None", str | None]:
+    """The rental prior of ``gpu`` at ``value`` USD/hour: the named ``market``'s, or, for a
+    pinned value, the first market whose range holds it, then the GPU's span over all its
+    markets. Returns (prior or None, a note: why none applies, or which market a pinned value
+    is sampled over)."""
+    found = [e for e in _catalogue() if e["path"] == RENTAL and gpu in e["gpus"]
+             and (market is None or e["market"] == market)]
+    if not found:
+        return None, f"{RENTAL}: the price catalogue has no rental market for {gpu}; {value:g} kept fixed"
+    missed = []
+    for entry in found:
+        prior = Prior(RENTAL, _spec(entry), value, entry["source"])
+        a, b = prior.support()
+        if a - 1e-12 * abs(a) <= value <= b + 1e-12 * abs(b):
+            note = None if market is not None else (
+                f"{RENTAL}: the config's pinned {value:g} is sampled over {_market_label(entry['market'])} "
+                f"[{a:g}, {b:g}], which holds it")
+            return prior, note
+        missed.append(f"{_market_label(entry['market'])} [{a:g}, {b:g}]")
+    return None, (f"{RENTAL}: the config's {value:g} lies outside {', '.join(missed)} in the price catalogue; kept fixed. "
+                  "Give it a prior in the uncertainty section")
+
+
 def default_priors(cfg, notes: list | None = None) -> dict[str, Prior]:
     """The catalogue's priors that apply to ``cfg``: for its GPU, for the prices it gives,
-    and covering the config's own value (a rental price outside the catalogue's market is
-    another market: kept fixed, with a note in ``notes``). The fleet prior never draws fewer
-    GPUs than the run's cluster (the config's rule)."""
+    and covering the config's own value (a rental price outside the catalogue's markets is
+    kept fixed, with a note in ``notes``; :func:`rental_prior`). The fleet prior never draws
+    fewer GPUs than the run's cluster (the config's rule)."""
     gpu = cfg.cluster.gpu.name
-    market = cfg.costs.gpu_hour_price if isinstance(cfg.costs.gpu_hour_price, str) else None
     out: dict[str, Prior] = {}
     missed: dict[str, list[str]] = {}
     for entry in _catalogue():
         path = entry["path"]
-        if "gpus" in entry and gpu not in entry["gpus"]:
-            continue
-        if "market" in entry and market is not None and entry["market"] != market:  # the config names its market
+        if path == RENTAL or ("gpus" in entry and gpu not in entry["gpus"]):
             continue
         own = _own(cfg, path)
         if own is None or path in out:
             continue
         lo, hi, open_lo = _range(cfg, path)
-        source = entry["source"] if "market" not in entry else f"market: {entry['market']}. {entry['source']}"
-        prior = Prior(path, _spec(entry), own, source, floor=lo if path == "costs.fleet_gpus" else None)
+        prior = Prior(path, _spec(entry), own, entry["source"], floor=lo if path == "costs.fleet_gpus" else None)
         a, b = prior.support()
-        if not a - 1e-12 * abs(a) <= own <= b + 1e-12 * abs(b):  # another market, or another setting
-            missed.setdefault(path, []).append(f"{entry.get('market', 'the prior')} [{a:g}, {b:g}]")
+        if not a - 1e-12 * abs(a) <= own <= b + 1e-12 * abs(b):  # another setting than the prior's
+            missed.setdefault(path, []).append(f"the prior [{a:g}, {b:g}]")
             continue
         out[path] = prior
     for path, ranges in missed.items():
         if path not in out and notes is not None:
             notes.append(f"{path}: the config's {_own(cfg, path):g} lies outside the catalogue's "
                          f"{', '.join(ranges)}; kept fixed. Give it a prior in the uncertainty section")
-    return out
+    own = _own(cfg, RENTAL)
+    if own is not None:
+        market = cfg.costs.gpu_hour_price if isinstance(cfg.costs.gpu_hour_price, str) else None
+        prior, note = rental_prior(gpu, own, market)
+        if prior is not None:
+            out[RENTAL] = prior
+        if note and notes is not None:
+            notes.append(note)
+    return dict(sorted(out.items()))
 
 
 def catalogue_prior(path: str, center: float) -> Prior | None:
@@ -220,8 +262,7 @@ def draw(cfg, n: int, seed: int = 0, notes: list | None = None) -> dict[str, np.
     for a seed (each input from its own stream, so adding a prior leaves the others')."""
     out = {}
     for path, prior in sorted(priors(cfg, notes).items()):
-        rng = np.random.default_rng([seed, zlib.crc32(path.encode())])
-        out[path] = prior.sample(rng, n)
+        out[path] = prior.ppf(stream(seed, path, n))
     return out
 
 

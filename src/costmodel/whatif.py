@@ -69,6 +69,46 @@ class WhatIf:
                 "notes": list(self.notes)}
 
 
+def _hold(cfg: TrainingConfig, paths) -> TrainingConfig:
+    """``cfg`` with the uncertain inputs ``paths`` fixed at its own values in its ``uncertainty``
+    section."""
+    if not paths:
+        return cfg
+    fixed = {p: {"dist": "fixed", "scale": "relative", "value": 1.0} for p in paths}
+    return cfg.replace(uncertainty={**{k: v.model_dump(exclude_none=True) for k, v in cfg.uncertainty.items()},
+                                    **fixed})
+
+
+def _in_space(cfg: TrainingConfig, space) -> bool:
+    """Whether ``cfg``'s values lie in ``space`` (path -> allowed values; None: any)."""
+    for path, vals in (space or {}).items():
+        if vals is None:
+            continue
+        own = _get(cfg, path)
+        if not any(_matches(cfg, path, own, v) for v in vals):
+            return False
+    return True
+
+
+def _matches(cfg: TrainingConfig, path: str, own, v) -> bool:
+    """Whether ``v`` is ``cfg``'s value at ``path`` as the config reads it ("400 Gbit/s" and
+    "50 GB/s" are equal; an alias names its GPU)."""
+    if v == own:
+        return True
+    try:
+        other = TrainingConfig.model_validate(cfg.changed({path: v}), context={"rows": True})
+    except ValidationError:  # a value the config refuses here is not the config's
+        return False
+    return _get(other, path) == own
+
+
+def _get(cfg: TrainingConfig, path: str):
+    obj = cfg
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return getattr(obj, "name", obj)
+
+
 def _layout_diff(a: TrainingConfig, b: TrainingConfig) -> dict:
     pa, pb = a.parallelism.model_dump(), b.parallelism.model_dump()
     return {f"parallelism.{k}": (pa[k], pb[k]) for k in pa if pa[k] != pb[k]}
@@ -116,18 +156,23 @@ def whatif(cfg: TrainingConfig, changes: Mapping[str, Any], *, reoptimize: bool 
         from .layouts import search
 
         found = search(kept_cfg, objective=objective, top=1, space=space)
-        key = {"time": "step_time", "memory": "memory_per_gpu"}.get(objective)
-        if key is None:
-            key = "marginal_cost" if base.values["marginal_cost"] is not None else "gpu_hours"
+        if kept is not None and not _in_space(kept_cfg, space):
+            notes.append("the kept layout lies outside the searched space; re-optimised within it")
+            kept = None
         if len(found):
             best_cfg = found.config(0)
             best = estimate(best_cfg, check=False)
+            key = {"time": "step_time", "memory": "memory_per_gpu"}.get(objective)
+            if key is None:  # cost: marginal cost where both have a price, else GPU-hours (search's rule)
+                priced = best.values["marginal_cost"] is not None and (
+                    kept is None or kept.values["marginal_cost"] is not None)
+                key = "marginal_cost" if priced else "gpu_hours"
             if kept is None or not kept.fits or best.values[key] < kept.values[key]:
                 new_cfg, new = best_cfg, best
             else:
                 notes.append(f"re-optimised: the kept layout is already the best by {objective}")
         elif kept is None:
-            raise ValueError("reoptimize: no valid layout of the changed setup fits")
+            raise ValueError("reoptimize: no valid layout of the changed setup (within the space) fits")
         elif not kept.fits:
             raise InfeasibleConfig(kept.values["memory_per_gpu"] * 1e9,
                                    kept_cfg.cluster.gpu.hbm_capacity.to("B").m,
@@ -138,10 +183,15 @@ def whatif(cfg: TrainingConfig, changes: Mapping[str, Any], *, reoptimize: bool 
     notes.extend(f"changed: {w}" for w in new.warnings if w not in base.warnings)
     bands = {}
     if samples:
-        from .uncertainty import uncertainty
+        from .uncertainty import UNCERTAIN_PATHS, uncertainty
 
-        ua = uncertainty(cfg, n=samples, seed=seed, executor=executor)
-        ub = uncertainty(new_cfg, n=samples, seed=seed, executor=executor)
+        # an uncertain input the change sets is the counterfactual's premise: held at its value
+        # in each run (sampled, a $2 and a $3 rental in one market would draw the same prices)
+        held = sorted(p for p in changes if p in UNCERTAIN_PATHS)
+        if held:
+            notes.append(f"bands: {', '.join(held)} held at each run's own value (the change sets it)")
+        ua = uncertainty(_hold(cfg, held), n=samples, seed=seed, executor=executor)
+        ub = uncertainty(_hold(new_cfg, held), n=samples, seed=seed, executor=executor)
         for k in DELTAS:
             a, b = ua.outputs.get(k), ub.outputs.get(k)
             if a is not None and b is not None:

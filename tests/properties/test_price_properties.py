@@ -67,3 +67,30 @@ def test_a_market_config_round_trips_and_its_prior_is_its_market():
 
     lo, hi = default_priors(cfg)["costs.gpu_hour_price"].support()
     assert (lo, hi) == (10.0, 12.3)
+
+
+@given(gpu=st.sampled_from(["H100-SXM", "H800-SXM", "A100-SXM-80GB"]))
+def test_a_priced_preset_switched_to_the_catalogue_follows_the_gpu_without_a_warning(gpu):
+    v3 = costmodel.presets.get("deepseek-v3")  # priced: a pinned $2/h, a fleet, a network price
+    free = v3.replace(**{"costs.gpu_hour_price": "neocloud", "costs.gpu_price": "catalogue",
+                         "costs.interconnect_per_gpu": None, "costs.fleet_gpus": None})
+    assert free.costs.priced_for is None  # nothing pinned: the old stamp is cleared
+    moved = free.replace(**{"cluster.gpu": gpu, "precision.gemm": "bf16"})
+    e = costmodel.estimate(moved, check=False)
+    assert not e.warnings
+    mixed = v3.replace(**{"costs.gpu_hour_price": "neocloud"}).replace(**{"cluster.gpu": gpu, "precision.gemm": "bf16"})
+    w = costmodel.estimate(mixed, check=False).warnings
+    if gpu != "H800-SXM":
+        assert len(w) == 1 and "costs.fleet_gpus" in w[0] and "costs.interconnect_per_gpu" in w[0]
+        assert "costs.gpu_hour_price" not in w[0]  # it followed the GPU
+
+
+def test_a_price_counterfactual_moves_its_band():
+    # sampled, $2 and $3 in one market would draw the same prices and the band of the delta
+    # would be zero: the changed input is held at each run's own value
+    v3 = costmodel.presets.get("deepseek-v3")
+    w = costmodel.whatif(v3, {"costs.gpu_hour_price": "3 USD/hour"}, samples=300)
+    lo, mid, hi = w.bands["marginal_cost"]
+    assert 0 < lo <= mid <= hi
+    assert mid == pytest.approx(w.delta["marginal_cost"].to("USD").m, rel=0.15)  # about hours x $1/h
+    assert any("held at each run's own value" in n for n in w.notes)

@@ -10,6 +10,7 @@ import statistics
 
 import pytest
 
+import costmodel
 from costmodel import prices
 
 CNY_PER_USD_2023, CNY_PER_USD_2024 = 7.08, 7.19  # yearly averages, recalled (the catalogue says so)
@@ -32,8 +33,7 @@ REFERENCE = {
     ("rental", "H100-PCIe", "neocloud"): ([2.49], "Lambda H100 PCIe 2.49; Epoch AI CSV", "2024-01-29 to 2025-02-28"),
     ("rental", "H200", "hyperscaler-on-demand"): ([84.80 / 8], "AWS H200 $84.80 per 8 GPUs; Epoch AI CSV", "2025-03-17"),
     ("rental", "A100-SXM-80GB", "neocloud"): ([1.85, 2.55], "Datacrunch/RunPod/Oblivus 1.85-2.55", "2022-08 to 2023-05"),
-    ("rental", "A100-SXM-80GB", "hyperscaler-committed"): ([1.81, 3.0], "AWS p4de 3-yr 1.81, 1-yr 3.00",
-                                                           "2022-08 to 2025-03"),
+    ("rental", "A100-SXM-80GB", "hyperscaler-committed"): ([1.81], "AWS p4de 3-yr 1.81", "2022-08 to 2025-03"),
     ("rental", "A100-SXM-80GB", "hyperscaler-on-demand"): ([5.12], "AWS p4de on demand 5.12", "2022-08 to 2025-03"),
     ("rental", "A100-SXM-40GB", "neocloud"): ([2.5, 2.0], "MosaicML reserved 2.50 (MPT-30B blog), MPT-7B 2.00",
                                               "2023-06-22"),
@@ -42,9 +42,10 @@ REFERENCE = {
     ("rental", "A100-SXM-40GB", "hyperscaler-on-demand"): ([4.1, 2.93], "AWS p4d 4.10, GCP 2.93",
                                                            "2021-06 to 2025-03"),
     ("purchase", "H100-SXM", None): (
-        [270000 / 8, 375000 / 8, 230000 / 8, 31904.63, 37080.5],
-        "DGX H100 $270k (SemiAnalysis 2023-05), $375k (viperatech 2025-03-03), $230k (signalpulse 2025-03-03); "
-        "HGX H100 per GPU 31,904.63 (2025-01-31); Supermicro HGX per GPU 37,080.50 (2024-03-21)",
+        [270000 / 8, 41197.5, 41217.0, 37080.5, 31904.63, 375000 / 8, 230000 / 8],
+        "DGX H100 $270k (SemiAnalysis 2023-05); DGX H100 640GB 41,197.50 (2023-12-11), 41,217 (2024-03-20) "
+        "(deltacomputer); Supermicro HGX per GPU 37,080.50 (2024-03-21); HGX H100 per GPU 31,904.63 (2025-01-31); "
+        "$375k (viperatech 2025-03-03), $230k (signalpulse 2025-03-03)",
         "2023-05 to 2025-03"),
     ("purchase", "H800-SXM", None): ([2_000_000 / CNY_PER_USD_2023 / 8],
                                      "Reuters: 8-GPU H800 servers ~2 million yuan at launch (2023)", "2023"),
@@ -83,6 +84,21 @@ def test_catalogued_price_is_the_median_of_its_published_figures(key):
         assert entry.estimated  # a stand-in or a recalled exchange rate says so
 
 
+def test_the_committed_market_is_three_year_commitments_only():
+    for p in costmodel.prices.entries():
+        if p.market == "hyperscaler-committed":
+            assert "3-year" in p.source and "1-year $" not in p.source.split("1-year commitments")[0]
+
+
+def test_rental_spans_are_the_references_summary():
+    # reference costs.yaml rental_summary_note: H100 SXM $2 (neocloud) to $12.3 (on demand); A100 80GB $1.8-5.1
+    # (the $5.1 rounds AWS p4de's $5.12, the catalogue's top)
+    spans = {p.gpu: (p.low, p.high) for p in costmodel.prices.spans()}
+    assert spans == {"H100-SXM": (2.0, 12.3), "H800-SXM": (2.0, 12.3), "A100-SXM-80GB": (1.8, 5.12)}
+    for p in costmodel.prices.spans():  # a span covers every market of its GPU
+        assert all(p.low <= m.low and m.high <= p.high for m in costmodel.prices.rentals(p.gpu).values())
+
+
 def test_market_ranges_are_the_references_summary():
     # reference costs.yaml rental_summary_note: H100 SXM 2023-2025, neoclouds $2-4, hyperscaler
     # on demand $10-12.3, 3-year commitment $4.3-4.9
@@ -95,3 +111,11 @@ def test_market_ranges_are_the_references_summary():
 def test_the_v3_reports_rate_lies_in_the_h800_neocloud_market():
     # DeepSeek-V3 report, Table 1: $2 per H800 GPU-hour, the market's floor
     assert prices.rental("H800-SXM", "neocloud").low == 2.0
+
+
+def test_the_v3_presets_pinned_purchase_price_is_the_catalogues_h800_entry():
+    # pinned as a number (so the preset moved to a GPU without a catalogued price still prices),
+    # but from the catalogue: one figure
+    v3 = costmodel.presets.get("deepseek-v3")
+    assert v3.costs.gpu_price.to("USD").m == pytest.approx(prices.purchase("H800-SXM").value, abs=0.5)
+    assert v3.costs.overhead == 1.0

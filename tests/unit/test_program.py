@@ -41,10 +41,38 @@ def test_ledgers_sum_to_their_totals_and_fixed_stages_take_the_config_stage_pric
 def test_energy_per_year_follows_the_epoch_formula():
     b = estimate_program(_small_program())
     g = costmodel.gpu("H100-SXM")
-    n = b.fleet_gpus[0]
-    kwh = n * g.tdp.to("W").m / 1000 * g.server_power_multiplier * 0.75 * 1.25 * 8766 * 0.9
+    per_gpu = g.tdp.to("W").m / 1000 * g.server_power_multiplier * 0.75 * 1.25 * 8766 * 0.9 * 0.0826
     energy = next(x for x in b.lines if x.name == "energy")
-    assert energy.low == pytest.approx(kwh * 0.0826, rel=1e-9)
+    assert energy.low == pytest.approx(b.fleet_gpus[0] * per_gpu, rel=1e-9)
+    assert energy.high == pytest.approx(b.fleet_gpus[1] * per_gpu, rel=1e-9)
+
+
+def test_fleet_cost_share_prices_the_programs_hours_at_each_fleets_own_cost():
+    # each end pairs a fleet with its own share: hours x (capital + running x life) / fleet hours
+    b = estimate_program(_small_program())
+    life, util, h = 5.0, 0.9, b.gpu_hours.to("hour").m
+    (c_lo, c_hi), (r_lo, r_hi) = b.total("capital"), b.total("running per year")
+    (n_lo, n_hi) = b.fleet_gpus
+    small = h * (c_lo + r_lo * life) / (n_lo * life * 8766 * util)
+    large = h * (c_hi + r_hi * life) / (n_hi * life * 8766 * util)
+    lo, hi = (x.to("USD").m for x in b.fleet_cost_share)
+    assert (lo, hi) == (pytest.approx(min(small, large)), pytest.approx(max(small, large)))
+    # one GPU kind at one price: the cost per GPU-hour is the same at both ends
+    assert lo == pytest.approx(hi, rel=1e-9)
+
+
+def test_a_fixed_stage_is_priced_on_its_own_gpu():
+    cfg = costmodel.presets.get("megatron-gpt-1.7b").replace(**{"cluster.gpu": "A100-SXM-80GB"})
+    fixed = Stage(name="fixed", gpu_hours=1e6, source="s", gpu="H100-SXM")
+    p = Program(name="x", gpu_hour_price="hyperscaler-on-demand", stages=[fixed])
+    q = p.add(Stage(name="small", config=cfg))
+    on_demand = costmodel.prices.rental("H100-SXM", "hyperscaler-on-demand").value
+    for prog in (p, q):
+        line = next(x for x in estimate_program(prog).lines if x.name == "fixed")
+        assert line.low == pytest.approx(1e6 * on_demand)
+    with pytest.raises(pydantic.ValidationError, match="no 'hyperscaler-committed' market for H200"):
+        Program(name="x", gpu_hour_price="hyperscaler-committed",
+                stages=[Stage(name="f", gpu_hours=10.0, source="s", gpu="H200")])
 
 
 def test_research_multiple_is_a_line_on_the_stages_cost_and_needs_a_source():
@@ -73,6 +101,17 @@ def test_invalid_programs_are_refused_naming_the_rule():
         FleetGroup(gpu="MI300X", count=8)
     with pytest.raises(pydantic.ValidationError, match="unknown GPU"):
         FleetGroup(gpu="H1000", count=8)
+    for bad in (10.5, "100", [1, 2, 3], 10**400, [5, -1], True):
+        with pytest.raises(pydantic.ValidationError, match=r"count: must be a whole number of GPUs"):
+            FleetGroup(gpu="H100-SXM", count=bad)
+    with pytest.raises(pydantic.ValidationError, match="finite number"):
+        FleetGroup(gpu="H100-SXM", count=8, gpu_price="30000 USD", server_overhead=float("inf"))
+    with pytest.raises(pydantic.ValidationError, match="no overhead applies"):
+        FleetGroup(gpu="H100-SXM", count=8, server_overhead=1.5)
+    with pytest.raises(pydantic.ValidationError, match="a config stage runs on its config's cluster.gpu"):
+        Stage(name="x", config=cfg, gpu="A100-SXM-80GB")
+    with pytest.raises(pydantic.ValidationError, match="less than or equal to 1000000000000000"):
+        Stage(name="x", gpu_hours=1e308, source="s")
 
 
 def test_bands_are_ordered_reproducible_and_hold_the_point_when_priors_collapse():

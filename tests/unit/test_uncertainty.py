@@ -29,6 +29,18 @@ def test_compute_prior_is_the_leave_one_out_spread():
     assert cat == pytest.approx(sigma, abs=5e-5)
 
 
+def test_purchase_price_prior_is_the_catalogues_h100_spread():
+    # priors.toml's relative gpu_price prior: min and max of the price catalogue's H100 server
+    # quotes over their median (the catalogue's value)
+    from costmodel import prices
+    from costmodel.uncertainty import catalogue_prior
+
+    h100 = prices.purchase("H100-SXM")
+    lo, hi = catalogue_prior("costs.gpu_price", 1.0).support()
+    assert lo == pytest.approx(min(h100.quotes) / h100.value, abs=5e-5)
+    assert hi == pytest.approx(max(h100.quotes) / h100.value, abs=5e-5)
+
+
 def test_every_default_prior_has_a_source(v3):
     for p in priors(v3).values():
         assert len(p.source) > 40, p.path
@@ -229,14 +241,17 @@ def test_a_prior_beyond_what_its_input_may_take_is_refused(v3, prior, match):
 
 def test_a_rental_price_takes_the_market_that_holds_it(v3):
     # $2/h: neoclouds on demand ($2-4); $4.5: hyperscalers with a commitment ($4.3-4.9); $10:
-    # hyperscalers on demand ($10-12.3); $7 is in no catalogued market: kept fixed, with a note
-    for price, low, high in ((2, 2.0, 4.0), (4.5, 4.3, 4.9), (10, 10.0, 12.3)):
+    # hyperscalers on demand ($10-12.3); $7, between the markets: the span of all ($2-12.3); $20,
+    # beyond every one: kept fixed, with a note
+    for price, low, high, where in ((2, 2.0, 4.0, "the neocloud market"), (4.5, 4.3, 4.9, "committed"),
+                                    (10, 10.0, 12.3, "on-demand"), (7, 2.0, 12.3, "the span of the GPU's markets")):
         u = uncertainty(v3.replace(**{"costs.gpu_hour_price": f"{price} USD/hour"}), n=50)
         x = u.inputs["costs.gpu_hour_price"]
-        assert low <= x.min() and x.max() <= high and "market:" in u.priors["costs.gpu_hour_price"].source
-    u = uncertainty(v3.replace(**{"costs.gpu_hour_price": "7 USD/hour"}), n=50)
-    assert "costs.gpu_hour_price" not in u.inputs and "kept fixed" in u.notes[0]
-    point = costmodel.estimate(v3.replace(**{"costs.gpu_hour_price": "7 USD/hour"})).values["marginal_cost"]
+        assert low <= x.min() and x.max() <= high and where in u.priors["costs.gpu_hour_price"].source
+        assert any(f"pinned {price:g} is sampled over" in n for n in u.notes)
+    u = uncertainty(v3.replace(**{"costs.gpu_hour_price": "20 USD/hour"}), n=50)
+    assert "costs.gpu_hour_price" not in u.inputs and any("kept fixed" in n for n in u.notes)
+    point = costmodel.estimate(v3.replace(**{"costs.gpu_hour_price": "20 USD/hour"})).values["marginal_cost"]
     lo, _, hi = (x.m for x in u.quantiles()["marginal_cost"])
     assert lo < point < hi
     # the fleet prior never draws fewer GPUs than the run's cluster
