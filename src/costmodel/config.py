@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import pint
 import tomli_w
@@ -359,16 +359,18 @@ class Costs(_Frozen):
             return self.server_overhead
         return 1.0 if self.gpu_price == CATALOGUE else DEFAULT_SERVER_OVERHEAD
 
+    #: The GPU-specific prices: given as numbers they are pinned to the GPU they were set for.
+    PRICE_FIELDS: ClassVar[tuple[str, ...]] = ("gpu_hour_price", "gpu_price", "interconnect_per_gpu")
+
     @property
     def pinned(self) -> tuple[str, ...]:
-        """The GPU-specific prices (and fleet) given as numbers, not catalogue references."""
-        return tuple(k for k in ("gpu_hour_price", "gpu_price", "interconnect_per_gpu", "fleet_gpus")
+        """The GPU-specific prices given as numbers, not catalogue references."""
+        return tuple(k for k in self.PRICE_FIELDS
                      if getattr(self, k) is not None and not isinstance(getattr(self, k), str))
 
     @property
     def has_prices(self) -> bool:
-        """True if any pinned GPU-specific price (a number, not a catalogue reference) or a
-        fleet is given."""
+        """True if any GPU-specific price is pinned (a number, not a catalogue reference)."""
         return bool(self.pinned)
 
 
@@ -543,6 +545,9 @@ class TrainingConfig(_Frozen):
         changed path are copied; the result shares the untouched sections with it, so a caller
         must not modify them)."""
         data = self.model_dump() if dumped is None else dict(dumped)
+        sets_price = any(p in ("costs", *(f"costs.{k}" for k in Costs.PRICE_FIELDS)) for p in changes)
+        if sets_price and "costs.priced_for" not in changes and isinstance(data.get("costs"), dict):
+            data["costs"] = {**data["costs"], "priced_for": None}  # prices given now: for the GPU given now
         for path, value in changes.items():
             keys = path.split(".")
             node, obj = data, self

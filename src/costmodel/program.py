@@ -26,6 +26,7 @@ With ``samples``, Monte Carlo bands (``costmodel.uncertainty``) on the stages an
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,9 +81,9 @@ def _count(v: Any) -> tuple[int, int]:
     """A count or a ``[low, high]`` range of whole GPUs, 0 <= low <= high <= MAX_GPUS, high > 0."""
     rule = (f"count: must be a whole number of GPUs or a [low, high] range of them, 0 <= low <= high <= "
             f"{MAX_GPUS:,}, high > 0; got {v!r}")
-    pair = (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
-    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(
-            isinstance(x, int) and not isinstance(x, bool) for x in pair):
+    whole = (lambda x: isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_)))
+    pair = (v, v) if whole(v) else v
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(whole(x) for x in pair):
         raise ValueError(rule)
     lo, hi = pair
     if lo < 0 or hi < lo or hi == 0 or hi > MAX_GPUS:
@@ -210,10 +211,11 @@ class Program(BaseModel):
                     from . import prices
 
                     gpu = s.gpu or self.gpu
-                    market = self.gpu_hour_price if isinstance(self.gpu_hour_price, str) else None
+                    rate, origin = _rate(self)
                     known = ", ".join(prices.rentals(gpu)) or "none"
-                    raise ValueError(f"gpu_hour_price: the price catalogue has no {market!r} market for {gpu}, the GPU "
-                                     f"of stage {s.name!r} (its markets: {known}); give a number") from None
+                    raise ValueError(f"gpu_hour_price: the price catalogue has no {rate!r} market for {gpu}, the GPU "
+                                     f"of stage {s.name!r} (the market is from {origin}; {gpu}'s markets: {known}); "
+                                     "give the program a gpu_hour_price, or the stage another GPU") from None
         return self
 
     def add(self, stage: Stage | dict) -> "Program":
@@ -325,26 +327,54 @@ class ProgramEstimate:
 
 # ---------------------------------------------------------------------------- estimate
 
+def _rate(program: Program) -> tuple[Any, str | None]:
+    """The rental rate of the fixed stages and research, and whose it is: the program's
+    ``gpu_hour_price``, else the first config stage's (a number, a market, or None)."""
+    if program.gpu_hour_price is not None:
+        return program.gpu_hour_price, "program.gpu_hour_price"
+    first = next((s for s in program.stages if s.config is not None), None)
+    if first is None:
+        return None, None
+    return first.config.costs.gpu_hour_price, f"stage {first.name!r}"
+
+
 def _fixed_price(program: Program, stage: Stage) -> tuple[float | None, str, str | None]:
     """The rental price of a fixed stage [USD/h], where it comes from, and the market it
-    names (None when pinned): the program's ``gpu_hour_price`` (a market: the stage's own
-    GPU's entry), else the first config stage's price (its market for the stage's GPU; a
-    pinned number as it is). ``KeyError`` when the market has no entry for the stage's GPU."""
+    names (None when pinned): :func:`_rate`, a market resolved for the stage's own GPU, a
+    pinned number as it is. ``KeyError`` when the market has no entry for the stage's GPU."""
     from . import prices
 
     gpu = stage.gpu or program.gpu
-    p, origin = program.gpu_hour_price, "program.gpu_hour_price"
-    if p is None:
-        first = next((s for s in program.stages if s.config is not None), None)
-        p = None if first is None else first.config.costs.gpu_hour_price
-        origin = None if first is None else f"the price of stage {first.name!r}"
+    p, origin = _rate(program)
     if p is None:
         return None, "no rental price: not priced", None
     if isinstance(p, str):
         entry = prices.rental(gpu, p)
-        return entry.value, f"{origin}, the {p} market for {gpu}: " + entry.describe(), p
+        return entry.value, f"the {p} market (from {origin}) for {gpu}: " + entry.describe(), p
     v = to_base(p, "price per hour") * 3600
-    return v, f"{origin}: {v:g} USD per GPU-hour, pinned", None
+    source = f"{v:g} USD per GPU-hour, pinned (from {origin})"
+    if origin != "program.gpu_hour_price" and gpu != program.gpu:
+        source += (f" (set for {program.gpu}, used as given on {gpu}: give the program a gpu_hour_price, or a "
+                   "market, to price it for its GPU)")
+    return v, source, None
+
+
+def _fixed_samples(program: Program, stage: Stage, price: float, market: str | None, rent0, n: int, seed: int,
+                   notes: list) -> np.ndarray:
+    """Monte Carlo prices of a fixed stage: the first config stage's own draws (its priors and
+    ``uncertainty`` section) when the stage inherits its price on the same GPU; else the stage's
+    GPU's market prior on the shared stream; a price no market holds stays fixed."""
+    from .uncertainty import RENTAL, rental_prior, stream
+
+    gpu = stage.gpu or program.gpu
+    if program.gpu_hour_price is None and gpu == program.gpu and rent0 is not None:
+        return rent0
+    if program.gpu_hour_price is None and gpu != program.gpu and market is None:
+        return np.full(n, price)  # a pinned price set for another GPU: no market of this one applies
+    prior, note = rental_prior(gpu, price, market)
+    if note:
+        notes.append(f"stage {stage.name!r}: {note}")
+    return prior.ppf(stream(seed, RENTAL, n)) if prior is not None else np.full(n, price)
 
 
 def _fleet_lines(fleet: Fleet) -> list[Line]:
@@ -380,28 +410,33 @@ def _gpu(name: str):
     return gpu(name)
 
 
-def _bands(program: Program, n: int, seed: int, executor) -> tuple[dict, dict]:
+def _bands(program: Program, n: int, seed: int, executor, notes: list) -> tuple[dict, dict]:
     """Monte Carlo samples: per stage GPU-hours and marginal cost, with common random numbers
     (``uncertainty.stream``: the same seed draws the same quantile of a shared input in every
     stage, so the stages' efficiencies and rental prices move together); a fixed stage's price
     drawn from its GPU's market as a config's would be; the fleet's capital (one quantile for
     every group's count, log-uniform over its range, uniform from 0; each group's purchase
     price from the catalogue's prior). Returns (output -> samples, line -> samples)."""
-    from .uncertainty import RENTAL, catalogue_prior, rental_prior, stream, uncertainty
+    from .uncertainty import RENTAL, catalogue_prior, stream, uncertainty
 
     hours, cost, line = {}, {}, {}
+    rent0 = None  # the first config stage's drawn rental prices
     for s in program.stages:
         if s.config is not None:
             u = uncertainty(s.config, n=n, seed=seed, executor=executor)
             hours[s.name] = u.outputs["gpu_hours"]
             if u.outputs["marginal_cost"] is not None:
                 cost[s.name] = u.outputs["marginal_cost"]
-        else:
+            if rent0 is None and s.name == next(x.name for x in program.stages if x.config is not None):
+                rent0 = u.inputs.get(RENTAL, np.full(n, np.nan))
+                rent0 = None if np.isnan(rent0).all() else rent0
+            notes.extend(f"stage {s.name!r}: {x}" for x in u.notes)
+    for s in program.stages:
+        if s.config is None:
             hours[s.name] = np.full(n, s.gpu_hours)
             price, _, market = _fixed_price(program, s)
             if price is not None:
-                prior, _ = rental_prior(s.gpu or program.gpu, price, market)
-                cost[s.name] = s.gpu_hours * (prior.ppf(stream(seed, RENTAL, n)) if prior else np.full(n, price))
+                cost[s.name] = s.gpu_hours * _fixed_samples(program, s, price, market, rent0, n, seed, notes)
     out = {"gpu_hours": sum(hours.values())}
     for k, v in hours.items():
         out[f"{k} GPU-hours"] = v
@@ -487,7 +522,9 @@ def estimate_program(program: Program, *, samples: int | None = None, seed: int 
                          "end the fleet could not have run it (some stages rented, or the low count is too low)")
     bands: dict = {}
     if samples:
-        out, per_line = _bands(program, samples, seed, executor)
+        sampled: list[str] = []
+        out, per_line = _bands(program, samples, seed, executor, sampled)
+        notes.extend(f"bands: {x}" for x in dict.fromkeys(sampled))
         q = (0.1, 0.5, 0.9)
         bands = {k: tuple(float(x) for x in np.quantile(v, q)) for k, v in out.items()}
         lines = [Line(x.ledger, x.name, x.low, x.high,

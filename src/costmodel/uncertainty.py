@@ -175,12 +175,19 @@ def rental_prior(gpu: str, value: float, market: str | None = None) -> tuple["Pr
         return None, f"{RENTAL}: the price catalogue has no rental market for {gpu}; {value:g} kept fixed"
     missed = []
     for entry in found:
-        prior = Prior(RENTAL, _spec(entry), value, entry["source"])
+        spec = _spec(entry)
+        if entry["market"] == "span":  # between the markets: the span, most likely near the pinned value
+            if not spec.low <= value <= spec.high:
+                missed.append(f"{_market_label('span')} [{spec.low:g}, {spec.high:g}]")
+                continue
+            spec = PriorSpec(dist="triangular", low=spec.low, mode=value, high=spec.high)
+        prior = Prior(RENTAL, spec, value, entry["source"])
         a, b = prior.support()
         if a - 1e-12 * abs(a) <= value <= b + 1e-12 * abs(b):
-            note = None if market is not None else (
-                f"{RENTAL}: the config's pinned {value:g} is sampled over {_market_label(entry['market'])} "
-                f"[{a:g}, {b:g}], which holds it")
+            how = (f"fixed at {_market_label(entry['market'])}'s one quote" if a == b else
+                   f"sampled over {_market_label(entry['market'])} [{a:g}, {b:g}]"
+                   + (f", triangular with its mode at {value:g}" if entry["market"] == "span" else ""))
+            note = None if market is not None else f"{RENTAL}: the config's pinned {value:g} is {how}"
             return prior, note
         missed.append(f"{_market_label(entry['market'])} [{a:g}, {b:g}]")
     return None, (f"{RENTAL}: the config's {value:g} lies outside {', '.join(missed)} in the price catalogue; kept fixed. "
@@ -239,7 +246,10 @@ def priors(cfg, notes: list | None = None) -> dict[str, Prior]:
     section where it sets one (an input the config does not use has none). A prior that
     can draw a value the input may not take (an efficiency above 1, a fleet smaller than
     the run's cluster, a PUE below 1) is refused with a ``ValueError`` naming it."""
-    out = default_priors(cfg, notes)
+    found: list[str] = []
+    out = default_priors(cfg, found)
+    if notes is not None:  # the catalogue's notes, but of the inputs the config's section leaves to it
+        notes.extend(n for n in found if n.split(":", 1)[0] not in (cfg.uncertainty or {}))
     for path, spec in (cfg.uncertainty or {}).items():
         own = _own(cfg, path)
         if own is None:

@@ -12,6 +12,7 @@ that moves both runs alike apart from the change's own effect.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -79,6 +80,23 @@ def _hold(cfg: TrainingConfig, paths) -> TrainingConfig:
                                     **fixed})
 
 
+def _same_rental_prior(a: TrainingConfig, b: TrainingConfig, notes: list) -> TrainingConfig:
+    """``b`` drawing its rental price from ``a``'s prior when both pin the same number (a GPU
+    change under a pinned price: the GPUs' markets differ, the price does not)."""
+    from . import ledger
+    from .uncertainty import RENTAL, priors
+
+    pa, pb = ledger.price_inputs(a).get(RENTAL), ledger.price_inputs(b).get(RENTAL)
+    if (pa is None or pa != pb or isinstance(a.costs.gpu_hour_price, str) or isinstance(b.costs.gpu_hour_price, str)
+            or RENTAL in b.uncertainty):
+        return b
+    prior = priors(a).get(RENTAL)
+    spec = prior.spec.model_dump(exclude_none=True) if prior is not None else {"dist": "fixed", "value": pa}
+    notes.append(f"bands: the pinned {pa:g} USD per GPU-hour is drawn from the base's prior in both runs")
+    return b.replace(uncertainty={**{k: v.model_dump(exclude_none=True) for k, v in b.uncertainty.items()},
+                                  RENTAL: spec})
+
+
 def _in_space(cfg: TrainingConfig, space) -> bool:
     """Whether ``cfg``'s values lie in ``space`` (path -> allowed values; None: any)."""
     for path, vals in (space or {}).items():
@@ -99,7 +117,10 @@ def _matches(cfg: TrainingConfig, path: str, own, v) -> bool:
         other = TrainingConfig.model_validate(cfg.changed({path: v}), context={"rows": True})
     except ValidationError:  # a value the config refuses here is not the config's
         return False
-    return _get(other, path) == own
+    x = _get(other, path)
+    if hasattr(own, "units") and hasattr(x, "units"):  # quantities: equal to rounding in one unit
+        return math.isclose(x.to(own.units).m, own.m, rel_tol=1e-9)
+    return x == own
 
 
 def _get(cfg: TrainingConfig, path: str):
@@ -189,9 +210,14 @@ def whatif(cfg: TrainingConfig, changes: Mapping[str, Any], *, reoptimize: bool 
         # in each run (sampled, a $2 and a $3 rental in one market would draw the same prices)
         held = sorted(p for p in changes if p in UNCERTAIN_PATHS)
         if held:
-            notes.append(f"bands: {', '.join(held)} held at each run's own value (the change sets it)")
-        ua = uncertainty(_hold(cfg, held), n=samples, seed=seed, executor=executor)
-        ub = uncertainty(_hold(new_cfg, held), n=samples, seed=seed, executor=executor)
+            notes.append(f"bands: {', '.join(held)} held at each run's own value (the change sets it; a market "
+                         "at its median)")
+        a_cfg, b_cfg = _hold(cfg, held), _hold(new_cfg, held)
+        b_cfg = _same_rental_prior(a_cfg, b_cfg, notes)
+        ua = uncertainty(a_cfg, n=samples, seed=seed, executor=executor)
+        ub = uncertainty(b_cfg, n=samples, seed=seed, executor=executor)
+        for label, u in (("as is", ua), ("changed", ub)):
+            notes.extend(f"bands ({label}): {n}" for n in u.notes if f"bands ({label}): {n}" not in notes)
         for k in DELTAS:
             a, b = ua.outputs.get(k), ub.outputs.get(k)
             if a is not None and b is not None:

@@ -81,7 +81,8 @@ def test_a_priced_preset_switched_to_the_catalogue_follows_the_gpu_without_a_war
     mixed = v3.replace(**{"costs.gpu_hour_price": "neocloud"}).replace(**{"cluster.gpu": gpu, "precision.gemm": "bf16"})
     w = costmodel.estimate(mixed, check=False).warnings
     if gpu != "H800-SXM":
-        assert len(w) == 1 and "costs.fleet_gpus" in w[0] and "costs.interconnect_per_gpu" in w[0]
+        assert len(w) == 1 and "costs.gpu_price" in w[0] and "costs.interconnect_per_gpu" in w[0]
+        assert "costs.fleet_gpus" not in w[0]  # a count, not a price
         assert "costs.gpu_hour_price" not in w[0]  # it followed the GPU
 
 
@@ -94,3 +95,13 @@ def test_a_price_counterfactual_moves_its_band():
     assert 0 < lo <= mid <= hi
     assert mid == pytest.approx(w.delta["marginal_cost"].to("USD").m, rel=0.15)  # about hours x $1/h
     assert any("held at each run's own value" in n for n in w.notes)
+
+
+def test_prices_given_with_a_new_gpu_are_stamped_for_it():
+    v3 = costmodel.presets.get("deepseek-v3")
+    both = v3.replace(**{"cluster.gpu": "H100-SXM", "costs.gpu_hour_price": "2.5 USD/hour",
+                         "costs.gpu_price": "37080 USD"})
+    assert both.costs.priced_for == "H100-SXM" and not costmodel.estimate(both).warnings
+    w = costmodel.whatif(v3, {"cluster.gpu": "H100-SXM", "costs.gpu_hour_price": "2.5 USD/hour",
+                              "costs.gpu_price": "37080 USD", "costs.interconnect_per_gpu": "4390 USD"})
+    assert not any("were set for" in n for n in w.notes)

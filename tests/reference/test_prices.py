@@ -94,7 +94,8 @@ def test_rental_spans_are_the_references_summary():
     # reference costs.yaml rental_summary_note: H100 SXM $2 (neocloud) to $12.3 (on demand); A100 80GB $1.8-5.1
     # (the $5.1 rounds AWS p4de's $5.12, the catalogue's top)
     spans = {p.gpu: (p.low, p.high) for p in costmodel.prices.spans()}
-    assert spans == {"H100-SXM": (2.0, 12.3), "H800-SXM": (2.0, 12.3), "A100-SXM-80GB": (1.8, 5.12)}
+    assert spans == {"H100-SXM": (2.0, 12.3), "H800-SXM": (2.0, 12.3), "A100-SXM-80GB": (1.8, 5.12),
+                     "A100-SXM-40GB": (1.03, 4.1)}  # the 40GB span: the extremes of its markets (derived)
     for p in costmodel.prices.spans():  # a span covers every market of its GPU
         assert all(p.low <= m.low and m.high <= p.high for m in costmodel.prices.rentals(p.gpu).values())
 

@@ -161,3 +161,21 @@ def test_cli_program_prints_three_ledgers(capsys):
 def test_a_fleet_of_no_gpus_is_refused():
     with pytest.raises(pydantic.ValidationError, match="least count must be at least one GPU"):
         Fleet(groups=[FleetGroup(gpu="H100-SXM", count=[0, 10])])
+
+
+def test_fixed_stage_bands_follow_the_config_stages_draws_and_their_overrides():
+    cfg = costmodel.presets.get("megatron-gpt-1.7b").replace(**{"cluster.gpu": "H100-SXM",
+                                                                "costs.gpu_hour_price": "2 USD/hour"})
+    fixed = Stage(name="post", gpu_hours=1000.0, source="s")
+    b = estimate_program(Program(name="p", stages=[Stage(name="pre", config=cfg), fixed]), samples=200)
+    lo, mid, hi = next(x for x in b.lines if x.name == "post").band
+    assert 2000 < lo < mid < hi <= 4000  # the pinned $2 sampled over its market, as the config stage's
+    assert any("pinned 2 is sampled over the neocloud market" in n for n in b.notes)
+    held = cfg.replace(uncertainty={"costs.gpu_hour_price": 2.0})
+    c = estimate_program(Program(name="p", stages=[Stage(name="pre", config=held), fixed]), samples=200)
+    assert next(x for x in c.lines if x.name == "post").band == (2000.0, 2000.0, 2000.0)
+    # on another GPU, the inherited pinned price is used as given and said so
+    other = Stage(name="post", gpu_hours=1000.0, source="s", gpu="A100-SXM-80GB")
+    d = estimate_program(Program(name="p", stages=[Stage(name="pre", config=cfg), other]), samples=50)
+    assert next(x for x in d.lines if x.name == "post").band == (2000.0, 2000.0, 2000.0)
+    assert any("set for H100-SXM, used as given on A100-SXM-80GB" in n for n in d.notes)
