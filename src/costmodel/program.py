@@ -404,6 +404,12 @@ def _fleet_lines(fleet: Fleet) -> list[Line]:
     return out
 
 
+def prices_describe(gpu: str) -> str:
+    from . import prices
+
+    return prices.purchase(gpu).describe()
+
+
 def _gpu(name: str):
     from .hardware import gpu
 
@@ -507,6 +513,13 @@ def estimate_program(program: Program, *, samples: int | None = None, seed: int 
         lines.extend(_fleet_lines(f))
         fleet_gpus = f.gpus
         fleet_hours = tuple(n * f.life_years * ledger.HOURS_PER_YEAR * f.utilisation for n in f.gpus)
+        for g in f.groups:
+            source = ("catalogue: " + prices_describe(g.gpu) if g.gpu_price == CATALOGUE else
+                      f"pinned: {to_base(g.gpu_price, 'money'):,.0f} USD x server overhead "
+                      f"{g.server_overhead or DEFAULT_SERVER_OVERHEAD:g}")
+            n = f"{g.count[0]:,}" if g.count[0] == g.count[1] else f"{g.count[0]:,} to {g.count[1]:,}"
+            notes.append(f"fleet: {n} {g.gpu} at {g.price:,.0f} USD per GPU ({source})"
+                         + (f"; count: {g.source}" if g.source else ""))
         if fleet_gpus[0] != fleet_gpus[1]:
             notes.append(f"the fleet's size is disputed: {fleet_gpus[0]:,} to {fleet_gpus[1]:,} GPUs; its figures are "
                          "ranges (low, high)")

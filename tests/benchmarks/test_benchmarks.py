@@ -164,3 +164,23 @@ def test_sensitivity_sobol_deepseek_v3(benchmark):
     cfg = costmodel.presets.get("deepseek-v3")
     s = benchmark.pedantic(sensitivity, args=(cfg,), kwargs={"method": "sobol", "n": 1024}, rounds=1, iterations=1)
     assert s.ranked("marginal_cost")[0] == "costs.gpu_hour_price"
+
+
+def test_estimate_program_deepseek_v3(benchmark):
+    # four stages (three estimated, one 128K-token context-extension run among them) and the fleet
+    p = costmodel.programs.get("deepseek-v3")
+    b = benchmark(costmodel.estimate_program, p)
+    assert len(b.stages) == 4
+
+
+def test_estimate_program_deepseek_v3_2000_samples(benchmark):
+    p = costmodel.programs.get("deepseek-v3")
+    b = benchmark.pedantic(costmodel.estimate_program, args=(p,), kwargs={"samples": 2000}, rounds=3, iterations=1)
+    assert "marginal_cost" in b.bands
+
+
+def test_whatif_deepseek_v3_on_h100_reoptimized_tp1(benchmark):
+    cfg = costmodel.presets.get("deepseek-v3")
+    w = benchmark.pedantic(costmodel.whatif, args=(cfg, {"cluster.gpu": "H100-SXM"}),
+                           kwargs={"reoptimize": True, "space": {"parallelism.tp": [1]}}, rounds=3, iterations=1)
+    assert w.changed.fits
