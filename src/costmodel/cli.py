@@ -652,7 +652,8 @@ def _cmd_program(args) -> int:
     from . import programs
     from .program import estimate_program
 
-    info = programs.info(args.name)
+    name = args.name
+    info = programs.from_file(name) if Path(name).suffix in (".json", ".yaml", ".yml", ".toml") else programs.info(name)
     if args.samples is not None and args.samples < 1:
         raise ValueError(f"--samples must be a positive integer; got {args.samples}")
     b = estimate_program(info.program, samples=args.samples, seed=args.seed)
@@ -672,7 +673,7 @@ def _cmd_program(args) -> int:
     rows = []
     for name, hours in b.stage_gpu_hours.items():
         e = b.stages[name]
-        how = "estimated" if e is not None else "as published"
+        how = "estimated" if e is not None else "given"
         q = b.bands.get(f"{name} GPU-hours")
         rows.append([name, how, f"{hours:,.0f}", *([f"{x:,.0f}" for x in q] if band and q else [])])
     print(_table(["stage", "how", "GPU-hours", *(["P10", "P50", "P90"] if band else [])], rows))
@@ -846,7 +847,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Estimate every stage of a catalogued program (costmodel.programs) and price the "
                                    "whole: the marginal ledger (each stage, research), the fleet's capital and its "
                                    "running cost per year, as ranges where the fleet's size is disputed.")
-    p.add_argument("name", help="a program (e.g. deepseek-v3)")
+    p.add_argument("name", help="a program (e.g. deepseek-v3) or a program file (.toml, .yaml, .json; "
+                                "specs/program.md)")
     p.add_argument("--samples", type=int, default=None, help="Monte Carlo bands (e.g. 2000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print as JSON")

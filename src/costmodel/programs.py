@@ -8,16 +8,20 @@ fleet that ran them, as :class:`costmodel.program.Program` objects.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
+
+import yaml
 
 from . import presets
 from .errors import UnknownName
 from .program import Program
 
-__all__ = ["ProgramInfo", "get", "names", "info"]
+__all__ = ["ProgramInfo", "get", "names", "info", "from_dict", "from_file"]
 
 
 @dataclass(frozen=True)
@@ -33,20 +37,54 @@ class ProgramInfo:
 def _stage(e: dict) -> dict:
     e = dict(e)
     if "preset" in e:
+        if "config" in e:
+            raise ValueError(f"stage {e.get('name')!r}: give a preset (with changes) or a config, not both")
         e["config"] = presets.get(e.pop("preset")).replace(**e.pop("changes", {}))
+    elif "changes" in e:
+        raise ValueError(f"stage {e.get('name')!r}: changes apply to a preset; give preset = NAME with them")
     return e
+
+
+def from_dict(data: dict) -> ProgramInfo:
+    """A program from the catalogue's form: ``name``, ``stage`` (or ``stages``), a list of
+    stages each with ``preset`` and optional ``changes`` (dotted paths), a ``config`` (a
+    TrainingConfig's dict), or ``gpu_hours`` with ``source``; ``fleet``, ``gpu_hour_price``,
+    ``research_multiple``, ``research_source``, ``source``, ``assumptions``."""
+    body = {k: v for k, v in data.items() if k != "assumptions"}
+    stages = body.pop("stage", None) if "stage" in body else body.pop("stages", None)
+    if not isinstance(stages, list):
+        raise ValueError("a program needs its stages: a list under 'stage' (TOML [[stage]]) or 'stages'")
+    body["stages"] = [_stage(s) for s in stages]
+    program = Program.model_validate(body)
+    return ProgramInfo(program.name, program.source, tuple(data.get("assumptions", ())), program)
+
+
+def from_file(path: str | Path) -> ProgramInfo:
+    """A program from a JSON, YAML or TOML file in :func:`from_dict`'s form (a TOML file may
+    hold it at the top level or as its one ``[[program]]``)."""
+    path = Path(path)
+    if path.suffix not in (".toml", ".json", ".yaml", ".yml"):
+        raise ValueError(f"path must end in .json, .yaml, .yml or .toml; got {path.name!r}")
+    text = path.read_text()
+    if path.suffix == ".toml":
+        data = tomllib.loads(text)
+    elif path.suffix == ".json":
+        data = json.loads(text)
+    else:
+        data = yaml.safe_load(text)
+    if isinstance(data, dict) and list(data) == ["program"] and isinstance(data["program"], list):
+        if len(data["program"]) != 1:
+            raise ValueError(f"{path.name}: holds {len(data['program'])} programs; give one")
+        data = data["program"][0]
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name}: a program is a mapping of its fields")
+    return from_dict(data)
 
 
 @cache
 def _catalogue() -> dict[str, ProgramInfo]:
     text = resources.files("costmodel.catalog").joinpath("programs.toml").read_text("utf-8")
-    out = {}
-    for e in tomllib.loads(text)["program"]:
-        body = {k: v for k, v in e.items() if k != "assumptions"}
-        body["stages"] = [_stage(s) for s in body.pop("stage")]
-        out[e["name"]] = ProgramInfo(e["name"], e["source"], tuple(e.get("assumptions", ())),
-                                     Program.model_validate(body))
-    return out
+    return {e["name"]: from_dict(e) for e in tomllib.loads(text)["program"]}
 
 
 def names() -> list[str]:

@@ -179,3 +179,33 @@ def test_fixed_stage_bands_follow_the_config_stages_draws_and_their_overrides():
     d = estimate_program(Program(name="p", stages=[Stage(name="pre", config=cfg), other]), samples=50)
     assert next(x for x in d.lines if x.name == "post").band == (2000.0, 2000.0, 2000.0)
     assert any("set for H100-SXM, used as given on A100-SXM-80GB" in n for n in d.notes)
+
+
+def test_a_program_from_a_file_in_each_format(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from costmodel.cli import main
+
+    body = {"name": "my-lab", "source": "a test", "gpu_hour_price": "neocloud",
+            "stages": [{"name": "pre", "preset": "megatron-gpt-1.7b", "changes": {"cluster.gpu": "H100-SXM"}},
+                       {"name": "ablations", "gpu_hours": 2000.0, "gpu": "H100-SXM", "source": "ours"}],
+            "fleet": {"groups": [{"gpu": "H100-SXM", "count": [64, 128]}]}}
+    ref = costmodel.programs.from_dict(body).program
+    (tmp_path / "p.json").write_text(json.dumps(body))
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(body))
+    toml = tmp_path / "p.toml"
+    toml.write_text('name = "my-lab"\nsource = "a test"\ngpu_hour_price = "neocloud"\n'
+                    '[[stage]]\nname = "pre"\npreset = "megatron-gpt-1.7b"\nchanges = { "cluster.gpu" = "H100-SXM" }\n'
+                    '[[stage]]\nname = "ablations"\ngpu_hours = 2000.0\ngpu = "H100-SXM"\nsource = "ours"\n'
+                    '[fleet]\n[[fleet.groups]]\ngpu = "H100-SXM"\ncount = [64, 128]\n')
+    for path in ("p.json", "p.yaml", "p.toml"):
+        assert costmodel.programs.from_file(tmp_path / path).program == ref
+    assert main(["program", str(toml)]) == 0 and "ablations" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="changes apply to a preset"):
+        costmodel.programs.from_dict({"name": "x", "stages": [{"name": "a", "changes": {"goodput": 0.9}}]})
+    with pytest.raises(ValueError, match="needs its stages"):
+        costmodel.programs.from_dict({"name": "x"})
+    with pytest.raises(ValueError, match="must end in"):
+        costmodel.programs.from_file(tmp_path / "p.txt")
