@@ -32,6 +32,7 @@ import numpy as np
 
 from . import compute, ledger, memory, network
 from .pipeline import timing
+from .pipeline.simulate import SIMULATE_BELOW_OPS, op_count
 from .stages import Work, family
 from .units import to_base
 
@@ -64,6 +65,9 @@ POSITIVE_KEYS = ("step_time", "wall_time", "gpu_hours", "tokens_per_second", "fl
 ROUND_BATCH = 4096
 #: Simulated ops per round: long steps time fewer candidates at once, as most are pruned.
 ROUND_OPS = 200_000
+#: Rows per placement from which :meth:`_Group.path_bound` pays: it simulates each fitting
+#: placement once (a pivot row) to bound every other row's step by the pivot's critical path.
+PATH_ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -233,7 +237,10 @@ def _errors(n: int, rank: Work, p2p) -> dict:
 class _Group:
     """Everything known about every (row, placement) before timing the schedule."""
 
-    def __init__(self, cfg, rows: Rows):
+    def __init__(self, cfg, rows: Rows, places=None):
+        """``places``: only these members of the placement family (indices, increasing, so
+        that the family's order still breaks ties), as :func:`evaluate` uses for rows whose
+        memory is one row's."""
         self.cfg, p, arch = cfg, cfg.parallelism, cfg.model
         self.n = n = rows.n
         # the work of a row does not depend on its global batch: compute it once per distinct
@@ -268,6 +275,9 @@ class _Group:
         layer = Work(*lt.layer, *avg)
         last = Work(*lt.last, *(x * arch.mtp_modules for x in avg))  # an MTP block communicates like a layer
         self.fam = fam = family(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
+        if places is not None:
+            self.fam = fam = replace(fam, members=tuple(fam.members[j] for j in places), layers=fam.layers[places],
+                                     rank_layers=fam.rank_layers[places], rank_held=fam.rank_held[places])
         self.P, self.K = fam.layers.shape
         self.ops = 3 * self.K * int(np.max(self.m))  # ops of one simulated step, at most
         e_last = np.zeros(self.K)
@@ -366,6 +376,54 @@ class _Group:
         return a if self.inv is None else a[self.inv]
 
     # ---------------------------------------------------------------- timing
+    def path_bound(self, places) -> np.ndarray:
+        """Lower bounds of every row's step at each placement of ``places``, ``(n, len)``: the
+        critical path of the placement's pivot row (row 0, simulated once;
+        ``pipeline.compiled.critical_path``) is a chain of ops of the same DAG in every row,
+        so its length at a row's op durations bounds the row's makespan from below (exactly
+        at the pivot, within a sliver where the same path stays critical), plus the parts of
+        the step beyond the makespan that do not depend on it: the ZeRO-0/1 DP sync (0
+        otherwise) and the optimizer. For rows of one micro-batch count simulated in full.
+
+        The length is taken from the rows' per-layer work directly (:meth:`stage_inputs`'
+        equations at the chunks the path reads), not from every row's stage times."""
+        from .pipeline import compiled
+
+        p, n = self.cfg.parallelism, self.n
+        m = int(_bcast(self.m, (n, 1, 1))[0, 0, 0])
+        G = compiled.graph(p.schedule, p.pp, m, p.virtual_stages if p.schedule == "interleaved" else 1)
+        col = (lambda x: _bcast(x, (n, 1, 1))[:, 0] if isinstance(x, np.ndarray) else x)  # (n, 1) or a number
+        layer, last = Work(*map(col, self.layer.fields())), Work(*map(col, self.last.fields()))
+        p2p = _bcast(self.p2p, (n, 1, 1))[:, 0, 0]
+        share = _bcast(self.share, (n, 1, 1))[:, 0]
+        dual = p.schedule in timing.DUAL
+        if dual:
+            a, b = timing.pair_phases(p.schedule, p.pp)
+        out = np.empty((n, len(places)))
+        for j, c in enumerate(places):
+            st, fb, hop = self.stage_inputs(np.array([0]), np.array([c]))
+            path = compiled.critical_path(G, st[0], None if fb is None else fb[0], hop[0])
+            ch = Work(*(self.fam.layers[c] * x + self.e_last * y for x, y in zip(layer.fields(), last.fields())))
+            times = (ch.forward, ch.backward, ch.W + 0.0 * ch.F)  # (n, chunks) each, as stage_inputs'
+            span = sum(np.broadcast_to(t, (n, self.K)) @ path.times[:, k] for k, t in enumerate(times))
+            span = span + path.hops * p2p
+            if dual and path.fb.any():
+                r, ph = np.nonzero(path.fb)
+                sa, sb = a[r, ph], b[r, ph]
+                pair = timing.fb_pair(ch.F[:, sa], ch.B[:, sb], ch.W[:, sb], ch.xf[:, sa], ch.xb[:, sb],
+                                      ch.af[:, sa], ch.ab[:, sb], share)
+                span = span + np.broadcast_to(pair, (n, r.size)) @ path.fb[r, ph]
+            out[:, j] = span
+        shape, ii = self.ushape[:2] + (1,), self.ui(np.arange(n))
+        extra = np.zeros((n, len(places)))
+        for j, c in enumerate(places):
+            cc = np.full(n, c)
+            if self.dp_fixed is not None:
+                extra[:, j] += _gather(self.dp_fixed, ii, cc, shape)[:, 0, 0]
+            extra[:, j] += _gather(self.optimizer, ii, cc, shape)[:, 0, 0]
+        # a margin for rounding: the path's sum is taken in another order than the kernel's
+        return out * (1 - 1e-12) + extra
+
     def closed(self, i, c):
         """Closed-form bubble of rows ``i`` at placements ``c`` (idle = bubble)."""
         p, ui, shape = self.cfg.parallelism, self.ui(i), self.ushape[:2] + (1,)
@@ -440,17 +498,27 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
     :func:`costmodel.sweep` refuses the others before calling this. ``prices``: per-row
     ledger inputs (``ledger.PRICE_INPUTS``) replacing the config's."""
     rows = Rows.of(cfg) if rows is None else rows
-    g = _Group(cfg, rows)
+    places = _fitting(cfg, rows)
+    g = _Group(cfg, rows, places)
     p = cfg.parallelism
     n, P = g.n, g.P
     nofit = ~_bcast(g.fits, (n, P, 1))[..., 0]
     peak = _bcast(g.peak, (n, P, 1))[..., 0]
     if P == 1:  # one placement: nothing to order or prune
         bound, order = np.zeros((n, 1)), np.zeros((n, 1), dtype=np.int64)
-    else:
-        bound = _bcast(g.bound, (n, P, 1))[..., 0]
-        order = np.lexsort((bound, nofit), axis=-1)
     simulated = p.pp > 1 and (mode != "closed" or p.schedule == "zbv")  # ZB-V has no closed form
+    if P > 1:
+        bound = _bcast(g.bound, (n, P, 1))[..., 0]
+        m = _bcast(g.m, (n, 1, 1))[:, 0, 0]
+        if simulated and rows.has_factors and n >= PATH_ROWS * P and not g.error and np.all(m == m[0]) \
+                and op_count(p.schedule, p.pp, int(m[0]), p.virtual_stages) < SIMULATE_BELOW_OPS:
+            # many rows of one layout that differ in their efficiencies (a Monte Carlo): bound
+            # each by the critical paths of one simulated row, so that few are simulated
+            timed = np.flatnonzero(~nofit.all(axis=0))
+            if timed.size > 1:
+                bound = np.array(bound)
+                bound[:, timed] = np.maximum(bound[:, timed], g.path_bound(timed))
+        order = np.lexsort((bound, nofit), axis=-1)
     best = np.full(n, -1)
     best_nf = np.ones(n, dtype=bool)
     best_step, best_mem = np.full(n, np.inf), np.full(n, np.inf)
@@ -508,7 +576,26 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
         alive[i] = live
         pos += w
     best = np.where(best < 0, 0, best)
-    return _columns(cfg, g, best, out_parts, idle, unverified, float(simulated), prices)
+    cols = _columns(cfg, g, best, out_parts, idle, unverified, float(simulated), prices)
+    return cols if places is None else replace(cols, placement=places[cols.placement])
+
+
+def _fitting(cfg, rows: Rows):
+    """For many rows that differ only in their efficiencies and goodput (a Monte Carlo),
+    which placements fit: memory depends on none of them, so one row's fit is every row's,
+    and the placements that do not fit never win while one does (:func:`_beats`). None (all
+    placements) otherwise, or when none fits."""
+    if not rows.has_factors or rows.n < PATH_ROWS:
+        return None
+    for f in ROW_FIELDS.values():
+        a = np.asarray(getattr(rows, f))
+        if a.ndim and a.size > 1 and np.any(a != a.flat[0]):
+            return None
+    one = _Group(cfg, rows.take(np.array([0])))
+    fits = np.asarray(_bcast(one.fits, (1, one.P, 1)))[0, :, 0]
+    if not fits.any() or fits.all():
+        return None
+    return np.flatnonzero(fits)
 
 
 def out_of_range(cols: Columns) -> dict:

@@ -76,3 +76,19 @@ def test_a_wider_efficiency_prior_never_narrows_the_step_time_band(cfg, sigma, w
     if narrow is None or wide is None:
         return
     assert wide >= narrow * (1 - 1e-9) - 1e-12
+
+
+@settings(max_examples=BUDGET, deadline=None)
+@given(training_configs(max_pp=8, max_gpus=4096), st.integers(0, 2**32 - 1))
+def test_pruned_monte_carlo_equals_the_unpruned_engine(cfg, seed):
+    # engine._fitting (time only the placements that fit) and _Group.path_bound (bound each
+    # sample by one sample's critical path) must not change any sample
+    from unittest import mock
+
+    from costmodel import engine
+
+    fast = costmodel.uncertainty(cfg, n=64, seed=seed % 1000)
+    with mock.patch.object(engine, "PATH_ROWS", 10**9):
+        slow = costmodel.uncertainty(cfg, n=64, seed=seed % 1000)
+    for k, v in fast.outputs.items():
+        assert (v is None and slow.outputs[k] is None) or np.array_equal(v, slow.outputs[k]), k

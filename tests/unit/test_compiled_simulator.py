@@ -361,3 +361,29 @@ def test_scalar_p2p_broadcasts():
 def test_importing_costmodel_does_not_import_numba():
     code = "import sys, costmodel, costmodel.pipeline; assert 'numba' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(schedule=st.sampled_from(sorted(SIMULATED_SCHEDULES)), pp=st.integers(2, 6), extra=st.integers(0, 6),
+       seed=st.integers(0, 2**31 - 1), dual_pairs=st.booleans())
+def test_critical_path_is_the_makespan_at_its_candidate_and_bounds_every_other(schedule, pp, extra, seed,
+                                                                              dual_pairs):
+    # a chain of the DAG's ops: its length is exactly the makespan of the candidate it was
+    # found in (to rounding), and never more than any other candidate's (the engine prunes
+    # Monte Carlo placements with it, so a violation would change a result)
+    pp = 2 * (pp // 2) if schedule == "dualpipe" else pp
+    m = 2 * pp + 2 * extra
+    v = 2 if schedule == "interleaved" else 1
+    if schedule == "interleaved":
+        m = pp * (1 + extra)
+    g = compiled.graph(schedule, pp, m, v)
+    rng = np.random.default_rng(seed)
+    n = 8
+    times = rng.uniform(0.1, 2.0, (n, g.stages, 3))
+    fb = rng.uniform(0.2, 4.0, (n, pp, 2)) if schedule in ("dualpipe", "dualpipev") and dual_pairs else None
+    p2p = rng.uniform(0.0, 0.5, n)
+    ev = compiled.evaluate(g, times, fb, p2p)
+    path = compiled.critical_path(g, times[0], None if fb is None else fb[0], p2p[0])
+    length = path.length(times, fb, p2p)
+    assert length[0] == pytest.approx(ev.makespan[0], rel=1e-12)
+    assert np.all(length <= ev.makespan * (1 + 1e-12))

@@ -300,3 +300,19 @@ def test_price_inputs_are_what_the_ledgers_use(v3):
     # a price the config does not use never switches a ledger's method
     m, _ = ledger.ledgers(owned, 100.0, {"costs.gpu_hour_price": 3.0})
     assert "GPU rental" not in m and m == ledger.ledgers(owned, 100.0)[0]
+
+
+@pytest.mark.parametrize("schedule", ["dualpipe", "zbv", "1f1b"])
+def test_monte_carlo_pruning_is_exact(v3, monkeypatch, schedule):
+    # many samples of one layout: only the placements that fit are timed, each bounded by one
+    # sample's critical path (engine._fitting, _Group.path_bound); the samples must equal those
+    # of the engine without either, bit for bit
+    from costmodel import engine
+
+    cfg = v3.replace(**{"parallelism.schedule": schedule})
+    fast = uncertainty(cfg, n=200, seed=5)
+    monkeypatch.setattr(engine, "PATH_ROWS", 10**9)
+    slow = uncertainty(cfg, n=200, seed=5)
+    for k, v in fast.outputs.items():
+        assert (v is None and slow.outputs[k] is None) or np.array_equal(v, slow.outputs[k]), k
+    assert np.array_equal(fast.fits, slow.fits)

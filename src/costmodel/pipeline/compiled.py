@@ -29,7 +29,7 @@ import numpy as np
 
 from .orders import orders, topology
 
-__all__ = ["Graph", "Evaluation", "graph", "evaluate", "KIND_NAMES"]
+__all__ = ["Graph", "Evaluation", "graph", "evaluate", "KIND_NAMES", "Path", "critical_path"]
 
 #: An op's kind code is its index here: a forward, a full backward (input and weight
 #: gradients), DualPipe's F&B pair, a weight gradient, an input-gradient-only backward.
@@ -430,3 +430,75 @@ def evaluate(g: Graph, stage_times, FB, p2p, *, log: bool = False) -> Evaluation
     _kernel()(g.kind, g.rank, g.stage, g.pair_stage, g.phase, g.prev, g.dep_f, g.cross_f, g.dep_b, g.cross_b,
               g.order, stage_times, fb, FB is not None, p2p, makespan, busy, start, end)
     return Evaluation(makespan, busy, start if log else None, end if log else None)
+
+
+@dataclass(frozen=True)
+class Path:
+    """A chain of ops of a step's DAG, each depending on the one before, by what its
+    duration reads: ``times`` ``(stages, 3)`` how many times each stage's F, B, W enters,
+    ``fb`` ``(pp, 2)`` how many of each rank's F&B pair durations, ``hops`` how many
+    transfers. Whatever the durations, no op of the chain can end before their sum, so the
+    step's makespan is at least :meth:`length` for any candidate: a lower bound that equals
+    the makespan of the candidate whose critical path it is."""
+
+    times: np.ndarray
+    fb: np.ndarray
+    hops: int
+
+    def length(self, stage_times, FB, p2p) -> np.ndarray:
+        """The chain's length for ``n`` candidates: ``stage_times`` ``(n, stages, 3)``,
+        ``FB`` ``(n, pp, 2)`` or None, ``p2p`` ``(n,)``."""
+        out = np.einsum("nsk,sk->n", stage_times, self.times) + self.hops * np.asarray(p2p, dtype=float)
+        if FB is not None and self.fb.any():
+            out = out + np.einsum("nrk,rk->n", FB, self.fb)
+        return out
+
+
+def critical_path(g: Graph, stage_times, FB, p2p) -> Path:
+    """The critical path of one candidate (``stage_times`` ``(stages, 3)``, ``FB``
+    ``(pp, 2)`` or None, ``p2p`` a number): from the op that ends last, back through the
+    input or the previous op on its rank that set each op's start, to an op that started
+    at 0. Its :meth:`Path.length` at these inputs is the makespan (to rounding)."""
+    st = np.asarray(stage_times, dtype=float)[None]
+    fb = None if FB is None else np.asarray(FB, dtype=float)[None]
+    hop = float(p2p)
+    ev = evaluate(g, st, fb, np.array([hop]), log=True)
+    start, end = ev.start[0], ev.end[0]
+    times = np.zeros((g.stages, 3))
+    pairs = np.zeros((g.pp, 2))
+    hops = 0
+    i = int(np.argmax(end))
+    while True:
+        k, s = int(g.kind[i]), int(g.stage[i])
+        if k == _F:
+            times[s, 0] += 1
+        elif k == _B:
+            times[s, 1] += 1
+        elif k == _BFULL:
+            times[s, 1] += 1
+            times[s, 2] += 1
+        elif k == _W:
+            times[s, 2] += 1
+        elif fb is not None:
+            pairs[g.rank[i], g.phase[i]] += 1
+        else:
+            times[s, 0] += 1
+            times[g.pair_stage[i], 1] += 1
+            times[g.pair_stage[i], 2] += 1
+        t = start[i]
+        if t <= 0.0:
+            break
+        nxt, cross = -1, False
+        for dep, crosses in ((g.dep_f[i], g.cross_f[i]), (g.dep_b[i], g.cross_b[i])):
+            if dep >= 0 and end[dep] + (hop if crosses else 0.0) == t:
+                nxt, cross = int(dep), bool(crosses)
+                break
+        if nxt < 0 and g.prev[i] >= 0 and end[g.prev[i]] == t:
+            nxt = int(g.prev[i])
+        if nxt < 0:  # no input ended exactly at the start: cannot happen (start is one of them)
+            raise AssertionError(f"op {i} of {g.schedule}: no input sets its start {t!r}")
+        hops += cross
+        i = nxt
+    for a in (times, pairs):
+        a.setflags(write=False)
+    return Path(times, pairs, hops)
