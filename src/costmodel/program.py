@@ -449,9 +449,19 @@ def _bands(program: Program, n: int, seed: int, executor, notes: list) -> tuple[
     if cost:
         stages_cost = sum(cost.values())
         line.update(cost)
+        total = stages_cost
         if program.research_multiple:
-            line["research compute"] = program.research_multiple * stages_cost
-        out["marginal_cost"] = stages_cost * (1 + program.research_multiple)
+            # the catalogue's prior of the multiple (Epoch AI's spread) when it holds the program's
+            prior = catalogue_prior("costs.research_multiple", program.research_multiple)
+            lo, hi = prior.support() if prior is not None else (np.inf, -np.inf)
+            multiple = (prior.ppf(stream(seed, "costs.research_multiple", n)) if lo <= program.research_multiple <= hi
+                        else np.full(n, program.research_multiple))
+            if not lo <= program.research_multiple <= hi:
+                notes.append(f"research_multiple {program.research_multiple:g} lies outside the catalogue's prior; "
+                             "kept fixed")
+            line["research compute"] = multiple * stages_cost
+            total = total + line["research compute"]
+        out["marginal_cost"] = total
     if program.fleet is not None:
         q = stream(seed, "fleet.groups.count", n)  # one quantile for every group: the estimates disagree as a whole
         capital = np.zeros(n)

@@ -204,7 +204,7 @@ def default_priors(cfg, notes: list | None = None) -> dict[str, Prior]:
     missed: dict[str, list[str]] = {}
     for entry in _catalogue():
         path = entry["path"]
-        if path == RENTAL or ("gpus" in entry and gpu not in entry["gpus"]):
+        if path == RENTAL or entry.get("optional") or ("gpus" in entry and gpu not in entry["gpus"]):
             continue
         own = _own(cfg, path)
         if own is None or path in out:
@@ -213,7 +213,7 @@ def default_priors(cfg, notes: list | None = None) -> dict[str, Prior]:
         prior = Prior(path, _spec(entry), own, entry["source"], floor=lo if path == "costs.fleet_gpus" else None)
         a, b = prior.support()
         if not a - 1e-12 * abs(a) <= own <= b + 1e-12 * abs(b):  # another setting than the prior's
-            missed.setdefault(path, []).append(f"the prior [{a:g}, {b:g}]")
+            missed.setdefault(path, []).append(f"prior [{a:g}, {b:g}]")
             continue
         out[path] = prior
     for path, ranges in missed.items():

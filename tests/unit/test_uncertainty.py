@@ -214,7 +214,7 @@ def test_cli_sensitivity(capsys):
 
     assert main(["sensitivity", "deepseek-v3", "--method", "tornado"]) == 0
     out = capsys.readouterr().out
-    assert "costs.gpu_hour_price" in out and "tornado: 15 runs" in out
+    assert "costs.gpu_hour_price" in out and "tornado: 15 runs of the engine over 7 inputs" in out  # 2 per input + 1
 
 
 def test_prob_of_outputs_and_inputs(v3):
@@ -316,3 +316,22 @@ def test_monte_carlo_pruning_is_exact(v3, monkeypatch, schedule):
     for k, v in fast.outputs.items():
         assert (v is None and slow.outputs[k] is None) or np.array_equal(v, slow.outputs[k]), k
     assert np.array_equal(fast.fits, slow.fits)
+
+
+def test_research_multiple_and_optional_hbm_priors(v3):
+    from costmodel.uncertainty import _catalogue, default_priors
+
+    # the research multiple's prior (Epoch AI) applies where the config's multiple lies in it
+    notes = []
+    assert "costs.research_multiple" not in default_priors(v3, notes)  # the preset's 0: kept fixed
+    assert any(n.startswith("costs.research_multiple: the config's 0 lies outside") for n in notes)
+    lo, hi = default_priors(v3.replace(**{"costs.research_multiple": 1.2}))["costs.research_multiple"].support()
+    assert (lo, hi) == (0.2, 3.0)
+    # the HBM prior is sourced but optional: not a default, and a config opts in with its numbers
+    entry = next(e for e in _catalogue() if e["path"] == "efficiency.hbm")
+    assert entry["optional"] and "BabelStream" in entry["source"]
+    assert "efficiency.hbm" not in default_priors(v3)
+    spec = {k: entry[k] for k in ("dist", "scale", "low", "mode", "high", "max")}
+    u = uncertainty(v3.replace(uncertainty={"efficiency.hbm": spec}), n=200)
+    x = u.inputs["efficiency.hbm"]
+    assert 0.79 <= x.min() and x.max() <= 0.9501
