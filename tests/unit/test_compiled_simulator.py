@@ -387,3 +387,28 @@ def test_critical_path_is_the_makespan_at_its_candidate_and_bounds_every_other(s
     length = path.length(times, fb, p2p)
     assert length[0] == pytest.approx(ev.makespan[0], rel=1e-12)
     assert np.all(length <= ev.makespan * (1 + 1e-12))
+
+
+@pytest.mark.parametrize("schedule", sorted(SIMULATED_SCHEDULES))
+def test_critical_path_bound_with_its_rounding_margin_holds_on_long_chains(schedule):
+    # the kernel adds a chain's durations one at a time: over tens of thousands of ops its
+    # makespan can fall ~1e-12 relative below the path's exact sum (an independent review found
+    # a pruned winner that way); ``length x (1 - rounding)`` must still be a lower bound
+    from costmodel.pipeline.simulate import SIMULATE_BELOW_OPS, op_count
+
+    pp, v = 2, (2 if schedule == "interleaved" else 1)
+    m = 4 * pp
+    while op_count(schedule, pp, 2 * m, v) < SIMULATE_BELOW_OPS:
+        m *= 2
+    g = compiled.graph(schedule, pp, m, v)
+    rng = np.random.default_rng(7)
+    n = 6
+    times = rng.uniform(0.1, 2.0, (n, g.stages, 3)) * np.exp(rng.uniform(-3, 3, (n, 1, 1)))
+    fb = rng.uniform(0.2, 4.0, (n, pp, 2)) if schedule in ("dualpipe", "dualpipev") else None
+    p2p = rng.uniform(0.0, 0.5, n)
+    ev = compiled.evaluate(g, times, fb, p2p)
+    for k in range(2):
+        path = compiled.critical_path(g, times[k], None if fb is None else fb[k], p2p[k])
+        bound = path.length(times, fb, p2p) * (1 - path.rounding)
+        assert np.all(bound <= ev.makespan), (schedule, m, (bound - ev.makespan) / ev.makespan)
+        assert bound[k] == pytest.approx(ev.makespan[k], rel=1e-9)

@@ -453,6 +453,16 @@ class Path:
             out = out + np.einsum("nrk,rk->n", FB, self.fb)
         return out
 
+    @property
+    def rounding(self) -> float:
+        """A relative margin covering the rounding of the kernel's makespan, which adds the
+        chain's durations one at a time (each ``start + d`` and ``end + p2p`` rounds once, so
+        at most one unit in the last place of the running end per term), and of
+        :meth:`length`'s own sums: ``4 (terms + 8)`` units of 2**-52. ``length x (1 -
+        rounding)`` is at most any candidate's computed makespan."""
+        terms = float(self.times.sum() + self.fb.sum() + self.hops)
+        return 4.0 * (terms + 8.0) * 2.0 ** -52
+
 
 def critical_path(g: Graph, stage_times, FB, p2p) -> Path:
     """The critical path of one candidate (``stage_times`` ``(stages, 3)``, ``FB``
