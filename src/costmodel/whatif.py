@@ -12,7 +12,6 @@ that moves both runs alike apart from the change's own effect.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -97,39 +96,6 @@ def _same_rental_prior(a: TrainingConfig, b: TrainingConfig, notes: list) -> Tra
                                   RENTAL: spec})
 
 
-def _in_space(cfg: TrainingConfig, space) -> bool:
-    """Whether ``cfg``'s values lie in ``space`` (path -> allowed values; None: any)."""
-    for path, vals in (space or {}).items():
-        if vals is None:
-            continue
-        own = _get(cfg, path)
-        if not any(_matches(cfg, path, own, v) for v in vals):
-            return False
-    return True
-
-
-def _matches(cfg: TrainingConfig, path: str, own, v) -> bool:
-    """Whether ``v`` is ``cfg``'s value at ``path`` as the config reads it ("400 Gbit/s" and
-    "50 GB/s" are equal; an alias names its GPU)."""
-    if v == own:
-        return True
-    try:
-        other = TrainingConfig.model_validate(cfg.changed({path: v}), context={"rows": True})
-    except ValidationError:  # a value the config refuses here is not the config's
-        return False
-    x = _get(other, path)
-    if hasattr(own, "units") and hasattr(x, "units"):  # quantities: equal to rounding in one unit
-        return math.isclose(x.to(own.units).m, own.m, rel_tol=1e-9)
-    return x == own
-
-
-def _get(cfg: TrainingConfig, path: str):
-    obj = cfg
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return getattr(obj, "name", obj)
-
-
 def _layout_diff(a: TrainingConfig, b: TrainingConfig) -> dict:
     pa, pb = a.parallelism.model_dump(), b.parallelism.model_dump()
     return {f"parallelism.{k}": (pa[k], pb[k]) for k in pa if pa[k] != pb[k]}
@@ -177,7 +143,7 @@ def whatif(cfg: TrainingConfig, changes: Mapping[str, Any], *, reoptimize: bool 
         from .layouts import search
 
         found = search(kept_cfg, objective=objective, top=1, space=space)
-        if kept is not None and not _in_space(kept_cfg, space):
+        if kept is not None and space and found.info["config_row"] is None:  # the search's own reading
             notes.append("the kept layout lies outside the searched space; re-optimised within it")
             kept = None
         if len(found):
