@@ -380,50 +380,28 @@ class _Group:
         """Lower bounds of every row's step at each placement of ``places``, ``(n, len)``: the
         critical path of the placement's pivot row (row 0, simulated once;
         ``pipeline.compiled.critical_path``) is a chain of ops of the same DAG in every row,
-        so its length at a row's op durations bounds the row's makespan from below (exactly
-        at the pivot, within a sliver where the same path stays critical), plus the parts of
-        the step beyond the makespan that do not depend on it: the ZeRO-0/1 DP sync (0
-        otherwise) and the optimizer. For rows of one micro-batch count simulated in full.
-
-        The length is taken from the rows' per-layer work directly (:meth:`stage_inputs`'
-        equations at the chunks the path reads), not from every row's stage times."""
+        so its length at a row's op durations (:meth:`stage_inputs`, ``Path.length``) bounds
+        the row's makespan from below (exactly at the pivot, within a sliver where the same
+        path stays critical), less the kernel's rounding along the chain (``Path.rounding``);
+        plus the parts of the step beyond the makespan that do not depend on it: the ZeRO-0/1
+        DP sync (0 otherwise) and the optimizer. For rows of one micro-batch count simulated
+        in full."""
         from .pipeline import compiled
 
         p, n = self.cfg.parallelism, self.n
         m = int(_bcast(self.m, (n, 1, 1))[0, 0, 0])
         G = compiled.graph(p.schedule, p.pp, m, p.virtual_stages if p.schedule == "interleaved" else 1)
-        col = (lambda x: _bcast(x, (n, 1, 1))[:, 0] if isinstance(x, np.ndarray) else x)  # (n, 1) or a number
-        layer, last = Work(*map(col, self.layer.fields())), Work(*map(col, self.last.fields()))
-        p2p = _bcast(self.p2p, (n, 1, 1))[:, 0, 0]
-        share = _bcast(self.share, (n, 1, 1))[:, 0]
-        dual = p.schedule in timing.DUAL
-        if dual:
-            a, b = timing.pair_phases(p.schedule, p.pp)
+        rows, shape = np.arange(n), self.ushape[:2] + (1,)
         out = np.empty((n, len(places)))
         for j, c in enumerate(places):
-            st, fb, hop = self.stage_inputs(np.array([0]), np.array([c]))
-            path = compiled.critical_path(G, st[0], None if fb is None else fb[0], hop[0])
-            ch = Work(*(self.fam.layers[c] * x + self.e_last * y for x, y in zip(layer.fields(), last.fields())))
-            times = (ch.forward, ch.backward, ch.W + 0.0 * ch.F)  # (n, chunks) each, as stage_inputs'
-            span = sum(np.broadcast_to(t, (n, self.K)) @ path.times[:, k] for k, t in enumerate(times))
-            span = span + path.hops * p2p
-            if dual and path.fb.any():
-                r, ph = np.nonzero(path.fb)
-                sa, sb = a[r, ph], b[r, ph]
-                pair = timing.fb_pair(ch.F[:, sa], ch.B[:, sb], ch.W[:, sb], ch.xf[:, sa], ch.xb[:, sb],
-                                      ch.af[:, sa], ch.ab[:, sb], share)
-                span = span + np.broadcast_to(pair, (n, r.size)) @ path.fb[r, ph]
-            out[:, j] = span * (1 - path.rounding)  # the kernel's makespan rounds along the chain
-        shape, ii = self.ushape[:2] + (1,), self.ui(np.arange(n))
-        extra = np.zeros((n, len(places)))
-        for j, c in enumerate(places):
             cc = np.full(n, c)
-            if self.dp_fixed is not None:
-                extra[:, j] += _gather(self.dp_fixed, ii, cc, shape)[:, 0, 0]
-            extra[:, j] += _gather(self.optimizer, ii, cc, shape)[:, 0, 0]
+            st, fb, hop = self.stage_inputs(rows, cc)
+            path = compiled.critical_path(G, st[0], None if fb is None else fb[0], hop[0])
+            span = path.length(st, fb, hop) * (1 - path.rounding)  # the kernel's makespan rounds along it
+            dp = 0.0 if self.dp_fixed is None else _gather(self.dp_fixed, self.ui(rows), cc, shape)[:, 0, 0]
+            out[:, j] = span + dp + _gather(self.optimizer, self.ui(rows), cc, shape)[:, 0, 0]
         # and the step's own sum of its parts (finish) rounds once per part: a margin on the total
-        total = out + extra
-        return total - 16 * 2.0 ** -52 * np.abs(total)
+        return out - 16 * 2.0 ** -52 * np.abs(out)
 
     def closed(self, i, c):
         """Closed-form bubble of rows ``i`` at placements ``c`` (idle = bubble)."""
