@@ -713,6 +713,13 @@ def _add_set(p: argparse.ArgumentParser, flag: str = "--set", to: str = "") -> N
                    help=f"change a field by dotted path{to}, e.g. {flag} cluster.gpu=H100-SXM (repeatable)")
 
 
+def _add_bands(p: argparse.ArgumentParser, what: str = "") -> None:
+    """``--samples`` (Monte Carlo bands, off by default), ``--seed`` and ``--json``."""
+    p.add_argument("--samples", type=int, default=None, help=f"Monte Carlo bands {what}(e.g. 2000)")
+    p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+
 def _add_table_outputs(p: argparse.ArgumentParser, what: str = "") -> None:
     p.add_argument("--csv", metavar="FILE", help=f"also write the {what}table as CSV")
     p.add_argument("--json", action="store_true", help=f"print the {what}rows as JSON instead of a table")
@@ -838,9 +845,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--axis", action="append", default=[], metavar="PATH=V1,V2,...",
                    help="with --reoptimize, replace or add an axis of the searched layouts, e.g. "
                         "--axis parallelism.tp=1 (repeatable)")
-    p.add_argument("--samples", type=int, default=None, help="Monte Carlo bands of the deltas (e.g. 2000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print as JSON")
+    _add_bands(p, "of the deltas ")
     p.set_defaults(func=_cmd_whatif)
 
     p = sub.add_parser("program", help="a model program's whole bill: its runs, the fleet, three ledgers",
@@ -849,9 +854,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "running cost per year, as ranges where the fleet's size is disputed.")
     p.add_argument("name", help="a program (e.g. deepseek-v3) or a program file (.toml, .yaml, .json; "
                                 "specs/program.md)")
-    p.add_argument("--samples", type=int, default=None, help="Monte Carlo bands (e.g. 2000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print as JSON")
+    _add_bands(p)
     p.set_defaults(func=_cmd_program)
 
     p = sub.add_parser("sensitivity", help="which uncertain inputs drive the costs and the time",

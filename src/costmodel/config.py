@@ -305,6 +305,18 @@ PurchasePrice = quantity_or_name("money", (CATALOGUE,), "the price catalogue")
 DEFAULT_SERVER_OVERHEAD = 1.64
 
 
+def server_overhead(gpu_price, given: float | None, field: str = "costs.server_overhead") -> float:
+    """The server overhead applied to ``gpu_price``: ``given`` when set, else 1 for the
+    catalogue's price (a whole server's per GPU) and :data:`DEFAULT_SERVER_OVERHEAD` for a
+    number. A catalogue price with another overhead than 1 is refused, naming ``field``."""
+    if gpu_price == CATALOGUE and given not in (None, 1):
+        raise ValueError(f"{field}: the catalogue's purchase price is a whole server's per GPU, so no overhead "
+                         f"applies (1); got {given!r}. Give gpu_price as a number to apply one")
+    if given is not None:
+        return given
+    return 1.0 if gpu_price == CATALOGUE else DEFAULT_SERVER_OVERHEAD
+
+
 class Costs(_Frozen):
     """Prices and the fleet, for the two ledgers (specs/ledger.md).
 
@@ -346,18 +358,13 @@ class Costs(_Frozen):
 
     @model_validator(mode="after")
     def _catalogue_overhead(self):
-        if self.gpu_price == CATALOGUE and self.server_overhead not in (None, 1):
-            raise ValueError(f"costs.server_overhead: the catalogue's purchase price is a whole server's per GPU, "
-                             f"so no overhead applies (1); got {self.server_overhead!r}. Give gpu_price as a number "
-                             "to apply one")
+        server_overhead(self.gpu_price, self.server_overhead)
         return self
 
     @property
     def overhead(self) -> float:
-        """The server overhead the ledgers apply: 1 with the catalogue's (whole-server) price."""
-        if self.server_overhead is not None:
-            return self.server_overhead
-        return 1.0 if self.gpu_price == CATALOGUE else DEFAULT_SERVER_OVERHEAD
+        """The server overhead the ledgers apply (:func:`server_overhead`)."""
+        return server_overhead(self.gpu_price, self.server_overhead)
 
     #: The GPU-specific prices: given as numbers they are pinned to the GPU they were set for.
     PRICE_FIELDS: ClassVar[tuple[str, ...]] = ("gpu_hour_price", "gpu_price", "interconnect_per_gpu")

@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import ledger
-from .config import DEFAULT_SERVER_OVERHEAD, PurchasePrice, RentalPrice, TrainingConfig
+from .config import PurchasePrice, RentalPrice, TrainingConfig, server_overhead
 from .prices import CATALOGUE
 from .units import EnergyPrice, Money, quantity, to_base
 
@@ -123,9 +123,7 @@ class FleetGroup(BaseModel):
             except KeyError:
                 raise ValueError(f"fleet group {self.gpu}: gpu_price: the price catalogue has no purchase price "
                                  f"for {self.gpu}; give a number") from None
-            if self.server_overhead not in (None, 1):
-                raise ValueError(f"fleet group {self.gpu}: server_overhead: the catalogue's purchase price is a whole "
-                                 f"server's per GPU, so no overhead applies (1); got {self.server_overhead!r}")
+        server_overhead(self.gpu_price, self.server_overhead, f"fleet group {self.gpu}: server_overhead")
         return self
 
     @property
@@ -133,9 +131,8 @@ class FleetGroup(BaseModel):
         """The price per GPU the capital ledger uses, its server included [USD]."""
         from . import prices
 
-        if self.gpu_price == CATALOGUE:
-            return prices.purchase(self.gpu).value * (self.server_overhead or 1.0)
-        return to_base(self.gpu_price, "money") * (self.server_overhead or DEFAULT_SERVER_OVERHEAD)
+        each = prices.purchase(self.gpu).value if self.gpu_price == CATALOGUE else to_base(self.gpu_price, "money")
+        return each * server_overhead(self.gpu_price, self.server_overhead)
 
 
 class Fleet(BaseModel):
@@ -404,7 +401,7 @@ def _fleet_lines(fleet: Fleet) -> list[Line]:
     return out
 
 
-def prices_describe(gpu: str) -> str:
+def _purchase_source(gpu: str) -> str:
     from . import prices
 
     return prices.purchase(gpu).describe()
@@ -524,9 +521,9 @@ def estimate_program(program: Program, *, samples: int | None = None, seed: int 
         fleet_gpus = f.gpus
         fleet_hours = tuple(n * f.life_years * ledger.HOURS_PER_YEAR * f.utilisation for n in f.gpus)
         for g in f.groups:
-            source = ("catalogue: " + prices_describe(g.gpu) if g.gpu_price == CATALOGUE else
+            source = ("catalogue: " + _purchase_source(g.gpu) if g.gpu_price == CATALOGUE else
                       f"pinned: {to_base(g.gpu_price, 'money'):,.0f} USD x server overhead "
-                      f"{g.server_overhead or DEFAULT_SERVER_OVERHEAD:g}")
+                      f"{server_overhead(g.gpu_price, g.server_overhead):g}")
             n = f"{g.count[0]:,}" if g.count[0] == g.count[1] else f"{g.count[0]:,} to {g.count[1]:,}"
             notes.append(f"fleet: {n} {g.gpu} at {g.price:,.0f} USD per GPU ({source})"
                          + (f"; count: {g.source}" if g.source else ""))
