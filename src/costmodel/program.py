@@ -34,13 +34,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import ledger
-from .config import PurchasePrice, RentalPrice, TrainingConfig, server_overhead
+from .config import Costs, PurchasePrice, RentalPrice, TrainingConfig, server_overhead
 from .prices import CATALOGUE
 from .units import EnergyPrice, Money, quantity, to_base
 
 __all__ = ["Stage", "FleetGroup", "Fleet", "Program", "ProgramEstimate", "Line", "estimate_program"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+_COSTS = Costs.model_fields
 
 
 class Stage(BaseModel):
@@ -51,6 +52,7 @@ class Stage(BaseModel):
 
     name: str = Field(min_length=1)
     config: TrainingConfig | None = None
+    # at most 1e15 GPU-hours (a million times any run published): keeps the ledgers' sums finite
     gpu_hours: float | None = Field(default=None, gt=0, le=1e15, allow_inf_nan=False)
     gpu: str | None = Field(default=None, description="the GPU a fixed stage ran on; default the config stages'")
     source: str = ""
@@ -146,14 +148,18 @@ class Fleet(BaseModel):
 
     groups: tuple[FleetGroup, ...] = Field(min_length=1)
     interconnect_per_gpu: Money | None = None
-    interconnect_fraction: float = Field(default=0.19, ge=0, lt=1)
+    # the Epoch AI defaults of the run's ledgers (config.Costs), one set of numbers
+    interconnect_fraction: float = Field(default=_COSTS["interconnect_fraction"].default, ge=0, lt=1,
+                                         description=_COSTS["interconnect_fraction"].description)
     facility: Money | None = None
-    life_years: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    life_years: float = Field(default=5.0, gt=0, allow_inf_nan=False,
+                              description="service life: Epoch AI's server lifetime from 2023 (reference costs.yaml)")
     utilisation: float = Field(default=1.0, gt=0, le=1)
-    electricity_price: EnergyPrice = Field(default="0.0826 USD/kWh", validate_default=True,
-                                           description="US industrial 2025 (EIA via Epoch AI)")
-    pue: float = Field(default=1.25, ge=1, allow_inf_nan=False)
-    power_fraction: float = Field(default=0.75, gt=0, le=1)
+    electricity_price: EnergyPrice = Field(default=_COSTS["electricity_price"].default, validate_default=True,
+                                           description=_COSTS["electricity_price"].description)
+    pue: float = Field(default=_COSTS["pue"].default, ge=1, allow_inf_nan=False, description=_COSTS["pue"].description)
+    power_fraction: float = Field(default=_COSTS["power_fraction"].default, gt=0, le=1,
+                                  description=_COSTS["power_fraction"].description)
     staff_per_year: Money | None = None
     source: str = ""
 
