@@ -309,12 +309,13 @@ def server_overhead(gpu_price, given: float | None, field: str = "costs.server_o
     """The server overhead applied to ``gpu_price``: ``given`` when set, else 1 for the
     catalogue's price (a whole server's per GPU) and :data:`DEFAULT_SERVER_OVERHEAD` for a
     number. A catalogue price with another overhead than 1 is refused, naming ``field``."""
-    if gpu_price == CATALOGUE and given not in (None, 1):
+    catalogue = isinstance(gpu_price, str) and gpu_price == CATALOGUE  # a Quantity never is (and pint's == is slow)
+    if catalogue and given not in (None, 1):
         raise ValueError(f"{field}: the catalogue's purchase price is a whole server's per GPU, so no overhead "
                          f"applies (1); got {given!r}. Give gpu_price as a number to apply one")
     if given is not None:
         return given
-    return 1.0 if gpu_price == CATALOGUE else DEFAULT_SERVER_OVERHEAD
+    return 1.0 if catalogue else DEFAULT_SERVER_OVERHEAD
 
 
 class Costs(_Frozen):

@@ -166,6 +166,26 @@ def _bcast(a, shape):
     return np.broadcast_to(a, shape)
 
 
+class _AtRank:
+    """Each (row, placement)'s value at one rank (``rank``, ``(u, P)`` indices): as
+    ``np.take_along_axis(np.broadcast_to(a, shape), rank[..., None], axis=-1)``, by one
+    fancy index into ``a`` as it is (numpy's per-call cost dominates one-row arrays)."""
+
+    def __init__(self, rank, shape):
+        self.r, self.shape = rank, shape
+        self.i0, self.i1 = np.arange(shape[0])[:, None], np.arange(shape[1])[None, :]
+
+    def __call__(self, a):
+        u, P, K = self.shape
+        if type(a) is np.ndarray and a.ndim >= 2 and a.shape[-1] == K and a.shape[-2] in (1, P) \
+                and (a.ndim == 2 or a.shape[0] in (1, u)):
+            i1 = self.i1 if a.shape[-2] == P else 0
+            if a.ndim == 2:
+                return a[i1, self.r][..., None]
+            return a[self.i0 if a.shape[0] == u else 0, i1, self.r][..., None]
+        return np.take_along_axis(_bcast(a, self.shape), self.r[..., None], axis=-1)
+
+
 def _gather(a, i, c, shape):
     """``a`` broadcast to ``shape`` (rows, placements, last), at rows ``i`` and placements
     ``c``, kept three-dimensional: ``(len(i), 1, last)``."""
@@ -288,9 +308,11 @@ class _Group:
         p2p, self.p2p_nic = network.pipeline_transfer(cfg, self.t, r, tokens)
         errors = _errors(u, rank, p2p)
         shape = (u, self.P, p.pp)
-        ri = np.argmax(_bcast(pair, shape), axis=-1)[..., None]
-        at = Work(*(np.take_along_axis(_bcast(x, shape), ri, axis=-1) for x in rank.fields()))
-        pair_r = np.take_along_axis(_bcast(pair, shape), ri, axis=-1)
+        pair_b = _bcast(pair, shape)
+        ri = np.argmax(pair_b, axis=-1)[..., None]
+        at_ri = _AtRank(ri[..., 0], shape)
+        at = Work(*(at_ri(x) for x in rank.fields()))
+        pair_r = at_ri(pair_b)
         busiest = np.max(_bcast(rank.compute, shape), axis=-1, keepdims=True)
         ne, ex = memory.rank_params(cfg, fam, r)
         optimizer = compute.optimizer_time(cfg, r, np.max(ne, axis=-1, keepdims=True),
@@ -336,8 +358,7 @@ class _Group:
         self.fits = self.peak <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
         # the bound's terms at the slowest rank (``ri``): one of ``lower_bound``'s terms, so a
         # lower bound itself (the whole of it when that rank's term is the largest)
-        self._first = np.take_along_axis(_bcast(timing.before_first(fwd, bwd, fam.first_chunk), self.ushape), ri,
-                                          axis=-1)
+        self._first = at_ri(timing.before_first(fwd, bwd, fam.first_chunk))
         self._pair = pair_r
 
     @cached_property
@@ -584,6 +605,8 @@ def out_of_range(cols: Columns) -> dict:
     A row whose work was already not finite (``Columns.error``) keeps that reason. One check
     for ``estimate`` and sweeps."""
     n = len(cols.mfu)
+    if n == 1 and not cols.error and _one_in_range(cols):  # one estimate, the usual case, on Python numbers
+        return {}
     checks = [(k, v, k in POSITIVE_KEYS) for k, v in cols.values.items() if v is not None]
     checks += [(f"{b}_breakdown.{k}", v, False) for b in ("step", "memory", "marginal", "capital")
                for k, v in getattr(cols, b).items()]
@@ -602,6 +625,20 @@ def out_of_range(cols: Columns) -> dict:
                 if j not in out:
                     out[j] = (name, float(v[j]))
     return out
+
+
+def _one_in_range(cols: Columns) -> bool:
+    """Whether the one row of ``cols`` has every result of :func:`out_of_range`'s checks in
+    range (False also where a value is not a one-element array: the full check decides)."""
+    def ok(v, positive):
+        if type(v) is not np.ndarray or v.shape != (1,):
+            return False
+        x = float(v[0])
+        return math.isfinite(x) and (x > 0 if positive else x >= 0)
+
+    return (all(ok(v, k in POSITIVE_KEYS) for k, v in cols.values.items() if v is not None)
+            and all(ok(v, False) for b in (cols.step, cols.memory, cols.marginal, cols.capital) for v in b.values())
+            and ok(cols.mfu, True) and ok(cols.mfu_at_precision, True))
 
 
 def _cannot_win(nofit, bound, best, best_nf, best_step):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import engine, rules
 from .config import TrainingConfig
@@ -541,6 +541,12 @@ def _group_config(cfg: TrainingConfig, changes: dict,
     positions (``reason_of`` of each); ``dumped``: ``cfg.model_dump()``, if at hand."""
     try:
         data = cfg.changed(changes, dumped)
+        # the sections no change touches are the config's own, already valid: passed as
+        # they are, not re-validated from their dump (pydantic keeps model instances)
+        touched = {p.split(".")[0] for p in changes}
+        for name in type(cfg).model_fields:
+            if name not in touched and isinstance(getattr(cfg, name), BaseModel):
+                data[name] = getattr(cfg, name)
         return TrainingConfig.model_validate(data, context={"rows": True}), []
     except ValidationError as e:
         return None, [(_position(tuple(str(x) for x in err["loc"]), err["type"] == "value_error"),
