@@ -37,7 +37,7 @@ from .stages import Work, family
 from .units import to_base
 
 __all__ = ["Rows", "ROW_FIELDS", "Columns", "evaluate", "bound", "run_steps", "run_gpu_hours", "out_of_range", "screen",
-           "layer_work"]
+           "layer_work", "SharedLayers"]
 
 #: Config fields the engine takes per row (dotted path -> :class:`Rows` attribute).
 ROW_FIELDS = {
@@ -254,13 +254,81 @@ def _errors(n: int, rank: Work, p2p) -> dict:
     return out
 
 
+def _per_layer(cfg, t, r, tokens):
+    """Per-layer work of rows ``r``: compute (``compute.layer_times``) and communication
+    (``network.layer_comm``) of one layer of each kind per micro-batch. It reads the rows'
+    tp, cp, ep, micro-batch, comm SMs and sequence length, and of the config its model,
+    cluster, efficiencies, precision, kernels and recomputation (:func:`_layer_key`)."""
+    lt = compute.layer_times(cfg, r, tokens)
+    return lt, network.layer_comm(cfg, t, r, tokens, lt.core[0], lt.core[1])
+
+
+def _layer_key(cfg):
+    """What of ``cfg`` :func:`_per_layer` reads, by identity: configs of a sweep or search
+    that differ in other fields only (pipeline stages, schedule, virtual stages, ZeRO
+    stage) share their sections' objects (``sweeps._group_config``), so share this key."""
+    return (id(cfg.model), id(cfg.cluster), id(cfg.efficiency), id(cfg.precision), id(cfg.kernels),
+            cfg.parallelism.recompute)
+
+
+def _take_work(work, idx, n: int):
+    """Per-layer work (:func:`_per_layer`) over ``n`` rows, at rows ``idx``; a value that
+    does not vary by row as it is."""
+    lt, comm = work
+    at = (lambda x: x[idx] if isinstance(x, np.ndarray) and x.ndim and x.shape[0] == n else x)
+    tup = (lambda xs: None if xs is None else tuple(at(x) for x in xs))
+    return (compute.LayerTimes(tup(lt.layer), tup(lt.last), tup(lt.core), tup(lt.shared)),
+            {k: tup(v) for k, v in comm.items()})
+
+
+class SharedLayers:
+    """Per-layer work (:func:`_per_layer`) of the rows of many groups, computed once for
+    all groups whose configs share what it reads (:func:`_layer_key`), over their distinct
+    rows; :meth:`of` gives one group's. A search's groups differ in pipeline stages,
+    schedule, virtual stages and ZeRO stage, which per-layer work does not read, so most
+    share it. Every value is the same elementwise operations on the same inputs as the
+    group's own computation over its rows (the array path), so the same numbers."""
+
+    def __init__(self, groups):
+        """``groups``: (config, :class:`Rows`) pairs."""
+        by_key: dict = {}
+        for k, (cfg, rows) in enumerate(groups):
+            if not rows.has_factors:  # rows with their own efficiencies: their own links and rates
+                by_key.setdefault(_layer_key(cfg), []).append(k)
+        self._of: list = [None] * len(groups)
+        for ks in by_key.values():
+            rows = [groups[k][1] for k in ks]
+            cat = {f: np.concatenate([getattr(r, f) for r in rows]) for f in ROW_FIELDS.values()}
+            cat["dp"] = cat["global_batch"] = np.ones_like(cat["tp"])  # not read: no distinction
+            every = Rows(**cat)
+            first, inv = _distinct(every)
+            inv = np.arange(every.n) if inv is None else inv
+            cfg, u = groups[ks[0]][0], every.take(first).expand()
+            with np.errstate(all="ignore"):
+                work = _per_layer(cfg, network.tiers(cfg, u), u, u.tokens)
+            off = 0
+            for k, r in zip(ks, rows):
+                self._of[k] = (work, inv[off:off + r.n], first.size)
+                off += r.n
+
+    def of(self, k: int, part=None):
+        """Group ``k``'s per-layer work, one element per row (at rows ``part`` when given),
+        for :func:`screen` and :func:`bound`; None where it is not shared."""
+        if self._of[k] is None:
+            return None
+        work, idx, size = self._of[k]
+        return _take_work(work, idx if part is None else idx[part], size)
+
+
 class _Group:
     """Everything known about every (row, placement) before timing the schedule."""
 
-    def __init__(self, cfg, rows: Rows, places=None):
+    def __init__(self, cfg, rows: Rows, places=None, work=None):
         """``places``: only these members of the placement family (indices, increasing, so
         that the family's order still breaks ties), as :func:`evaluate` uses for rows whose
-        memory is one row's."""
+        memory is one row's. ``work``: the rows' per-layer work, one element per row
+        (:class:`SharedLayers`), used where they are computed as arrays (more than one
+        distinct row)."""
         self.cfg, p, arch = cfg, cfg.parallelism, cfg.model
         self.n = n = rows.n
         # the work of a row does not depend on its global batch: compute it once per distinct
@@ -276,8 +344,10 @@ class _Group:
         tokens = r.tokens
         self.tokens = self.rows.tokens
         self.m = self.rows.microbatches
-        lt = compute.layer_times(cfg, r, tokens)
-        comm = network.layer_comm(cfg, self.t, r, tokens, lt.core[0], lt.core[1])
+        if work is not None and u > 1:
+            lt, comm = work if inv is None else _take_work(work, first, n)
+        else:
+            lt, comm = _per_layer(cfg, self.t, r, tokens)
         share = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
         moe = list(comm["moe"])
         if lt.shared is not None and p.schedule not in timing.DUAL:
@@ -749,12 +819,13 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=No
         fits=pick(g.fits), steps=steps, placement=best, error=g.error)
 
 
-def bound(cfg, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
+def bound(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:
     """Per row, a step time no simulated estimate undercuts (infinite where the row's work
     is not finite), and whether any placement fits: from the placements' lower bounds
-    alone, no schedule timed (a search rules rows out with it, ``costmodel.search``)."""
+    alone, no schedule timed (a search rules rows out with it, ``costmodel.search``).
+    ``work``: the rows' per-layer work, if at hand (:meth:`SharedLayers.of`)."""
     with np.errstate(all="ignore"):
-        g = _Group(cfg, rows)
+        g = _Group(cfg, rows, work=work)
         b = _bound(g)
     b[list(g.error)] = np.inf
     return b, _bcast(g.fits, (g.n, g.P, 1))[..., 0].any(axis=1)
@@ -783,7 +854,7 @@ def layer_work(cfg) -> Work:
     return g.layer.map(lambda x: float(np.asarray(x).reshape(-1)[0]))
 
 
-def screen(cfg, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
+def screen(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:
     """Lower bounds of every row's step time [s] and memory per GPU [B], from per-layer
     work alone (no placement, no schedule): a search evaluates rows in order of these and
     stops when no unevaluated row can beat the ones it has (``costmodel.search``).
@@ -793,14 +864,13 @@ def screen(cfg, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
     its compute, exposed TP/CP communication and the all-to-all less what can hide (a
     DualPipe pair hides at most the compute SMs' share of it; shared experts at most their
     compute), so the step is at least ``m`` times that. Memory: the fullest rank holds at least the average
-    rank's training state, plus the fixed reserve."""
+    rank's training state, plus the fixed reserve. ``work``: the rows' per-layer work, if at
+    hand (:meth:`SharedLayers.of`)."""
     p, arch = cfg.parallelism, cfg.model
     with np.errstate(all="ignore"):
         r = rows.expand()
-        t = network.tiers(cfg, r)
         tokens = r.tokens
-        lt = compute.layer_times(cfg, r, tokens)
-        comm = network.layer_comm(cfg, t, r, tokens, lt.core[0], lt.core[1])
+        lt, comm = work if work is not None else _per_layer(cfg, network.tiers(cfg, r), r, tokens)
         sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
         avg = [sd * d + sm * x for d, x in zip(comm["dense"], comm["moe"])]
         exposed, a2a = avg[0] + avg[1], avg[2] + avg[3]

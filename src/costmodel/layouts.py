@@ -131,9 +131,10 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     # tokens and goodput may be axes too)
     lb_time, lb_mem, hours_lb = np.full(n, np.inf), np.full(n, np.inf), np.full(n, np.inf)
     per_hour, hbm = np.zeros(n), np.zeros(n)  # marginal USD per GPU-hour (linear ledgers); HBM [B]
+    shared = engine.SharedLayers([(g.cfg, g.rows) for g in groups])  # per-layer work: once per recomputation
     with np.errstate(all="ignore"):
-        for g in groups:
-            t, mem = engine.screen(g.cfg, g.rows)
+        for k, g in enumerate(groups):
+            t, mem = engine.screen(g.cfg, g.rows, shared.of(k))
             lb_time[g.index], lb_mem[g.index] = t, mem
             marginal, _ = ledger.ledgers(g.cfg, 1.0)
             per_hour[g.index] = sum(marginal.values()) if marginal else 0.0
@@ -173,10 +174,10 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     def placement_bounds(rows: np.ndarray) -> None:
         """Tighten the rows' bounds with their placements' (no schedule timed)."""
         mask = select(rows)
-        for g in groups:
+        for k, g in enumerate(groups):
             part = np.flatnonzero(mask[g.index])
             if part.size:
-                b, fits = engine.bound(g.cfg, g.rows.take(part))
+                b, fits = engine.bound(g.cfg, g.rows.take(part), shared.of(k, part))
                 final_bound[g.index[part]] = np.where(fits, b, np.inf)
         placed[rows] = True
 

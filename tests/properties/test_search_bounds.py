@@ -30,3 +30,36 @@ def test_search_bounds_never_exceed_the_estimate(cfg):
     if e.fits:
         assert bound[0] <= e.step_time.m * tol
     assert np.isfinite(time_lb[0]) and time_lb[0] > 0
+
+
+def _groups(cfg, space):
+    from costmodel import layouts, sweeps
+
+    axes = layouts.layout_space(cfg)
+    axes.update(space)
+    paths, values = sweeps._axes(cfg, axes)
+    sizes = [len(v) for v in values]
+    codes = np.indices(sizes).reshape(len(sizes), -1)
+    return sweeps.prepare(cfg, paths, values, codes, derive_dp=True)[1]
+
+
+def test_shared_layer_work_is_each_groups_own():
+    """A search computes per-layer work once for the groups that share what it reads
+    (engine.SharedLayers); the screen and placement bounds it gives equal, bit for bit,
+    those each group computes from its own rows (a field per-layer work starts to read
+    and the key misses would show here)."""
+    cfg = costmodel.presets.get("deepseek-v3")
+    groups = _groups(cfg, {"parallelism.pp": [4, 8, 16], "parallelism.ep": [8, 64], "parallelism.tp": [1, 2],
+                           "parallelism.micro_batch": [1, 2], "parallelism.comm_sms": [0, 20],
+                           "parallelism.schedule": ["1f1b", "dualpipe", "zbv"], "parallelism.zero": [1, 2]})
+    shared = engine.SharedLayers([(g.cfg, g.rows) for g in groups])
+    keys = {engine._layer_key(g.cfg) for g in groups}
+    assert len(groups) > 2 * len(keys)  # groups do share (pipeline stages, schedule, ZeRO stage apart)
+    for k, g in enumerate(groups):
+        with np.errstate(all="ignore"):
+            own, via = engine.screen(g.cfg, g.rows), engine.screen(g.cfg, g.rows, shared.of(k))
+        assert all(np.array_equal(a, b) for a, b in zip(own, via))
+        part = np.arange(0, g.rows.n, 2)
+        own, via = (engine.bound(g.cfg, g.rows.take(part)),
+                    engine.bound(g.cfg, g.rows.take(part), shared.of(k, part)))
+        assert all(np.array_equal(a, b) for a, b in zip(own, via))
