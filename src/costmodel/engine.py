@@ -562,14 +562,15 @@ class _Group:
         return parts, step
 
 
-def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | None = None) -> Columns:
+def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | None = None, work=None) -> Columns:
     """Estimates of ``cfg`` with each row's values of :data:`ROW_FIELDS` (default: the
     config's own, one row). The rows must satisfy the config's rules (``costmodel.rules``);
     :func:`costmodel.sweep` refuses the others before calling this. ``prices``: per-row
-    ledger inputs (``ledger.PRICE_INPUTS``) replacing the config's."""
+    ledger inputs (``ledger.PRICE_INPUTS``) replacing the config's; ``work``: the rows'
+    per-layer work, if at hand (:meth:`SharedLayers.of`)."""
     rows = Rows.of(cfg) if rows is None else rows
     places = _fitting(cfg, rows)
-    g = _Group(cfg, rows, places)
+    g = _Group(cfg, rows, places, work)
     p = cfg.parallelism
     n, P = g.n, g.P
     nofit = ~_bcast(g.fits, (n, P, 1))[..., 0]

@@ -168,7 +168,8 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     def exact(rows: np.ndarray) -> None:
         rows = rows[~done[rows]]
         if rows.size:
-            evaluate_rows(table, groups, select(rows), pipeline="auto", executor=executor, progress=False)
+            evaluate_rows(table, groups, select(rows), pipeline="auto", executor=executor, progress=False,
+                          shared=shared)
             done[rows] = True
 
     def placement_bounds(rows: np.ndarray) -> None:

@@ -79,12 +79,14 @@ class _Task:
     cfg: TrainingConfig
     rows: engine.Rows
     mode: str
+    #: The rows' per-layer work when the caller has it (``engine.SharedLayers.of``).
+    work: Any = None
 
 
 def _evaluate_task(task: _Task) -> engine.Columns:
     """A worker's job: the engine on one chunk (module level, so a process pool can call it)."""
     with np.errstate(all="ignore"):
-        return engine.evaluate(task.cfg, task.rows, task.mode)
+        return engine.evaluate(task.cfg, task.rows, task.mode, work=task.work)
 
 
 @dataclass(frozen=True)
@@ -466,17 +468,19 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
 
 
 def evaluate_rows(out: Sweep, groups: list[Group], select: np.ndarray | None, *, pipeline: str = "auto",
-                  executor=None, progress=None, desc: str = "sweep") -> None:
+                  executor=None, progress=None, desc: str = "sweep", shared=None) -> None:
     """Evaluate the valid rows of ``groups`` (those in ``select``, a boolean mask over the
-    sweep's rows, when given) with the engine, in chunks, into ``out``."""
+    sweep's rows, when given) with the engine, in chunks, into ``out``; ``shared``: the
+    groups' per-layer work (``engine.SharedLayers``), if at hand."""
     out.pipeline = pipeline
     tasks: list[tuple[np.ndarray, _Task]] = []
-    for grp in groups:
+    for k, grp in enumerate(groups):
         sel = np.arange(grp.index.size) if select is None else np.flatnonzero(select[grp.index])
         for s in range(0, sel.size, CHUNK_ROWS):
             part = sel[s:s + CHUNK_ROWS]
             rows = grp.rows.take(part)
-            tasks.append((grp.index[part], _Task(grp.cfg, rows, pipeline)))
+            work = None if shared is None else shared.of(k, part)
+            tasks.append((grp.index[part], _Task(grp.cfg, rows, pipeline, work)))
     bar = _progress(progress, len(tasks), sum(t.rows.n for _, t in tasks), desc)
     try:
         if executor is None:
