@@ -350,6 +350,7 @@ class _Group:
             lt, comm = _per_layer(cfg, self.t, r, tokens)
         share = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
         moe = list(comm["moe"])
+        nic = None  # the all-to-all the NIC carries, where compute hides part of it (below)
         if lt.shared is not None and p.schedule not in timing.DUAL:
             # shared-expert compute overlaps the dispatch of each direction on the SMs left to
             # compute (DeepSeek-V2 report Sec. 3.1.3); DualPipe overlaps everything instead.
@@ -360,6 +361,7 @@ class _Group:
             none = np.isnan(share)
             moe[2] = moe[2] - np.where(none, 0.0, np.minimum(ef, share * comm["dispatch"][0]))
             moe[3] = moe[3] - np.where(none, 0.0, np.minimum(hide_b, share * comm["dispatch"][1]))
+            nic = comm["moe"][2:]  # hidden or not, the whole all-to-all crosses the NIC
         sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
         avg = [sd * d + sm * x for d, x in zip(comm["dense"], moe)]
         layer = Work(*lt.layer, *avg)
@@ -374,6 +376,9 @@ class _Group:
         e_last[-1] = 1.0
         self.e_last = e_last
         rank = Work(*(a * fam.rank_layers + b * fam.runs_last for a, b in zip(layer.fields(), last.fields())))
+        if nic is not None:  # each rank's all-to-all over the NIC, (forward, backward), per micro-batch
+            nic = tuple((a := sd * d + sm * x) * fam.rank_layers + a * arch.mtp_modules * fam.runs_last
+                        for d, x in zip(comm["dense"][2:], nic))
         pair = timing.pairs(p.schedule, rank, share)
         p2p, self.p2p_nic = network.pipeline_transfer(cfg, self.t, r, tokens)
         errors = _errors(u, rank, p2p)
@@ -402,7 +407,8 @@ class _Group:
         self.ne, self.ex, self.optimizer = ne, ex, optimizer
         # ZeRO-0 and -1 expose a DP sync that neither the micro-batch count nor the span
         # enters: once per distinct row and placement
-        self.dp_fixed = (network.dp_sync(cfg, self.t, r, ne, ex, rank, p2p, self.p2p_nic, None, None)
+        self.nic = nic
+        self.dp_fixed = (network.dp_sync(cfg, self.t, r, ne, ex, rank, p2p, self.p2p_nic, None, None, nic)
                          if p.zero <= 1 else None)
         self.error = errors if inv is None or not errors else \
             {j: errors[int(inv[j])] for j in np.flatnonzero(np.isin(inv, list(errors))).tolist()}
@@ -554,7 +560,8 @@ class _Group:
             p2p = _bcast(self.p2p, (self.n, 1, 1))[i]
             rows = self.rows.take(i)
             t = network.tiers(self.cfg, rows) if rows.has_factors else self.t  # the rows' own links
-            dp = network.dp_sync(self.cfg, t, rows, ne, ex, rank, p2p, self.p2p_nic, m, span)
+            nic = None if self.nic is None else tuple(_gather(x, ui, c, shape) for x in self.nic)
+            dp = network.dp_sync(self.cfg, t, rows, ne, ex, rank, p2p, self.p2p_nic, m, span, nic)
         opt = _gather(self.optimizer, ui, c, shape[:2] + (1,))
         parts = (m * busiest, m * comm, np.maximum(0.0, bubble)[:, None, None], dp, opt)
         parts = tuple(x[:, 0, 0] for x in np.broadcast_arrays(*parts))
@@ -842,7 +849,8 @@ def _bound(g: _Group) -> np.ndarray:
         dp = g.per_row(g.dp_fixed)
     else:
         X = (lambda a: g.per_row(a, g.shape[-1]))
-        dp = network.dp_sync(g.cfg, g.t, g.rows, X(g.ne), X(g.ex), g.rank.map(X), g.p2p, g.p2p_nic, g.m, np.inf)
+        nic = None if g.nic is None else tuple(X(x) for x in g.nic)
+        dp = network.dp_sync(g.cfg, g.t, g.rows, X(g.ne), X(g.ex), g.rank.map(X), g.p2p, g.p2p_nic, g.m, np.inf, nic)
     fits = _bcast(g.fits, (n, P, 1))[..., 0]
     b = _bcast(g.bound + dp, (n, P, 1))[..., 0]
     return np.where(fits.any(axis=1), np.min(np.where(fits, b, np.inf), axis=1), np.min(b, axis=1))

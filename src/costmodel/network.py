@@ -254,7 +254,7 @@ def pipeline_transfer(cfg, t: Tiers, rows, tokens):
     return p2p_time(act, bw, lat), span > t.node_size
 
 
-def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span):
+def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None):
     """Exposed data-parallel communication per step [s], the maximum over ranks.
 
     ``ne``, ``ex``: each rank's non-expert and expert parameters; ``rank``: its work per
@@ -271,7 +271,9 @@ def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span):
     backward: the DP link must carry those ``2 m`` gathers within ``span``, so only their
     excess is exposed, and its reduce-scatter is taken as not overlapped. When the DP group
     crosses nodes it shares each GPU's NIC with the expert all-to-all and the pipeline
-    transfers of the same passes (specs/network.md, "One NIC").
+    transfers of the same passes (specs/network.md, "One NIC"): all of the all-to-all,
+    ``a2a`` (forward, backward per rank) where compute hides part of it (shared experts),
+    else the rank's ``af``, ``ab``; the NIC carries it whether compute hides it or not.
     """
     p, prec = cfg.parallelism, cfg.precision
     tp, cp, dp, ep = rows.tp, rows.cp, rows.dp, rows.ep
@@ -286,8 +288,9 @@ def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span):
             ag = ag + all_gather_time(params * 2.0, n, bw, lat)
     ep_nodes = cfg.model.is_moe & (ep > t.node_size)
     pp_nic = p2p * p2p_nic
-    busy_b = ((rank.ab * ep_nodes) + pp_nic) * nic
-    busy_f = ((rank.af * ep_nodes) + pp_nic) * nic
+    af, ab = (rank.af, rank.ab) if a2a is None else a2a
+    busy_b = ((ab * ep_nodes) + pp_nic) * nic
+    busy_f = ((af * ep_nodes) + pp_nic) * nic
     window = np.maximum(0.0, rank.B + rank.W - busy_b)
     fwd_window = np.maximum(0.0, rank.F - busy_f)
     if p.zero == 3:
