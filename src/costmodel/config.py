@@ -553,9 +553,13 @@ class TrainingConfig(_Frozen):
         changed path are copied; the result shares the untouched sections with it, so a caller
         must not modify them)."""
         data = self.model_dump() if dumped is None else dict(dumped)
-        sets_price = any(p in ("costs", *(f"costs.{k}" for k in Costs.PRICE_FIELDS)) for p in changes)
-        if sets_price and "costs.priced_for" not in changes and isinstance(data.get("costs"), dict):
-            data["costs"] = {**data["costs"], "priced_for": None}  # prices given now: for the GPU given now
+        # prices given now are for the GPU given now, unless a price pinned before (for
+        # ``priced_for``) is not among them: it keeps its GPU, and the config keeps the stamp
+        # (an estimate on another GPU then warns, naming the pinned prices)
+        given = {p.split(".", 1)[1] for p in changes if p.startswith("costs.")}
+        regives = "costs" in changes or (given & set(Costs.PRICE_FIELDS) and set(self.costs.pinned) <= given)
+        if regives and "costs.priced_for" not in changes and isinstance(data.get("costs"), dict):
+            data["costs"] = {**data["costs"], "priced_for": None}
         for path, value in changes.items():
             keys = path.split(".")
             node, obj = data, self

@@ -99,9 +99,26 @@ def test_a_price_counterfactual_moves_its_band():
 
 def test_prices_given_with_a_new_gpu_are_stamped_for_it():
     v3 = costmodel.presets.get("deepseek-v3")
-    both = v3.replace(**{"cluster.gpu": "H100-SXM", "costs.gpu_hour_price": "2.5 USD/hour",
-                         "costs.gpu_price": "37080 USD"})
-    assert both.costs.priced_for == "H100-SXM" and not costmodel.estimate(both).warnings
+    every = v3.replace(**{"cluster.gpu": "H100-SXM", "costs.gpu_hour_price": "2.5 USD/hour",
+                          "costs.gpu_price": "37080 USD", "costs.interconnect_per_gpu": "4390 USD"})
+    assert every.costs.priced_for == "H100-SXM" and not costmodel.estimate(every).warnings
+
+
+def test_a_pinned_price_not_given_again_keeps_its_gpu():
+    """Giving some prices with a new GPU does not re-stamp the others (found by review: the
+    H800's server and interconnect prices were silently said to be the H100's)."""
+    v3 = costmodel.presets.get("deepseek-v3")  # pins rental, server and interconnect prices for the H800
+    for changes in ({"cluster.gpu": "H100-SXM", "costs.gpu_hour_price": "neocloud"},
+                    {"cluster.gpu": "H100-SXM", "costs.gpu_hour_price": "2.5 USD/hour", "costs.gpu_price": "37080 USD"}):
+        cfg = v3.replace(**changes)
+        assert cfg.costs.priced_for == "H800-SXM"
+        e = costmodel.estimate(cfg)
+        assert e.warnings and "costs.interconnect_per_gpu" in e.warnings[0] and "H800-SXM" in e.warnings[0]
+        assert e.cost_basis["priced_for"] == "H800-SXM"
+    step = v3.replace(**{"cluster.gpu": "H100-SXM"}).replace(**{"costs.gpu_hour_price": "neocloud"})
+    assert step.costs.priced_for == "H800-SXM"  # the same in two steps
+    w = costmodel.whatif(v3, {"cluster.gpu": "H100-SXM", "costs.gpu_hour_price": "neocloud"})
+    assert any("were set for H800-SXM" in n for n in w.notes)
     w = costmodel.whatif(v3, {"cluster.gpu": "H100-SXM", "costs.gpu_hour_price": "2.5 USD/hour",
                               "costs.gpu_price": "37080 USD", "costs.interconnect_per_gpu": "4390 USD"})
     assert not any("were set for" in n for n in w.notes)
