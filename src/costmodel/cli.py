@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from . import models, presets
 from .config import SCHEDULES, TrainingConfig
-from .errors import InfeasibleConfig, UnknownName
+from .errors import InfeasibleConfig, UnknownName, _one_line, describe_error
 from .estimate import BUBBLE_LINE, Estimate, estimate, pipeline_of
 from .hardware import gpus
 from .pipeline import op_count
@@ -885,32 +885,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for a user error: a validation error's problems by field, without pydantic's
-    input dumps and documentation links; any other error's message."""
-    if isinstance(exc, ValidationError):
-        parts = []
-        for err in exc.errors(include_url=False):
-            loc = ".".join(str(x) for x in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            leaf = str(err["loc"][-1]) if err["loc"] else ""
-            if loc and msg.startswith(leaf + " "):  # "tokens must be ..." -> "data.tokens must be ..."
-                msg, loc = loc + msg[len(leaf):], ""
-            if err["type"] != "value_error" and not isinstance(err.get("input"), (dict, list)):
-                msg += f"; got {err.get('input')!r}"
-            parts.append(msg if not loc or loc in msg else f"{loc}: {msg}")
-        return "; ".join(" ".join(p.split()) for p in parts)
-    if isinstance(exc, FileNotFoundError):
-        return f"no such file: {exc.filename!r}"
-    if isinstance(exc, OSError):
-        return f"{exc.strerror or exc}: {exc.filename!r}" if exc.filename else _one_line(exc)
-    return _one_line(exc)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -925,7 +899,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InfeasibleConfig as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"costmodel: does not fit: {_one_line(exc)}", file=sys.stderr)
+        print(f"costmodel: {_one_line(exc)}", file=sys.stderr)
         return EXIT_DOES_NOT_FIT
     except (UnknownName, ValueError, ValidationError, OSError, yaml.YAMLError) as exc:
         if args.debug:

@@ -6,7 +6,7 @@ types here are for lookups and for questions a valid object cannot answer.
 
 from __future__ import annotations
 
-__all__ = ["UnknownName", "UnsupportedPrecision", "UnknownPeak", "InfeasibleConfig", "EstimateOutOfRange"]
+__all__ = ["UnknownName", "UnsupportedPrecision", "UnknownPeak", "InfeasibleConfig", "EstimateOutOfRange", "describe_error"]
 
 
 class UnknownName(KeyError, ValueError):
@@ -46,16 +46,18 @@ class InfeasibleConfig(Exception):
         Bytes by kind (weights, master weights, gradients, optimizer states, activations).
     """
 
-    def __init__(self, needed: float, capacity: float, breakdown: dict[str, float]):
+    def __init__(self, needed: float, capacity: float, breakdown: dict[str, float], where: str = "",
+                 hint: str = "estimate(cfg, check=False) returns it flagged"):
         self.needed, self.capacity, self.breakdown = needed, capacity, dict(breakdown)
+        self.where, self.hint = where, hint
         parts = ", ".join(f"{k} {v / 1e9:.1f} GB" for k, v in breakdown.items())
         super().__init__(
-            f"does not fit: {needed / 1e9:.1f} GB needed per GPU on the fullest rank, "
-            f"{capacity / 1e9:.1f} GB of HBM ({parts}); estimate(cfg, check=False) returns it flagged"
+            f"does not fit{' (' + where + ')' if where else ''}: {needed / 1e9:.1f} GB needed per GPU on the fullest "
+            f"rank, {capacity / 1e9:.1f} GB of HBM ({parts}); {hint}"
         )
 
     def __reduce__(self):
-        return (type(self), (self.needed, self.capacity, self.breakdown))
+        return (type(self), (self.needed, self.capacity, self.breakdown, self.where, self.hint))
 
 
 class EstimateOutOfRange(ValueError):
@@ -73,3 +75,31 @@ class EstimateOutOfRange(ValueError):
 
     def __reduce__(self):
         return (type(self), (self.quantity, self.value))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a user error: a validation error's problems by field, without pydantic's
+    input dumps and documentation links; any other error's message."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(x) for x in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            leaf = str(err["loc"][-1]) if err["loc"] else ""
+            if loc and msg.startswith(leaf + " "):  # "tokens must be ..." -> "data.tokens must be ..."
+                msg, loc = loc + msg[len(leaf):], ""
+            if err["type"] != "value_error" and not isinstance(err.get("input"), (dict, list)):
+                msg += f"; got {err.get('input')!r}"
+            parts.append(msg if not loc or loc in msg else f"{loc}: {msg}")
+        return "; ".join(" ".join(p.split()) for p in parts)
+    if isinstance(exc, FileNotFoundError):
+        return f"no such file: {exc.filename!r}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: {exc.filename!r}" if exc.filename else _one_line(exc)
+    return _one_line(exc)

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from . import ledger
 from .config import Costs, PurchasePrice, RentalPrice, TrainingConfig, server_overhead
 from .prices import CATALOGUE
+from .errors import InfeasibleConfig
 from .units import EnergyPrice, Money, quantity, to_base
 
 __all__ = ["Stage", "FleetGroup", "Fleet", "Program", "ProgramEstimate", "Line", "estimate_program"]
@@ -380,14 +381,26 @@ def _fixed_samples(program: Program, stage: Stage, price: float, market: str | N
     return prior.ppf(stream(seed, RENTAL, n)) if prior is not None else np.full(n, price)
 
 
+def _group_names(fleet: Fleet) -> list[str]:
+    """Each fleet group's name in the ledger: its GPU, numbered where groups share a GPU
+    ("H100-SXM #1", "H100-SXM #2"), so every line is its own."""
+    gpus = [g.gpu for g in fleet.groups]
+    seen: dict[str, int] = {}
+    out = []
+    for name in gpus:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if gpus.count(name) == 1 else f"{name} #{seen[name]}")
+    return out
+
+
 def _fleet_lines(fleet: Fleet) -> list[Line]:
     out = []
     per_gpu_net = None if fleet.interconnect_per_gpu is None else to_base(fleet.interconnect_per_gpu, "money")
-    for g in fleet.groups:
+    for g, name in zip(fleet.groups, _group_names(fleet)):
         lo, hi = (ledger.capital(n, g.price, 1.0, fleet.interconnect_fraction, per_gpu_net, None, 0.0, 0.0)
                   for n in g.count)
-        out.append(Line("capital", f"{g.gpu} servers", lo["GPU servers"], hi["GPU servers"]))
-        out.append(Line("capital", f"{g.gpu} interconnect", lo["interconnect"], hi["interconnect"]))
+        out.append(Line("capital", f"{name} servers", lo["GPU servers"], hi["GPU servers"]))
+        out.append(Line("capital", f"{name} interconnect", lo["interconnect"], hi["interconnect"]))
     if fleet.facility is not None:
         f = to_base(fleet.facility, "money")
         out.append(Line("capital", "facility", f, f))
@@ -470,13 +483,13 @@ def _bands(program: Program, n: int, seed: int, executor, notes: list) -> tuple[
         capital = np.zeros(n)
         f = program.fleet
         net = None if f.interconnect_per_gpu is None else to_base(f.interconnect_per_gpu, "money")
-        for i, g in enumerate(f.groups):
+        for i, (g, name) in enumerate(zip(f.groups, _group_names(f))):
             lo, hi = g.count
             count = lo * np.exp(q * math.log(hi / lo)) if lo > 0 and hi > lo else lo + q * (hi - lo)
             prior = catalogue_prior("costs.gpu_price", g.price)
             price = prior.ppf(stream(seed, f"fleet.groups.{i}.gpu_price", n)) if prior else g.price
             parts = ledger.capital(count, price, 1.0, f.interconnect_fraction, net, None, 0.0, 0.0)
-            line[f"{g.gpu} servers"], line[f"{g.gpu} interconnect"] = parts["GPU servers"], parts["interconnect"]
+            line[f"{name} servers"], line[f"{name} interconnect"] = parts["GPU servers"], parts["interconnect"]
             capital = capital + parts["GPU servers"] + parts["interconnect"]
         if f.facility is not None:
             capital = capital + to_base(f.facility, "money")
@@ -498,7 +511,12 @@ def estimate_program(program: Program, *, samples: int | None = None, seed: int 
     stage_est, stage_hours, lines = {}, {}, []
     for s in program.stages:
         if s.config is not None:
-            e = estimate(s.config, check=check)
+            try:
+                e = estimate(s.config, check=check)
+            except InfeasibleConfig as exc:
+                raise InfeasibleConfig(exc.needed, exc.capacity, exc.breakdown, where=f"stage {s.name!r}",
+                                       hint="change the stage's layout, or estimate_program(..., check=False) "
+                                            "estimates it flagged") from None
             stage_est[s.name], stage_hours[s.name] = e, e.gpu_hours.to("hour").m
             if e.marginal_cost is None:
                 notes.append(f"stage {s.name!r}: its config gives no price; its marginal cost is not counted")
@@ -514,7 +532,10 @@ def estimate_program(program: Program, *, samples: int | None = None, seed: int 
                 lines.append(Line("marginal", s.name, m, m))
             notes.append(f"stage {s.name!r}: {s.gpu_hours:,.0f} GPU-hours as published ({s.source}), priced at "
                          f"{price_source}")
-    if program.research_multiple:
+    if program.research_multiple and not any(x.ledger == "marginal" for x in lines):
+        notes.append(f"research compute: {program.research_multiple:g}x the stages' marginal cost, but no stage is "
+                     "priced: not counted (give the program a gpu_hour_price, or its stages prices)")
+    elif program.research_multiple:
         base = math.fsum(x.low for x in lines if x.ledger == "marginal")
         lines.append(Line("marginal", "research compute", program.research_multiple * base,
                           program.research_multiple * base))
@@ -536,11 +557,17 @@ def estimate_program(program: Program, *, samples: int | None = None, seed: int 
         if fleet_gpus[0] != fleet_gpus[1]:
             notes.append(f"the fleet's size is disputed: {fleet_gpus[0]:,} to {fleet_gpus[1]:,} GPUs; its figures are "
                          "ranges (low, high)")
+    from .errors import EstimateOutOfRange
+
     for x in lines:
         if not (math.isfinite(x.low) and math.isfinite(x.high)):
-            from .errors import EstimateOutOfRange
-
             raise EstimateOutOfRange(f"program ledger line {x.name!r}", x.high if math.isfinite(x.low) else x.low)
+    for name in ("marginal", "capital", "running per year"):  # finite lines can still sum past float range
+        ls = [x for x in lines if x.ledger == name]
+        for end in ("low", "high"):
+            total = sum(getattr(x, end) for x in ls)  # fsum raises on overflow; this gives inf
+            if not math.isfinite(total):
+                raise EstimateOutOfRange(f"program {name} ledger total ({end})", total)
     if fleet_hours is not None:
         most = math.fsum(stage_hours.values()) / fleet_hours[0]
         if most > 1:
@@ -552,6 +579,9 @@ def estimate_program(program: Program, *, samples: int | None = None, seed: int 
         out, per_line = _bands(program, samples, seed, executor, sampled)
         notes.extend(f"bands: {x}" for x in dict.fromkeys(sampled))
         q = (0.1, 0.5, 0.9)
+        for k, v in {**out, **per_line}.items():
+            if not np.all(np.isfinite(v)):
+                raise EstimateOutOfRange(f"program band of {k!r}", float(np.asarray(v)[~np.isfinite(v)][0]))
         bands = {k: tuple(float(x) for x in np.quantile(v, q)) for k, v in out.items()}
         lines = [Line(x.ledger, x.name, x.low, x.high,
                       tuple(float(v) for v in np.quantile(per_line[x.name], q)) if x.name in per_line else None)

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import yaml
 
+from pydantic import ValidationError
+
 from . import presets
-from .errors import UnknownName
-from .program import Program
+from .errors import UnknownName, describe_error
+from .program import FleetGroup, Program, Stage
 
 __all__ = ["ProgramInfo", "get", "names", "info", "from_dict", "from_file"]
 
@@ -34,29 +36,85 @@ class ProgramInfo:
     program: Program
 
 
-def _stage(e: dict) -> dict:
+#: Config sections a stage's ``changes`` may give as a table: merged into the preset's
+#: section as dotted paths (a TOML dotted key ``costs.gpu_hour_price = ...`` parses as one).
+_SECTIONS = ("data", "cluster", "parallelism", "precision", "costs", "kernels", "efficiency")
+
+
+def _paths(changes: dict, where: str) -> dict:
+    """``changes`` as dotted paths: a table under a config section merges into it, field by
+    field (so ``{"costs": {"gpu_hour_price": ...}}``, which is what TOML makes of the dotted
+    key ``costs.gpu_hour_price = ...``, changes that price and keeps the preset's others);
+    anything else is a path as it is. An empty table removes an optional field (TOML has no
+    null): ``data.batch_ramp = {}``."""
+    out = {}
+    for key, value in changes.items():
+        if not isinstance(key, str):
+            raise ValueError(f"{where}: changes are dotted config paths; got the key {key!r}")
+        if key in _SECTIONS and isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return {k: (None if isinstance(v, dict) and not v else v) for k, v in out.items()}
+
+
+def _stage(e, i: int) -> Stage:
+    """Stage ``i`` of a program file, validated, each error naming the stage."""
+    if not isinstance(e, dict):
+        raise ValueError(f"stages[{i}]: a stage is a mapping (name, and preset with changes, config, or gpu_hours "
+                         f"with source); got {e!r}")
     e = dict(e)
+    where = f"stage {e.get('name', i)!r}"
     if "preset" in e:
         if "config" in e:
-            raise ValueError(f"stage {e.get('name')!r}: give a preset (with changes) or a config, not both")
-        e["config"] = presets.get(e.pop("preset")).replace(**e.pop("changes", {}))
+            raise ValueError(f"{where}: give a preset (with changes) or a config, not both")
+        changes = e.pop("changes", {})
+        if not isinstance(changes, dict):
+            raise ValueError(f"{where}: changes must be a mapping of dotted config paths to values; got {changes!r}")
+        try:
+            e["config"] = presets.get(e.pop("preset")).replace(**_paths(changes, where))
+        except (ValueError, UnknownName) as exc:
+            raise ValueError(f"{where}: {describe_error(exc)}") from None
     elif "changes" in e:
-        raise ValueError(f"stage {e.get('name')!r}: changes apply to a preset; give preset = NAME with them")
-    return e
+        raise ValueError(f"{where}: changes apply to a preset; give preset = NAME with them")
+    try:
+        return Stage.model_validate(e)
+    except ValidationError as exc:
+        raise ValueError(f"{where}: {describe_error(exc)}") from None
 
 
 def from_dict(data: dict) -> ProgramInfo:
     """A program from the catalogue's form: ``name``, ``stage`` (or ``stages``), a list of
-    stages each with ``preset`` and optional ``changes`` (dotted paths), a ``config`` (a
-    TrainingConfig's dict), or ``gpu_hours`` with ``source``; ``fleet``, ``gpu_hour_price``,
-    ``research_multiple``, ``research_source``, ``source``, ``assumptions``."""
+    stages each with ``preset`` and optional ``changes`` (dotted paths; a table under a
+    config section merges into it), a ``config`` (a TrainingConfig's dict), or ``gpu_hours``
+    with ``source``; ``fleet``, ``gpu_hour_price``, ``research_multiple``,
+    ``research_source``, ``source``, ``assumptions`` (a list of sentences)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a program is a mapping of its fields; got {data!r}")
     body = {k: v for k, v in data.items() if k != "assumptions"}
+    if "stage" in body and "stages" in body:
+        raise ValueError("a program gives its stages once: under 'stage' (TOML [[stage]]) or 'stages', not both")
     stages = body.pop("stage", None) if "stage" in body else body.pop("stages", None)
-    if not isinstance(stages, list):
-        raise ValueError("a program needs its stages: a list under 'stage' (TOML [[stage]]) or 'stages'")
-    body["stages"] = [_stage(s) for s in stages]
+    if not isinstance(stages, list) or not stages:
+        raise ValueError("a program needs its stages: a non-empty list under 'stage' (TOML [[stage]]) or 'stages'; "
+                         f"got {stages!r}")
+    assumptions = data.get("assumptions", ())
+    if isinstance(assumptions, str) or not isinstance(assumptions, (list, tuple)) \
+            or not all(isinstance(a, str) for a in assumptions):
+        raise ValueError(f"assumptions: a list of sentences; got {assumptions!r}")
+    body["stages"] = [_stage(s, i) for i, s in enumerate(stages)]
+    fleet = body.get("fleet")
+    if isinstance(fleet, dict) and isinstance(fleet.get("groups"), list):  # each group's error names it
+        groups = []
+        for i, g in enumerate(fleet["groups"]):
+            try:
+                groups.append(FleetGroup.model_validate(g))
+            except ValidationError as exc:
+                name = g.get("gpu", i) if isinstance(g, dict) else i
+                raise ValueError(f"fleet.groups[{i}] ({name}): {describe_error(exc)}") from None
+        body["fleet"] = {**fleet, "groups": groups}
     program = Program.model_validate(body)
-    return ProgramInfo(program.name, program.source, tuple(data.get("assumptions", ())), program)
+    return ProgramInfo(program.name, program.source, tuple(assumptions), program)
 
 
 def from_file(path: str | Path) -> ProgramInfo:

@@ -209,3 +209,71 @@ def test_a_program_from_a_file_in_each_format(tmp_path, capsys):
         costmodel.programs.from_dict({"name": "x"})
     with pytest.raises(ValueError, match="must end in"):
         costmodel.programs.from_file(tmp_path / "p.txt")
+
+
+# ------------------------------------------------- an independent review's findings (issue #11)
+
+def test_toml_dotted_keys_in_changes_change_one_field_and_an_empty_table_removes_one(tmp_path):
+    """TOML parses ``costs.gpu_hour_price = ...`` as a table under ``costs``: it changes that
+    price and keeps the preset's others (it used to replace the whole section, silently
+    dropping V3's server and interconnect prices); ``data.batch_ramp = {}`` removes the ramp."""
+    toml = tmp_path / "p.toml"
+    toml.write_text('name = "dotted"\n[[stage]]\nname = "pre"\npreset = "deepseek-v3"\n[stage.changes]\n'
+                    'costs.gpu_hour_price = "neocloud"\ndata.batch_ramp = {}\n')
+    cfg = costmodel.programs.from_file(toml).program.stages[0].config
+    v3 = costmodel.presets.get("deepseek-v3")
+    assert cfg.costs.gpu_hour_price == "neocloud"
+    assert cfg.costs.gpu_price == v3.costs.gpu_price and cfg.costs.interconnect_per_gpu == v3.costs.interconnect_per_gpu
+    assert cfg.data.batch_ramp is None and cfg.data.tokens == v3.data.tokens
+
+
+@pytest.mark.parametrize("body, match", [
+    ({"name": "x", "stages": [5]}, r"stages\[0\]: a stage is a mapping"),
+    ({"name": "x", "stages": ["abc"]}, r"stages\[0\]: a stage is a mapping"),
+    ({"name": "x", "stages": [{"name": "a", "preset": "deepseek-v3", "changes": ["x"]}]}, "changes must be a mapping"),
+    ({"name": "x", "stages": [{"name": "a", "preset": "deepseek-v3", "changes": {"parallelism.tp": 3}}]},
+     "stage 'a': parallelism.tp"),
+    ({"name": "x", "stages": [{"name": "a", "gpu_hours": 1.0, "source": "s", "gpu": "H100-SXM"}], "assumptions": 5},
+     "assumptions: a list of sentences"),
+    ({"name": "x", "stage": [{"name": "a", "gpu_hours": 1.0, "source": "s", "gpu": "H100-SXM"}],
+      "stages": [{"name": "b", "gpu_hours": 1.0, "source": "s", "gpu": "H100-SXM"}]}, "not both"),
+    ({"name": "x", "stages": [{"name": "a", "gpu_hours": 1.0, "source": "s", "gpu": "H100-SXM"}],
+      "fleet": {"groups": [{"gpu": "H100-SXM", "count": [0, 0]}]}}, r"fleet.groups\[0\] \(H100-SXM\): count"),
+])
+def test_malformed_program_files_are_refused_naming_the_field(body, match):
+    with pytest.raises(ValueError, match=match):
+        costmodel.programs.from_dict(body)
+
+
+def test_a_stage_that_does_not_fit_is_named():
+    body = {"name": "x", "stages": [{"name": "bf16", "preset": "deepseek-v3", "changes": {"precision.gemm": "bf16"}}]}
+    with pytest.raises(costmodel.InfeasibleConfig, match=r"does not fit \(stage 'bf16'\)"):
+        estimate_program(costmodel.programs.from_dict(body).program)
+
+
+def test_groups_of_one_gpu_are_lines_of_their_own_with_their_own_bands():
+    """Two H100 groups used to share one band (the second overwrote the first's samples)."""
+    p = _small_program(fleet=Fleet(groups=[FleetGroup(gpu="H100-SXM", count=[1000, 2000]),
+                                           FleetGroup(gpu="H100-SXM", count=500, gpu_price="30000 USD")]))
+    b = estimate_program(p, samples=200)
+    lines = {x.name: x for x in b.lines if x.ledger == "capital"}
+    assert {"H100-SXM #1 servers", "H100-SXM #2 servers"} <= set(lines)
+    for x in lines.values():
+        if x.band is not None and x.name != "facility":
+            assert x.low * 0.5 <= x.band[1] <= x.high * 1.5  # each band is its own line's
+    assert lines["H100-SXM #1 servers"].band != lines["H100-SXM #2 servers"].band
+
+
+def test_research_compute_with_no_priced_stage_is_not_a_zero_cost():
+    cfg = costmodel.presets.get("megatron-gpt-1.7b")  # no prices
+    p = Program(name="x", stages=[Stage(name="a", config=cfg)], research_multiple=1.2, research_source="r")
+    b = estimate_program(p)
+    assert b.marginal_cost is None
+    assert any("no stage is priced" in n for n in b.notes)
+
+
+def test_totals_beyond_float_range_are_refused_not_a_traceback():
+    p = _small_program(fleet=Fleet(groups=[FleetGroup(gpu="H100-SXM", count=[1, 100_000_000], gpu_price="1.5e300 USD",
+                                                      server_overhead=1.0)] * 2))
+    with pytest.raises(costmodel.EstimateOutOfRange):
+        estimate_program(p)
