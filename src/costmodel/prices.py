@@ -10,7 +10,7 @@ whatever the GPU (and the estimate warns when the GPU is not the one it was set 
     >>> prices.rental("H100-SXM", "neocloud").value
     2.99
     >>> prices.purchase("H100-SXM").value
-    33750.0
+    37080.5
 """
 
 from __future__ import annotations
@@ -97,9 +97,15 @@ def spans() -> tuple[Price, ...]:
 
 
 def _canonical(gpu: str) -> str:
+    """The catalogue's name of ``gpu``; a GPU the hardware catalogue does not hold (a user's
+    own part) as given: the price catalogue has no entry for it."""
+    from .errors import UnknownName
     from .hardware import gpu as lookup
 
-    return lookup(gpu).name
+    try:
+        return lookup(gpu).name
+    except UnknownName:
+        return str(gpu)
 
 
 def rentals(gpu: str) -> dict[str, Price]:
