@@ -69,8 +69,9 @@ def _own_row(cfg: TrainingConfig, paths, values) -> int | None:
     """The row of the table that is ``cfg``'s own layout, if the space holds it."""
     idx = []
     for path, vals in zip(paths, values):
-        section, name = path.split(".")
-        own = getattr(getattr(cfg, section), name)
+        own = cfg
+        for key in path.split("."):  # any depth: "goodput", "parallelism.tp", "data.batch_ramp.start"
+            own = own.get(key) if isinstance(own, dict) else getattr(own, key, None)
         names = [getattr(v, "name", v) for v in vals]  # catalogue entries by name
         own = getattr(own, "name", own)
         if own not in names:
@@ -117,7 +118,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
         if vals is None:
             axes.pop(path, None)
         else:
-            axes[path] = list(vals)
+            axes[path] = vals  # checked by _axes, as a sweep's (a string is not a sequence of values)
     paths, values = _axes(cfg, axes)
     sizes = [len(v) for v in values]
     codes = (np.indices(sizes, dtype=np.int32).reshape(len(sizes), -1) if sizes

@@ -506,7 +506,10 @@ def estimate_program(program: Program, *, samples: int | None = None, seed: int 
     ``executor``). ``check``: raise ``InfeasibleConfig`` when a stage's layout does not fit.
     """
     from .estimate import estimate
+    from .uncertainty import check_seed
 
+    if samples:
+        check_seed(seed)
     notes: list[str] = []
     stage_est, stage_hours, lines = {}, {}, []
     for s in program.stages:

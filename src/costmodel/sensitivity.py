@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .uncertainty import OUTPUTS, _own, _outputs, evaluate_samples, priors
+from .uncertainty import OUTPUTS, _own, _outputs, check_seed, evaluate_samples, priors
 
 __all__ = ["sensitivity", "Sensitivity", "METHODS"]
 
@@ -80,6 +80,7 @@ def sensitivity(cfg, outputs=("marginal_cost", "capital_cost", "step_time"), met
     price for are left out."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    check_seed(seed)
     if isinstance(outputs, str):
         outputs = (outputs,)
     bad = [o for o in outputs if o not in OUTPUTS]

@@ -121,7 +121,14 @@ def stream(seed: int, path: str, n: int) -> np.ndarray:
     """The ``n`` uniform numbers input ``path`` is drawn from at ``seed`` (each input its own
     stream: the same seed gives the same quantiles of an input in every config, the common
     random numbers of ``whatif`` and ``estimate_program``)."""
+    check_seed(seed)
     return np.random.default_rng([seed, zlib.crc32(path.encode())]).uniform(0.0, 1.0, n)
+
+
+def check_seed(seed) -> None:
+    """Refuse a seed numpy cannot take, naming it (``--seed`` on the command line)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, (bool, np.bool_)) or seed < 0:
+        raise ValueError(f"seed (--seed) must be a non-negative integer; got {seed!r}")
 
 
 def _own(cfg, path: str) -> float | None:
@@ -322,6 +329,7 @@ def uncertainty(cfg, n: int = 10_000, seed: int = 0, executor=None) -> "Uncertai
     priors did not apply and why."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
+    check_seed(seed)
     notes: list[str] = []
     samples = draw(cfg, n, seed, notes)
     res = evaluate_samples(cfg, samples, n, executor)

@@ -287,3 +287,24 @@ def test_negative_row_indices_count_from_the_end():
     assert s.estimate(-2).values == s.estimate(0).values
     with pytest.raises(IndexError):
         s.reason(2)
+
+
+# ------------------------------------------------- an independent review's findings (issue #9)
+
+def test_search_takes_a_space_path_of_any_depth_and_refuses_a_string_of_values():
+    cfg = costmodel.presets.get("megatron-gpt-1.7b")
+    space = {"parallelism.tp": [1, 2], "parallelism.pp": [1], "parallelism.cp": [1], "parallelism.micro_batch": [1, 2],
+             "parallelism.schedule": ["1f1b"], "parallelism.zero": [0, 1], "parallelism.recompute": ["none"]}
+    r = costmodel.search(cfg, space={**space, "goodput": [0.9, 1.0]})  # no dot: used to crash finding the own row
+    assert len(r) == 16
+    from costmodel.layouts import _own_row
+
+    assert _own_row(cfg, ("goodput", "parallelism.tp"), ((0.9, cfg.goodput), (cfg.parallelism.tp,))) == 1
+    with pytest.raises(ValueError, match="must be a sequence of values; got '12'"):
+        costmodel.search(cfg, space={"parallelism.tp": "12"})  # used to return no layout, silently
+
+
+@pytest.mark.parametrize("seed", [None, -1, True, 1.5])
+def test_a_bad_seed_is_refused_naming_it(seed):
+    with pytest.raises(ValueError, match="seed"):
+        costmodel.uncertainty(costmodel.presets.get("megatron-gpt-1.7b"), 4, seed=seed)

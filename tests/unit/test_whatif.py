@@ -67,3 +67,13 @@ def test_cli_whatif_table_and_json(capsys):
     assert "needs at least one change" in capsys.readouterr().err
     assert main(["whatif", "llama3-405b", "--set", "cluster.gpu=H800-SXM", "--axis", "parallelism.tp=1"]) == 2
     assert "give --reoptimize" in capsys.readouterr().err
+
+
+def test_reoptimize_with_no_valid_layout_names_the_rule():
+    """Found by review: a GPU without FP8 refuses every layout of V3, and re-optimising said
+    only that no layout fits."""
+    v3 = costmodel.presets.get("deepseek-v3")
+    space = {"parallelism.pp": [8, 16], "parallelism.ep": [32, 64], "parallelism.cp": [1],
+             "parallelism.schedule": ["dualpipe"], "parallelism.zero": [1], "parallelism.recompute": ["mla-up-proj"]}
+    with pytest.raises(ValueError, match="is valid: all .* refused.*precision.gemm='fp8' is not supported"):
+        costmodel.whatif(v3, {"cluster.gpu": "A100-SXM-80GB"}, reoptimize=True, space=space)
