@@ -596,6 +596,10 @@ def _cmd_search(args) -> int:
         print(f"\nthe config's own layout ranks between {rng[0]} and {rng[1]} of {info['valid']:,}")
     else:
         print("\nthe config's own layout is outside the space or does not fit")
+    if len(s) == 0:
+        from .layouts import why_none
+
+        print(f"costmodel: note: {why_none(info)}", file=sys.stderr)
     return 0
 
 

@@ -26,7 +26,7 @@ from .sweeps import _SKIPPED, Sweep, _axes, _progress, evaluate_rows, prepare
 from .units import to_base
 from .workload import MLA
 
-__all__ = ["search", "layout_space", "LAYOUT_OBJECTIVES"]
+__all__ = ["search", "layout_space", "LAYOUT_OBJECTIVES", "why_none"]
 
 #: What a search ranks by.
 LAYOUT_OBJECTIVES = ("time", "cost", "memory")
@@ -254,3 +254,17 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
         "seconds_bounds": t_bounds,
     })
     return result
+
+
+def why_none(info: dict, what: str = "") -> str:
+    """Why a search (its ``info``) found no layout: every layout refused (the most common
+    reason, which names the rule: a GPU without the config's precision refuses them all), or
+    none of the valid ones fits. ``what``: words after "layout" ("of the changed setup ")."""
+    table = info["all"]
+    if info["valid"] == 0:
+        key = table._reason_rule.astype(np.int64) * (len(table._texts) + 1) + table._reason_text
+        codes, first, counts = np.unique(key, return_index=True, return_counts=True)
+        top = int(np.argmax(counts))
+        return (f"no layout {what}(within the space) is valid: all {info['rows']:,} are refused, "
+                f"{counts[top] / info['rows']:.0%} of them because {table.reason(int(first[top]))}")
+    return f"none of the {info['valid']:,} valid layouts {what}(within the space) fits in HBM"

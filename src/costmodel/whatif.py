@@ -144,7 +144,7 @@ def whatif(cfg: TrainingConfig, changes: Mapping[str, Any], *, reoptimize: bool 
         kept = estimate(kept_cfg, check=False)
     new_cfg, new = kept_cfg, kept
     if reoptimize:
-        from .layouts import search
+        from .layouts import search, why_none
 
         found = search(kept_cfg, objective=objective, top=1, space=space)
         if kept is not None and space and found.info["config_row"] is None:  # the search's own reading
@@ -163,7 +163,7 @@ def whatif(cfg: TrainingConfig, changes: Mapping[str, Any], *, reoptimize: bool 
             else:
                 notes.append(f"re-optimised: the kept layout is already the best by {objective}")
         elif kept is None:
-            raise ValueError(f"reoptimize: {_none_found(found.info)}")
+            raise ValueError(f"reoptimize: {why_none(found.info, 'of the changed setup ')}")
         elif not kept.fits:
             raise InfeasibleConfig(kept.values["memory_per_gpu"] * 1e9,
                                    kept_cfg.cluster.gpu.hbm_capacity.to("B").m,
@@ -195,16 +195,3 @@ def whatif(cfg: TrainingConfig, changes: Mapping[str, Any], *, reoptimize: bool 
     return WhatIf(base, new, changes, bool(reoptimize), _layout_diff(cfg, new_cfg) if reoptimize else {}, bands,
                   tuple(notes))
 
-
-def _none_found(info: dict) -> str:
-    """Why a search found no layout: every layout refused (the most common reason, which
-    names the rule: a GPU without the config's precision refuses them all), or none of the
-    valid ones fits."""
-    table = info["all"]
-    if info["valid"] == 0:
-        key = table._reason_rule.astype(np.int64) * (len(table._texts) + 1) + table._reason_text
-        codes, first, counts = np.unique(key, return_index=True, return_counts=True)
-        top = int(np.argmax(counts))
-        return (f"no layout of the changed setup (within the space) is valid: all {info['rows']:,} are refused, "
-                f"{counts[top] / info['rows']:.0%} of them because {table.reason(int(first[top]))}")
-    return f"none of the {info['valid']:,} valid layouts of the changed setup (within the space) fits in HBM"
