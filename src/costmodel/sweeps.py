@@ -13,6 +13,7 @@ rules as arrays and evaluated by the engine in chunks, in this process or on an
 from __future__ import annotations
 
 import dataclasses
+import math
 import functools
 import sys
 from dataclasses import dataclass
@@ -411,13 +412,19 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
     if group_axes:
         sizes = [len(values[a]) for a in group_axes]
         group = np.ravel_multi_index(tuple(codes[a] for a in group_axes), sizes)
-        keys = np.unique(group)
-        group = np.searchsorted(keys, group)
+        if math.prod(sizes) <= 4 * n + 4096:  # few possible keys: mark those present, no sort
+            present = np.bincount(group, minlength=math.prod(sizes)) > 0
+            keys = np.flatnonzero(present)
+            group = (np.cumsum(present) - 1)[group]
+        else:
+            keys = np.unique(group)
+            group = np.searchsorted(keys, group)
         key_codes = np.array(np.unravel_index(keys, sizes))
     else:
         group, key_codes = np.zeros(n, dtype=np.int64), np.zeros((0, 1), dtype=np.int64)
     out._group = group
-    order = np.argsort(group, kind="stable")
+    # stable: each group's rows in sweep order (a radix sort on small integers)
+    order = np.argsort(group.astype(np.uint16) if key_codes.shape[1] <= 1 << 16 else group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(key_codes.shape[1] + 1))
     groups: list[Group] = []
     derived = np.zeros(n, dtype=np.int64) if derive_dp else None
