@@ -293,13 +293,17 @@ def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None):
     busy_f = ((af * ep_nodes) + pp_nic) * nic
     window = np.maximum(0.0, rank.B + rank.W - busy_b)
     fwd_window = np.maximum(0.0, rank.F - busy_f)
-    if p.zero == 3:
-        exposed = np.maximum(0.0, 2 * m * ag - span) + rs
-    elif p.zero == 2:
+    if p.zero >= 2:
+        # ZeRO-2 and -3 reduce-scatter every micro-batch's gradients; ZeRO-2 all-gathers the
+        # parameters once a step, ZeRO-3 before every micro-batch's forward and backward (2 m
+        # gathers): all of it crosses the DP link beside the NIC's other traffic, so ZeRO-3
+        # carries ZeRO-2's traffic and more (never faster, at a fixed layout)
+        gathers = 2 * m * ag if p.zero == 3 else ag
         free = np.maximum(0.0, span - m * (busy_b + busy_f))
         tail = np.maximum(0.0, rs - window) + np.maximum(0.0, ag - fwd_window)
-        exposed = (np.maximum(tail, m * rs + ag - free) if p.overlap_grad_reduce
-                   else m * rs + np.maximum(0.0, ag - fwd_window))
+        first = np.maximum(0.0, ag - fwd_window)  # the step's first gather: behind the first forward only
+        exposed = (np.maximum(tail, m * rs + gathers - free) if p.overlap_grad_reduce
+                   else m * rs + (first if p.zero == 2 else np.maximum(first, gathers - free)))
     else:
         exposed = (np.maximum(0.0, rs - window) if p.overlap_grad_reduce else rs) + np.maximum(0.0, ag - fwd_window)
     return np.max(exposed, axis=-1, keepdims=True)
