@@ -196,6 +196,12 @@ def head_io_bytes(arch: Architecture, tokens: float, tp: int) -> float:
     return _gemm_bytes(arch.hidden, arch.vocab_size / tp, tokens, False)
 
 
+#: Elements per token (times d) the two norms (read and write d each) and the two residual
+#: adds (read 2d, write d) move: what sequence parallelism shards over the TP ranks, and
+#: what every TP rank moves in full without it (Korthikanti et al. 2022, Sec. 4.2.2).
+NORM_RESIDUAL_ELEMS = 2 * 2 + 2 * 3
+
+
 def elementwise_bytes(arch: Architecture, kind: str, gemm: str) -> float:
     """HBM bytes per token moved by one layer's memory-bound operations, forward [B/token].
 
@@ -212,7 +218,7 @@ def elementwise_bytes(arch: Architecture, kind: str, gemm: str) -> float:
         copies = arch.moe.top_k
     else:
         f_active, copies = arch.mlp.ffn_hidden, 0
-    elems = 2 * 2 * d + 2 * 3 * d + (3 if gated else 2) * f_active + 2 * 2 * copies * d
+    elems = NORM_RESIDUAL_ELEMS * d + (3 if gated else 2) * f_active + 2 * 2 * copies * d
     bytes_ = BF16_BYTES * elems
     if gemm == "fp8":
         att = arch.attention
@@ -255,6 +261,8 @@ def _kind_times(cfg, kind: str, r: Rates, rows, tokens):
     f, b, w = component_times(flops, r, rec, tp)
     io = gemm_io_bytes(arch, kind, tokens, tp, rows.ep, gemm) / r.hbm
     ew = elementwise_bytes(arch, kind, gemm) / r.hbm / tp
+    if not p.sequence_parallel:  # the norms and residual adds run on every TP rank in full
+        ew = ew + BF16_BYTES * NORM_RESIDUAL_ELEMS * arch.hidden / r.hbm * (1 - 1 / tp)
     sf, sb = (scores_bytes(arch, s) if cfg.kernels.attention == "materialized" else (0.0, 0.0))
     sf, sb = sf / r.hbm / tp, sb / r.hbm / tp
     redo = ((ew + io) if p.recompute == "full" else 0.0) + (sf if p.recompute in ("full", "selective") else 0.0)

@@ -258,7 +258,8 @@ def _per_layer(cfg, t, r, tokens):
     """Per-layer work of rows ``r``: compute (``compute.layer_times``) and communication
     (``network.layer_comm``) of one layer of each kind per micro-batch. It reads the rows'
     tp, cp, ep, micro-batch, comm SMs and sequence length, and of the config its model,
-    cluster, efficiencies, precision, kernels and recomputation (:func:`_layer_key`)."""
+    cluster, efficiencies, precision, kernels, recomputation and sequence parallelism
+    (:func:`_layer_key`)."""
     lt = compute.layer_times(cfg, r, tokens)
     return lt, network.layer_comm(cfg, t, r, tokens, lt.core[0], lt.core[1])
 
@@ -268,7 +269,7 @@ def _layer_key(cfg):
     that differ in other fields only (pipeline stages, schedule, virtual stages, ZeRO
     stage) share their sections' objects (``sweeps._group_config``), so share this key."""
     return (id(cfg.model), id(cfg.cluster), id(cfg.efficiency), id(cfg.precision), id(cfg.kernels),
-            cfg.parallelism.recompute)
+            cfg.parallelism.recompute, cfg.parallelism.sequence_parallel)
 
 
 def _take_work(work, idx, n: int):
