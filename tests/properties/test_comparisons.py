@@ -270,5 +270,5 @@ def test_sequence_parallelism_off_moves_time_as_well_as_memory():
     on, off = (run(cfg.replace(**{"parallelism.sequence_parallel": sp})) for sp in (True, False))
     assert off.step_time.m > on.step_time.m * 1.02
     assert off.memory_breakdown["activations"].m > on.memory_breakdown["activations"].m
-    one = cfg.replace(**{"parallelism.tp": 1, "parallelism.dp": 1024})  # nothing to shard: the same
+    one = cfg.replace(**{"parallelism.tp": 1, "parallelism.dp": 1024, "data.global_batch": 16384})  # nothing to shard
     assert step(one.replace(**{"parallelism.sequence_parallel": False})) == step(one)
