@@ -186,11 +186,13 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     def threshold() -> float:
         """The objective a row must beat to matter: the top's last, or the config's own
         layout's when it ranks lower (so that its rank is exact too)."""
-        value = table._objective(objective)
-        fit = np.sort(value[done & np.isfinite(value)])
+        rows = np.flatnonzero(done)
+        value = table._objective(objective, rows)
+        fit = np.sort(value[np.isfinite(value)])
         t = fit[top - 1] if fit.size >= top else np.inf
-        if own is not None and done[own] and np.isfinite(value[own]):
-            t = max(t, value[own])
+        if own is not None and done[own]:
+            v = value[np.searchsorted(rows, own)]  # read with the other rows (one reading of cost)
+            t = max(t, v) if np.isfinite(v) else t
         return t
 
     final_bound = bound.copy()  # the tightest bound known of each row's objective

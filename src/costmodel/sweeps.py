@@ -210,15 +210,18 @@ class Sweep:
         res = {k: float(self.results[k][i]) for k, _ in _COLUMNS if k in self.results}
         return Candidate(i, self.axis_values(i), self.status_of(i), self.reason(i), res, self)
 
-    def _objective(self, objective: str) -> np.ndarray:
-        """The objective as a column to minimise, +inf where a row has no estimate or does not fit."""
+    def _objective(self, objective: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """The objective as a column to minimise, +inf where a row has no estimate or does not
+        fit; at ``rows`` only when given (a search's evaluated rows)."""
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}; got {objective!r}")
         col, sense = OBJECTIVES[objective]
-        x = self.results.get(col, np.full(self.n, np.nan)) * sense
-        if col == "marginal_cost" and np.all(np.isnan(x[self.status == _OK])):
-            x = self.results["gpu_hours"]  # no prices: GPU-hours are the cost
-        return np.where((self.status == _OK) & ~np.isnan(x), x, np.inf)
+        at = (lambda a: a) if rows is None else (lambda a: a[rows])
+        status = at(self.status)
+        x = at(self.results[col]) * sense if col in self.results else np.full(status.size, np.nan)
+        if col == "marginal_cost" and np.all(np.isnan(x[status == _OK])):
+            x = at(self.results["gpu_hours"])  # no prices: GPU-hours are the cost
+        return np.where((status == _OK) & ~np.isnan(x), x, np.inf)
 
     def ranked(self, objective: str = "time") -> np.ndarray:
         """Indices of the rows that fit, best first (ties keep sweep order)."""
