@@ -32,6 +32,7 @@ import numpy as np
 
 from . import compute, ledger, memory, network
 from .pipeline import timing
+from .pipeline.orders import saturated
 from .pipeline.simulate import SIMULATE_BELOW_OPS, op_count
 from .stages import Work, family
 from .units import to_base
@@ -415,20 +416,21 @@ class _Group:
             {j: errors[int(inv[j])] for j in np.flatnonzero(np.isin(inv, list(errors))).tolist()}
         self.shape = shape = (n, self.P, p.pp)
         # memory: the training state per distinct row; the activations and reserve depend on
-        # the micro-batch count only below the most micro-batches a rank holds in flight, so
-        # rows at or past it are their distinct row's at that count, and the rest are computed
-        # per row
+        # the micro-batch count only below the count past which the schedule's in-flight
+        # states stop changing (``pipeline.orders.saturated``), so rows at or past it are their
+        # distinct row's at that count, and the rest are computed per row
         self.states = states = memory.rank_states(cfg, r, ne, ex)
         self.state = state = sum(states.values())
         self.unit, self.logits = unit, logits = memory.rank_activations(cfg, fam, r, tokens)
+        self.cshape = (u, self.P, self.K)  # per-chunk arrays (the activations of a chunk)
         self.rm, self.peak = self._fullest(state, unit, logits, np.inf, r, self.ushape)
         self.rm, self.peak = X(self.rm), X(self.peak)
-        cap = np.max(memory.in_flight(p.schedule, p.pp, np.arange(p.pp), np.inf, p.virtual_stages))
+        cap = saturated(p.schedule, p.pp, p.virtual_stages if p.schedule == "interleaved" else 1)
         below = np.flatnonzero(_bcast(self.m, (n, 1, 1))[:, 0, 0] < cap)
         if below.size:
             ub = self.ui(below)
-            pick = (lambda a: _bcast(a, self.ushape)[ub])
-            rm, peak = self._fullest(pick(state), pick(unit), pick(logits), _bcast(self.m, (n, 1, 1))[below],
+            pick = (lambda a, last=p.pp: _bcast(a, (u, self.P, last))[ub])
+            rm, peak = self._fullest(pick(state), pick(unit, self.K), pick(logits), _bcast(self.m, (n, 1, 1))[below],
                                      self.rows.take(below), (below.size, self.P, p.pp))
             self.rm, self.peak = np.array(_bcast(self.rm, (n, self.P, 1))), np.array(_bcast(self.peak, (n, self.P, 1)))
             self.rm[below], self.peak[below] = rm, peak
@@ -460,7 +462,8 @@ class _Group:
         at = (lambda a: _bcast(a, self.ushape)[ui, c, rm])
         out = {k: at(v) for k, v in self.states.items()}
         m = _bcast(self.m, (self.n, 1, 1))[i, 0, 0]
-        out["activations"] = acts = memory.peak_activations(self.cfg, at(self.unit), at(self.logits), m, rm)
+        chunks = _bcast(self.unit, self.cshape)[ui, c]  # (rows, K): the fullest rank's peak reads every chunk
+        out["activations"] = acts = memory.peak_activations(self.cfg, chunks, at(self.logits), m, rm)
         out["reserve"] = memory.rank_reserve(self.cfg, self.rows.take(i), (at(self.state) + acts)[:, None, None])[:, 0, 0]
         return out
 

@@ -101,32 +101,27 @@ def activation_bytes_per_token(arch: Architecture, kind: str, recompute: str, ge
     return sharded / tp + (0.0 if sequence_parallel else norms)
 
 
-def in_flight(schedule: str, pp, rank, microbatches: int, v: int = 1):
+def in_flight(schedule: str, pp, rank, microbatches, v: int = 1):
     """Micro-batches of activations rank ``rank`` holds at its peak, in units of its own
-    per-micro-batch activations (all the chunks it runs).
+    per-micro-batch activations (all the chunks it runs), with chunks of equal size: counted
+    from the schedule's op order (``pipeline.orders.peak_states``). 1F1B and ZB-H1: ``pp -
+    rank`` (Narayanan et al. 2021); GPipe: all ``m``; interleaved: Megatron-LM's warm-up,
+    ``(2 (pp - 1 - rank) + (v - 1) pp + 1) / v`` (``(pp - rank)(1 + (pp-1)/(pp v))`` only at
+    rank 0); DualPipe: ``PP + 1`` chunks (DualPipe README), ``pp - h`` of the chunk the rank
+    starts with and ``h + 1`` of the other, ``h = min(rank, pp - 1 - rank)``; DualPipeV and
+    ZB-V: in half-size chunks, ``2 pp + 1`` and ``2 pp`` at rank 0. Never more than the
+    ``microbatches`` a step has. Unequal chunks: :func:`peak_activations`."""
+    from .pipeline.orders import peak_states
 
-    1F1B and ZB-H1: ``pp - rank`` (Narayanan et al. 2021); GPipe: all ``m``; interleaved:
-    ``(pp - rank)(1 + (pp-1)/(pp v))`` (Megatron-LM theoretical_memory_usage.py); DualPipe:
-    ``PP + 1`` chunk activations (DualPipe README), one chunk being a rank unit; DualPipeV:
-    ``PP + 1`` with ``PP = 2 pp`` half-size stages, i.e. ``(2pp + 1) / 2`` rank units (a rank
-    runs two half-size chunks per micro-batch). Never more than the ``microbatches`` a
-    step has: with fewer micro-batches than the warm-up would start, a rank holds them all.
-    """
-    return np.minimum(_in_flight(schedule, pp, rank, v), microbatches)
-
-
-def _in_flight(schedule: str, pp, rank, v: int):
-    if schedule == "gpipe":
-        return np.inf + 0 * rank
-    if schedule in ("1f1b", "zb1p"):
-        return pp - rank
-    if schedule == "zbv":  # 2pp half-size chunks at rank 0, as 1F1B (Qi et al. 2024 Sec. 6)
-        return pp + 0 * rank
-    if schedule == "interleaved":
-        return (pp - rank) * (1 + (pp - 1) / (pp * v))
-    if schedule == "dualpipe":
-        return pp + 1 + 0 * rank
-    return (2 * pp + 1) / 2 + 0 * rank  # dualpipev
+    per_mb = {"interleaved": v, "dualpipev": 2, "zbv": 2}.get(schedule, 1)
+    m = np.asarray(microbatches, dtype=float)
+    out = np.zeros(np.broadcast_shapes(np.shape(rank), m.shape))
+    rank = np.broadcast_to(rank, out.shape)
+    for mm in np.unique(m):
+        states, _ = peak_states(schedule, pp, mm if np.isfinite(mm) else np.inf, v if schedule == "interleaved" else 1)
+        at = np.broadcast_to(m, out.shape) == mm
+        out[at] = np.minimum(states.sum(axis=-1).max(axis=-1)[rank[at]] / per_mb, mm)
+    return out if out.ndim else float(out)
 
 
 #: CUDA context and preloaded kernels with lazy module loading: 0.47 GiB measured with
@@ -201,25 +196,60 @@ def rank_states(cfg, rows, ne, ex) -> dict:
 
 
 def rank_activations(cfg, fam, rows, tokens):
-    """Each rank's activations of one micro-batch (all the chunks it runs) and the FP32
-    logits of one micro-batch on the head's ranks [B]."""
+    """The activations of one micro-batch in each chunk of every placement (the chunk's
+    layers, the last chunk's MTP modules as layers), ``(..., P, K)``, and the FP32 logits of
+    one micro-batch on the head's ranks ``(..., pp)`` [B]."""
     arch, p, prec = cfg.model, cfg.parallelism, cfg.precision
     act_layer = sum(
         count / arch.n_layers * activation_bytes_per_token(
             arch, kind, p.recompute, prec.gemm, cfg.kernels.attention, rows.seq_len, rows.tp, p.sequence_parallel)
         for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if count
     )
-    unit = (fam.rank_layers + fam.runs_last * arch.mtp_modules) * act_layer * tokens
+    last = np.zeros(fam.layers.shape[-1])
+    last[-1] = arch.mtp_modules
+    unit = (fam.layers + last) * act_layer * tokens
     logits = fam.holds_last * tokens * arch.vocab_size * 4.0 / rows.tp
     return unit, logits
 
 
 def peak_activations(cfg, unit, logits, m, rank=None):
-    """Activations a rank holds at its peak: :func:`in_flight` micro-batches of ``unit``, and
-    the logits [B]; of every rank on the last axis, or of ``rank``."""
+    """Activations a rank holds at its peak [B]: the largest, over the moments its op order
+    can peak at (``pipeline.orders.peak_states``), of the micro-batches it holds of each
+    chunk times that chunk's activations (``unit``, per chunk on the last axis, as
+    :func:`rank_activations` gives them), plus the logits; of every rank on the last axis,
+    or of ``rank`` (one per row). ``m``: the micro-batches of a step, a number or one per
+    row (the leading axis)."""
     p = cfg.parallelism
-    rank = np.arange(p.pp) if rank is None else rank
-    return in_flight(p.schedule, p.pp, rank, m, p.virtual_stages) * unit + logits
+    unit = np.asarray(unit, dtype=float)
+    m = np.asarray(m, dtype=float)
+    v = p.virtual_stages if p.schedule == "interleaved" else 1
+    if m.size == 1:
+        return _peak(p.schedule, p.pp, v, unit, float(m.reshape(-1)[0]), rank) + logits
+    ms = m.reshape(-1)
+    rows = ms.size
+    unit = np.broadcast_to(unit, (rows,) + unit.shape[1:]) if unit.shape[0] != rows else unit
+    out = None
+    for mm in np.unique(ms):
+        k = np.flatnonzero(ms == mm)
+        part = _peak(p.schedule, p.pp, v, unit[k], mm, None if rank is None else np.asarray(rank)[k])
+        if out is None:
+            out = np.empty((rows,) + part.shape[1:])
+        out[k] = part
+    return out + logits
+
+
+def _peak(schedule: str, pp: int, v: int, unit, m: float, rank=None):
+    """:func:`peak_activations` at one micro-batch count, without the logits."""
+    from .pipeline.orders import peak_states
+
+    states, chunk = peak_states(schedule, pp, m if np.isfinite(m) else np.inf, v)
+    if rank is None:  # every rank: unit (..., K) -> (..., pp, phases) -> (..., pp)
+        w = np.where(chunk >= 0, unit[..., np.maximum(chunk, 0)], 0.0)
+        return np.max(np.einsum("...rp,rsp->...rs", w, states), axis=-1)
+    rank = np.asarray(rank)
+    c = chunk[rank]  # (k, phases)
+    w = np.where(c >= 0, np.take_along_axis(unit, np.maximum(c, 0), axis=-1), 0.0)
+    return np.max(np.einsum("kp,ksp->ks", w, states[rank]), axis=-1)
 
 
 def rank_reserve(cfg, rows, tensors):

@@ -81,6 +81,43 @@ def test_in_flight_by_hand():
     assert memory.in_flight("gpipe", 8, 3, 64) == 64
     assert memory.in_flight("interleaved", 8, 0, 64, v=2) == pytest.approx(8 * (1 + 7 / 16))
     assert memory.in_flight("dualpipe", 8, 0, 64) == 9  # PP + 1 (DualPipe README)
+    # Megatron-LM's interleaved warm-up (get_pp_rank_microbatches): 2 (pp-1-r) + (v-1) pp forwards
+    # then one more before the first backward, in chunks of 1/v of a rank's micro-batch
+    for r in range(8):
+        assert memory.in_flight("interleaved", 8, r, 64, v=2) == pytest.approx((2 * (8 - 1 - r) + 8 + 1) / 2)
+
+
+@pytest.mark.parametrize("schedule, v", [("1f1b", 1), ("zb1p", 1), ("interleaved", 2), ("interleaved", 4),
+                                         ("zbv", 1), ("dualpipe", 1), ("dualpipev", 1)])
+@pytest.mark.parametrize("pp", [2, 4, 8, 16])
+def test_in_flight_states_stop_changing_where_the_memory_model_takes_them(schedule, pp, v):
+    """``pipeline.orders.peak_states`` takes counts past ``saturated`` at it: the states at more
+    micro-batches are the same."""
+    from costmodel.pipeline.orders import _states_at, saturated
+
+    m = saturated(schedule, pp, v)
+    assert np.array_equal(_states_at(schedule, pp, m, v), _states_at(schedule, pp, m + 4 * pp, v))
+
+
+def test_dualpipe_ranks_hold_more_of_the_chunk_they_start_with():
+    """DualPipe's step 1 runs ``2 (pp/2 - h - 1)`` lone forwards of a rank's first chunk before
+    the paired ones (deepseek-ai/DualPipe dualpipe.py step()), so at its peak a rank holds
+    ``pp - h`` micro-batches of that chunk and ``h + 1`` of the other, ``h = min(r, pp-1-r)``
+    (an independent review: V3's embedding ranks held 51 layers' activations in the model
+    against 66 in the schedule, with 4 layers in chunk 0 and 1 plus the MTP block in chunk 15)."""
+    from costmodel.pipeline.orders import peak_states
+
+    pp = 16
+    states, chunk = peak_states("dualpipe", pp, 10 * pp)
+    for r in range(pp):
+        h = min(r, pp - 1 - r)
+        assert states[r].max(axis=0).tolist() == [pp - h, h + 1]
+        assert chunk[r].tolist() == [h, pp - 1 - h]
+    cfg = costmodel.presets.get("deepseek-v3")
+    unit = np.zeros(pp)
+    unit[0], unit[-1] = 4.0, 2.0  # layer-activations of chunk 0 and of chunk 15 (a layer and the MTP block)
+    peaks = memory.peak_activations(cfg, unit, 0.0, 10 * pp)
+    assert peaks[0] == 16 * 4 + 1 * 2 and peaks[15] == 16 * 4 + 1 * 2  # 66, not 17 x (4 + 2) / 2 = 51
 
 
 def test_owned_ledger_by_hand():

@@ -121,7 +121,10 @@ def test_bands_are_ordered_reproducible_and_hold_the_point_when_priors_collapse(
     assert a.bands == b.bands
     for lo, mid, hi in a.bands.values():
         assert lo <= mid <= hi and all(math.isfinite(x) for x in (lo, mid, hi))
-    fixed = {"efficiency.compute": {"dist": "fixed", "value": 0.768}, "efficiency.nvlink": 1.0, "efficiency.hbm": 0.9127,
+    from costmodel.config import DEFAULT_COMPUTE_EFFICIENCY, HBM_EFFICIENCY
+
+    fixed = {"efficiency.compute": {"dist": "fixed", "value": DEFAULT_COMPUTE_EFFICIENCY}, "efficiency.nvlink": 1.0,
+             "efficiency.hbm": HBM_EFFICIENCY,
              "efficiency.scale_out": 1.0, "goodput": 1.0,
              "costs.gpu_hour_price": {"dist": "fixed", "value": costmodel.prices.rental("H100-SXM", "neocloud").value}}
     cfg = p.stages[0].config

@@ -16,7 +16,11 @@ implementation's counters do); ``topology`` tells which pipeline stage a phase i
 
 from __future__ import annotations
 
-__all__ = ["orders", "topology", "SCHEDULES"]
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["orders", "topology", "peak_states", "saturated", "SCHEDULES"]
 
 SCHEDULES = ("gpipe", "1f1b", "interleaved", "zb1p", "zbv", "dualpipe", "dualpipev")
 
@@ -148,3 +152,64 @@ def orders(schedule: str, pp: int, m: int, v: int = 1) -> list[list]:
     if schedule in ("dualpipe", "dualpipev"):
         return [_dual(pp, r, m, schedule == "dualpipev") for r in range(pp)]
     raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
+
+
+def saturated(schedule: str, pp: int, v: int = 1) -> float:
+    """Micro-batches past which a schedule's in-flight states no longer change (every
+    schedule but GPipe reaches its steady state within its warm-up): even, a multiple of
+    ``pp`` and at least ``2 pp``, so every schedule's rules accept it (a test checks the
+    states at this count equal those at more). GPipe never: it holds every micro-batch."""
+    return np.inf if schedule == "gpipe" else 2 * pp * (v + 2)
+
+
+@lru_cache(maxsize=1024)
+def peak_states(schedule: str, pp: int, m: int, v: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Where each rank's activations can peak, from its own op order: ``(states, chunk)``.
+
+    ``states`` ``(pp, S, phases)``: the micro-batches of each rank-local phase whose
+    activations the rank holds right after a forward (where a peak can only be), reduced to
+    those no other moment holds as many of in every phase (padded by repeating one), so that
+    a rank's peak for any per-phase activation sizes ``a`` is ``max_s states[r, s] @ a``.
+    A forward adds its micro-batch's activations; the backward that reads them (a full or an
+    input-gradient backward, or the backward of an F&B pair, after its forward) frees them.
+    ``chunk`` ``(pp, phases)``: the model chunk each phase runs (an index into the placement's
+    chunks), ``-1`` where a rank has fewer phases. ``m`` past :func:`saturated` is taken at
+    it (``math.inf`` too); GPipe holds every micro-batch."""
+    _, _, stage_of = topology(schedule, pp, v)
+    phases = max(len(x) for x in stage_of)
+    chunk = np.full((pp, phases), -1, dtype=np.int64)
+    for r, xs in enumerate(stage_of):
+        for ph, (_, stage) in enumerate(xs):
+            chunk[r, ph] = stage
+    if schedule == "gpipe":
+        states = np.full((pp, 1, 1), float(m))
+    else:
+        states = _states_at(schedule, pp, int(min(m, saturated(schedule, pp, v))), v)
+    for a in (states, chunk):
+        a.setflags(write=False)
+    return states, chunk
+
+
+def _states_at(schedule: str, pp: int, m: int, v: int) -> np.ndarray:
+    """:func:`peak_states`' states at exactly ``m`` micro-batches."""
+    phases = max(len(x) for x in topology(schedule, pp, v)[2])
+    per_rank = []
+    for ops in orders(schedule, pp, m, v):
+        held, seen = [0] * phases, []
+        for kind, a, b in ops:
+            if kind == "F":
+                held[a] += 1
+                seen.append(tuple(held))
+            elif kind == "FB":
+                held[a] += 1
+                seen.append(tuple(held))
+                held[b] -= 1
+            elif kind == "B":
+                held[a] -= 1
+        seen = sorted(set(seen), reverse=True) or [tuple(held)]
+        top = [x for x in seen if not any(y != x and all(p >= q for p, q in zip(y, x)) for y in seen)]
+        per_rank.append(top)
+    width = max(len(x) for x in per_rank)
+    # below a schedule's least micro-batches (a count its rules refuse) an order may
+    # start more forwards than the step has: a phase never holds more than all of them
+    return np.minimum(np.array([x + [x[0]] * (width - len(x)) for x in per_rank], dtype=float), m)
