@@ -11,6 +11,7 @@ value. See specs/config.md.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
@@ -446,6 +447,22 @@ def _priors(value: Any) -> Any:
     return out
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: ``9e-1`` and ``1e6`` (no dot) are numbers,
+    where YAML 1.1 reads them as text, which the strict float fields refuse."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str):
+    """YAML as configs and programs read it (:class:`_YamlLoader`)."""
+    return yaml.load(text, Loader=_YamlLoader)
+
+
 class TrainingConfig(_Frozen):
     """One training run: what model, on what data, on which cluster, split how, at what
     precision and price. Build it from keyword arguments, a dict, or a JSON/YAML/TOML file;
@@ -481,8 +498,18 @@ class TrainingConfig(_Frozen):
         if not _rows_apart(info):
             _layout_rules.check(_layout_rules.Values.of(self))
         self._check_catalogue()
+        self._check_energy()
         self._stamp_prices()
         return self
+
+    def _check_energy(self) -> None:
+        """The owned-fleet ledger prices energy from the GPU's TDP: a GPU without one cannot
+        be priced so (it would count no energy)."""
+        c, g = self.costs, self.cluster.gpu
+        if c.gpu_price is not None and c.gpu_hour_price is None and g.tdp is None:
+            raise ValueError(f"costs.gpu_price without costs.gpu_hour_price prices the run as an owned fleet, whose "
+                             f"energy line needs cluster.gpu.tdp; {g.name} has none: give cluster.gpu.tdp, or a "
+                             "rental price (costs.gpu_hour_price)")
 
     def _check_catalogue(self) -> None:
         """A market or catalogue price must exist for the run's GPU."""
@@ -515,7 +542,7 @@ class TrainingConfig(_Frozen):
     def price_mismatch(self) -> str | None:
         """A sentence if the prices were set for another GPU than the run's, else None."""
         c, g = self.costs, self.cluster.gpu
-        if c.priced_for is None or c.priced_for == g.name or c.priced_for.lower() in (a.lower() for a in g.aliases):
+        if c.priced_for is None or c.priced_for.lower() in (n.lower() for n in (g.name, *g.aliases)):
             return None
         pinned = ", ".join(f"costs.{k}" for k in c.pinned)
         return (f"the pinned prices ({pinned}) were set for {c.priced_for}, but the run uses {g.name}; they are "
@@ -614,7 +641,7 @@ class TrainingConfig(_Frozen):
 
     @classmethod
     def from_yaml(cls, text: str) -> "TrainingConfig":
-        return cls.model_validate(yaml.safe_load(text))
+        return cls.model_validate(load_yaml(text))
 
     @classmethod
     def from_toml(cls, text: str) -> "TrainingConfig":

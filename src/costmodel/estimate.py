@@ -17,7 +17,7 @@ from .config import TrainingConfig
 from .engine import STEP_LINES
 from .errors import EstimateOutOfRange, InfeasibleConfig
 from .frozen import FrozenDict, freeze
-from .pipeline import simulate
+from .pipeline import op_count, simulate
 from .units import quantity, to_base
 
 __all__ = ["Estimate", "estimate", "pipeline_of", "result", "PIPELINES", "BUBBLE_LINE"]
@@ -163,9 +163,20 @@ def result(cfg: TrainingConfig, cols: engine.Columns, i: int, check: bool = True
     return out
 
 
+#: The most ops a timeline (:func:`pipeline_of`, ``costmodel pipeline``) simulates: each op is
+#: logged, about 100 bytes, so a step past this would take gigabytes.
+MAX_TIMELINE_OPS = 10_000_000
+
+
 def pipeline_of(cfg: TrainingConfig):
     """The simulated pipeline of one full-batch step of ``cfg`` (a ``SimulationResult``),
     with the layer placement and stage times the estimate uses."""
+    p = cfg.parallelism
+    ops = op_count(p.schedule, p.pp, cfg.microbatches, p.virtual_stages)
+    if ops > MAX_TIMELINE_OPS:
+        raise ValueError(f"the pipeline's timeline simulates every op, and this step has {ops:,} (over "
+                         f"{MAX_TIMELINE_OPS:,}; data.global_batch/(micro_batch*dp) = {cfg.microbatches:,} "
+                         "micro-batches): estimate() extrapolates such steps; time a shorter step's timeline")
     with np.errstate(all="ignore"):
         cols = engine.evaluate(cfg, None, "simulate")
         g = engine._Group(cfg, engine.Rows.of(cfg))

@@ -88,7 +88,7 @@ class GPU(PicklesAsJson, BaseModel):
     server_gpus: int | None = Field(default=None, gt=0, strict=True)
     tdp: Power | None = None
     achievable: _Rates = Field(default_factory=dict)
-    server_power_multiplier: float | None = Field(default=None, gt=0)
+    server_power_multiplier: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
     source: str = "user-defined (no source given)"
     verification: str = "user"
     recalled: tuple[str, ...] = ()

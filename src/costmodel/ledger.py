@@ -122,7 +122,7 @@ def ledgers(cfg, gpu_hours, prices: dict | None = None) -> tuple[dict, dict]:
     elif price is not None:
         marginal = marginal_owned(
             gpu_hours, price, c.overhead, c.depreciation_rate, c.interconnect_fraction, interconnect,
-            to_base(gpu.tdp, "power") if gpu.tdp is not None else 0.0,
+            to_base(gpu.tdp, "power"),  # a config pricing an owned fleet has one (TrainingConfig._check_energy)
             gpu.server_power_multiplier or DEFAULT_SERVER_POWER_MULTIPLIER, c.power_fraction,
             v["costs.pue"], v["costs.electricity_price"])
     else:

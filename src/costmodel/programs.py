@@ -15,12 +15,11 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from pydantic import ValidationError
 
 from . import presets
 from .errors import UnknownName, describe_error
+from .config import load_yaml
 from .program import FleetGroup, Program, Stage
 
 __all__ = ["ProgramInfo", "get", "names", "info", "from_dict", "from_file"]
@@ -129,7 +128,7 @@ def from_file(path: str | Path) -> ProgramInfo:
     elif path.suffix == ".json":
         data = json.loads(text)
     else:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     if isinstance(data, dict) and list(data) == ["program"] and isinstance(data["program"], list):
         if len(data["program"]) != 1:
             raise ValueError(f"{path.name}: holds {len(data['program'])} programs; give one")

@@ -220,6 +220,13 @@ def error_text(e: dict, loc: tuple | None = None) -> str:
     message, which already names its fields, or a field's own constraint prefixed by the
     field ("parallelism.tp: Input should be greater than 0"); ``loc`` replaces the error's
     own location (a field validated on its own has none)."""
+    loc = e["loc"] if loc is None else loc
+    dotted = ".".join(str(x) for x in loc)
     if e["type"] == "value_error":
-        return str(e["msg"]).removeprefix("Value error, ")
-    return f"{'.'.join(str(x) for x in (e['loc'] if loc is None else loc))}: {e['msg']}"
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        leaf = str(loc[-1]) if loc else ""
+        if len(loc) > 1 and msg.startswith(leaf + " "):  # "tokens must be ..." -> "data.tokens must be ..."
+            msg = dotted + msg[len(leaf):]
+        return msg
+    got = "" if isinstance(e.get("input"), (dict, list)) or "input" not in e else f"; got {e['input']!r}"
+    return f"{dotted}: {e['msg']}{got}"

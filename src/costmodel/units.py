@@ -302,7 +302,16 @@ def _canonical(q: pint.Quantity, kind: Kind) -> pint.Quantity | None:
     return q
 
 
+#: Digits joined by commas: a thousands separator only in groups of three ("33,750").
+_COMMA_NUMBER = re.compile(r"\d[\d,]*,[\d,]*\d|\d,|,\d")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
+
+
 def _parse_text(text: str, kind: Kind, field: str) -> pint.Quantity:
+    for m in _COMMA_NUMBER.finditer(text):  # "2,5 GB/s" is not 25 GB/s: a decimal comma is refused
+        if not _THOUSANDS.fullmatch(m.group()):
+            raise ValueError(f"{field}: a comma is read only as a thousands separator, in groups of three "
+                             f"(\"33,750 USD\"); got {text!r}: write the decimal point as '.'")
     multiplier, rest = normalize(text, counts=bool(kind.bare))
     try:
         if multiplier is None:

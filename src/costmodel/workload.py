@@ -250,7 +250,7 @@ class MoE(BaseModel):
     top_k: int = Field(gt=0, strict=True)
     expert_ffn: int = Field(gt=0, strict=True)
     max_nodes_per_token: int | None = Field(
-        default=None, gt=0, description="node-limited routing: a token reaches at most M nodes"
+        default=None, gt=0, strict=True, description="node-limited routing: a token reaches at most M nodes"
     )
 
     @model_validator(mode="after")

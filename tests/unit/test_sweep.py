@@ -84,8 +84,8 @@ def test_bad_axes_are_refused_with_the_path():
     with pytest.raises(ValueError, match="pipeline"):
         costmodel.sweep(V3, {"parallelism.tp": [1]}, pipeline="fast")
     s = costmodel.sweep(V3, {"parallelism.tp": [0, 1.5]})
-    assert [s.reason(i) for i in range(2)] == ["parallelism.tp: Input should be greater than 0",
-                                               "parallelism.tp: Input should be a valid integer"]
+    assert [s.reason(i) for i in range(2)] == ["parallelism.tp: Input should be greater than 0; got 0",
+                                               "parallelism.tp: Input should be a valid integer; got 1.5"]
 
 
 def _same(a, b):

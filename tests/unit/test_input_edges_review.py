@@ -1,0 +1,69 @@
+"""Input edges an independent review found (session of 2026-11-30): each was a silent wrong
+answer, a late or unclear error, or a broken round trip."""
+
+import pytest
+from pydantic import ValidationError
+
+import costmodel
+from costmodel.units import parse
+
+
+@pytest.mark.parametrize("text, kind", [("2,5 GB/s", "bandwidth"), ("1,5 USD/hour", "price per hour"),
+                                        ("$2,5/hour", "price per hour"), ("80,5 GB", "memory"), ("3,7 us", "time")])
+def test_a_decimal_comma_is_refused_not_misread(text, kind):
+    # "2,5 GB/s" was read as 25 GB/s, "$2,5/hour" as $2.05/h
+    with pytest.raises(ValueError, match="thousands separator"):
+        parse(text, kind, "f")
+
+
+@pytest.mark.parametrize("text, kind, value", [("$33,750", "money", 33750.0), ("1,000,000 token", "tokens", 1e6),
+                                               ("$1,234.5", "money", 1234.5)])
+def test_thousands_separators_still_read(text, kind, value):
+    assert parse(text, kind, "f").m == value
+
+
+def test_an_owned_fleet_on_a_gpu_without_tdp_is_refused():
+    # its energy line was $0, silently
+    v3 = costmodel.presets.get("deepseek-v3")
+    gpu = v3.cluster.gpu.model_dump() | {"name": "no-tdp", "aliases": [], "tdp": None}
+    with pytest.raises(ValidationError, match="cluster.gpu.tdp"):
+        v3.replace(**{"costs.gpu_hour_price": None, "cluster.gpu": gpu})
+    assert v3.replace(**{"cluster.gpu": gpu}).costs.gpu_hour_price is not None  # a rental price needs none
+
+
+@pytest.mark.parametrize("bad", [float("inf"), True, "3"])
+def test_server_power_multiplier_is_strict_and_finite(bad):
+    v3 = costmodel.presets.get("deepseek-v3")
+    with pytest.raises(ValidationError):
+        v3.replace(**{"cluster.gpu": v3.cluster.gpu.model_dump() | {"server_power_multiplier": bad}})
+
+
+@pytest.mark.parametrize("bad", [True, "3", 4.0])
+def test_max_nodes_per_token_is_strict(bad):
+    v3 = costmodel.presets.get("deepseek-v3")
+    model = v3.model.model_dump()
+    model["moe"]["max_nodes_per_token"] = bad
+    with pytest.raises(ValidationError):
+        v3.replace(model=model)
+
+
+def test_priced_for_matches_the_gpu_name_whatever_its_case():
+    v3 = costmodel.presets.get("deepseek-v3")
+    assert not costmodel.estimate(v3.replace(**{"costs.priced_for": "h800-sxm"})).warnings
+
+
+def test_yaml_floats_without_a_dot_are_numbers():
+    cfg = costmodel.presets.get("megatron-gpt-1.7b")
+    assert costmodel.TrainingConfig.from_yaml(cfg.to_yaml().replace("goodput: 1.0", "goodput: 9e-1")).goodput == 0.9
+
+
+def test_a_timeline_too_long_to_log_is_refused_with_its_size():
+    cfg = costmodel.presets.get("megatron-gpt-1.7b").replace(**{"data.global_batch": 10**9})
+    with pytest.raises(ValueError, match="timeline simulates every op"):
+        costmodel.pipeline_of(cfg)
+
+
+def test_a_sweep_reason_names_the_path_and_the_value_as_the_config_does():
+    cfg = costmodel.presets.get("megatron-gpt-1.7b")
+    s = costmodel.sweep(cfg, {"data.tokens": [float("nan")]})
+    assert s.reason(0) == "data.tokens must be finite; got nan"
