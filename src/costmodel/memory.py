@@ -219,11 +219,18 @@ def peak_activations(cfg, unit, logits, m, rank=None):
     :func:`rank_activations` gives them), plus the logits; of every rank on the last axis,
     or of ``rank`` (one per row). ``m``: the micro-batches of a step, a number or one per
     row (the leading axis)."""
+    from .pipeline.orders import saturated
+
     p = cfg.parallelism
     unit = np.asarray(unit, dtype=float)
-    m = np.asarray(m, dtype=float)
     v = p.virtual_stages if p.schedule == "interleaved" else 1
-    if m.size == 1:
+    m = np.minimum(np.asarray(m, dtype=float), saturated(p.schedule, p.pp, v))  # past it, the same states
+    if p.schedule == "gpipe":  # every micro-batch held: m times the rank's one chunk, for any m at once
+        if rank is None:
+            return m.reshape(m.shape + (1,) * max(0, unit.ndim - m.ndim)) * unit + logits
+        rank = np.asarray(rank)
+        return m.reshape(-1) * np.take_along_axis(unit, rank.reshape(-1, 1), axis=-1)[:, 0] + logits
+    if m.size == 1 or np.all(m == m.flat[0]):
         return _peak(p.schedule, p.pp, v, unit, float(m.reshape(-1)[0]), rank) + logits
     ms = m.reshape(-1)
     rows = ms.size

@@ -155,15 +155,18 @@ def orders(schedule: str, pp: int, m: int, v: int = 1) -> list[list]:
 
 
 def saturated(schedule: str, pp: int, v: int = 1) -> float:
-    """Micro-batches past which a schedule's in-flight states no longer change (every
-    schedule but GPipe reaches its steady state within its warm-up): even, a multiple of
-    ``pp`` and at least ``2 pp``, so every schedule's rules accept it (a test checks the
-    states at this count equal those at more). GPipe never: it holds every micro-batch."""
-    return np.inf if schedule == "gpipe" else 2 * pp * (v + 2)
+    """Micro-batches from which a schedule's in-flight states no longer change: every
+    schedule but GPipe (which holds them all) reaches its peak within its warm-up. 1F1B and
+    ZB-H1: ``pp`` (rank 0 warms up ``pp - 1``); interleaved: ``2 pp`` (Megatron-LM's rank 0
+    warms up ``2 (pp - 1) + (v - 1) pp`` of its ``m v`` chunk passes); ZB-V and DualPipe(V):
+    ``2 pp``, the least their rules allow. A test checks the states at this count equal
+    those at more, for every schedule."""
+    if schedule == "gpipe":
+        return np.inf
+    return pp if schedule in ("1f1b", "zb1p") else 2 * pp
 
 
-@lru_cache(maxsize=1024)
-def peak_states(schedule: str, pp: int, m: int, v: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def peak_states(schedule: str, pp: int, m, v: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Where each rank's activations can peak, from its own op order: ``(states, chunk)``.
 
     ``states`` ``(pp, S, phases)``: the micro-batches of each rank-local phase whose
@@ -175,6 +178,11 @@ def peak_states(schedule: str, pp: int, m: int, v: int = 1) -> tuple[np.ndarray,
     ``chunk`` ``(pp, phases)``: the model chunk each phase runs (an index into the placement's
     chunks), ``-1`` where a rank has fewer phases. ``m`` past :func:`saturated` is taken at
     it (``math.inf`` too); GPipe holds every micro-batch."""
+    return _peak_states(schedule, pp, float(min(m, saturated(schedule, pp, v))), v)
+
+
+@lru_cache(maxsize=1024)
+def _peak_states(schedule: str, pp: int, m: float, v: int) -> tuple[np.ndarray, np.ndarray]:
     _, _, stage_of = topology(schedule, pp, v)
     phases = max(len(x) for x in stage_of)
     chunk = np.full((pp, phases), -1, dtype=np.int64)
@@ -184,7 +192,7 @@ def peak_states(schedule: str, pp: int, m: int, v: int = 1) -> tuple[np.ndarray,
     if schedule == "gpipe":
         states = np.full((pp, 1, 1), float(m))
     else:
-        states = _states_at(schedule, pp, int(min(m, saturated(schedule, pp, v))), v)
+        states = _states_at(schedule, pp, int(m), v)
     for a in (states, chunk):
         a.setflags(write=False)
     return states, chunk
