@@ -198,7 +198,8 @@ def rank_states(cfg, rows, ne, ex) -> dict:
 def rank_activations(cfg, fam, rows, tokens):
     """The activations of one micro-batch in each chunk of every placement (the chunk's
     layers, the last chunk's MTP modules as layers), ``(..., P, K)``, and the FP32 logits of
-    one micro-batch on the head's ranks ``(..., pp)`` [B]."""
+    one micro-batch on the head's ranks, the main head's and each MTP module's, ``(..., pp)``
+    [B]."""
     arch, p, prec = cfg.model, cfg.parallelism, cfg.precision
     act_layer = sum(
         count / arch.n_layers * activation_bytes_per_token(
@@ -208,7 +209,9 @@ def rank_activations(cfg, fam, rows, tokens):
     last = np.zeros(fam.layers.shape[-1])
     last[-1] = arch.mtp_modules
     unit = (fam.layers + last) * act_layer * tokens
-    logits = fam.holds_last * tokens * arch.vocab_size * 4.0 / rows.tp
+    # FP32 logits of the main head and of each MTP module, which predicts through the shared
+    # head (DeepSeek-V3 report Sec. 2.2)
+    logits = fam.holds_last * tokens * arch.vocab_size * 4.0 / rows.tp * (1 + arch.mtp_modules)
     return unit, logits
 
 

@@ -203,3 +203,16 @@ def test_no_nan_anywhere():
         flat = [v for v in d.values() if isinstance(v, float)]
         flat += [x for k, v in d.items() if isinstance(v, dict) and k != "cost_basis" for x in v.values()]
         assert all(math.isfinite(x) for x in flat), name
+
+
+def test_mtp_modules_hold_their_own_logits():
+    """Each MTP module predicts through the shared head (V3 report Sec. 2.2), so V3's head ranks
+    hold two micro-batches' worth of FP32 logits, 4096 x 129,280 x 4 B each (a review found one)."""
+    from costmodel import engine
+    from costmodel.stages import family
+
+    cfg = costmodel.presets.get("deepseek-v3")
+    p = cfg.parallelism
+    fam = family(p.schedule, p.pp, p.virtual_stages, cfg.model.n_layers)
+    _, logits = memory.rank_activations(cfg, fam, engine.Rows.of(cfg).scalars(), 4096.0)
+    assert np.max(logits) == pytest.approx(2 * 4096 * 129_280 * 4.0)
