@@ -104,8 +104,9 @@ def activation_bytes_per_token(arch: Architecture, kind: str, recompute: str, ge
 def in_flight(schedule: str, pp, rank, microbatches, v: int = 1):
     """Micro-batches of activations rank ``rank`` holds at its peak, in units of its own
     per-micro-batch activations (all the chunks it runs), with chunks of equal size: counted
-    from the schedule's op order (``pipeline.orders.peak_states``). 1F1B and ZB-H1: ``pp -
-    rank`` (Narayanan et al. 2021); GPipe: all ``m``; interleaved: Megatron-LM's warm-up,
+    from the schedule's op order (``pipeline.orders.peak_states``). 1F1B: ``pp - rank``
+    (Narayanan et al. 2021); ZB-H1: ``pp`` (rank ``r`` holds back ``r`` weight gradients,
+    which still read the inputs); GPipe: all ``m``; interleaved: Megatron-LM's warm-up,
     ``(2 (pp - 1 - rank) + (v - 1) pp + 1) / v`` (``(pp - rank)(1 + (pp-1)/(pp v))`` only at
     rank 0); DualPipe: ``PP + 1`` chunks (DualPipe README), ``pp - h`` of the chunk the rank
     starts with and ``h + 1`` of the other, ``h = min(rank, pp - 1 - rank)``; DualPipeV and

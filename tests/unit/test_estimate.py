@@ -81,6 +81,8 @@ def test_in_flight_by_hand():
     assert memory.in_flight("gpipe", 8, 3, 64) == 64
     assert memory.in_flight("interleaved", 8, 0, 64, v=2) == pytest.approx(8 * (1 + 7 / 16))
     assert memory.in_flight("dualpipe", 8, 0, 64) == 9  # PP + 1 (DualPipe README)
+    # ZB-H1: rank r holds back r weight gradients (Qi et al. 2024), whose inputs stay until W
+    assert [memory.in_flight("zb1p", 8, r, 64) for r in (0, 3, 7)] == [8, 8, 8]
     # Megatron-LM's interleaved warm-up (get_pp_rank_microbatches): 2 (pp-1-r) + (v-1) pp forwards
     # then one more before the first backward, in chunks of 1/v of a rank's micro-batch
     for r in range(8):

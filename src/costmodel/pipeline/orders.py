@@ -173,8 +173,10 @@ def peak_states(schedule: str, pp: int, m, v: int = 1) -> tuple[np.ndarray, np.n
     activations the rank holds right after a forward (where a peak can only be), reduced to
     those no other moment holds as many of in every phase (padded by repeating one), so that
     a rank's peak for any per-phase activation sizes ``a`` is ``max_s states[r, s] @ a``.
-    A forward adds its micro-batch's activations; the backward that reads them (a full or an
-    input-gradient backward, or the backward of an F&B pair, after its forward) frees them.
+    A forward adds its micro-batch's activations; the backward that reads them (a full
+    backward, or the backward of an F&B pair, after its forward) frees them; after an
+    input-gradient backward (zero-bubble) they stay until its weight gradient, which reads
+    the layer inputs too.
     ``chunk`` ``(pp, phases)``: the model chunk each phase runs (an index into the placement's
     chunks), ``-1`` where a rank has fewer phases. ``m`` past :func:`saturated` is taken at
     it (``math.inf`` too); GPipe holds every micro-batch."""
@@ -203,7 +205,7 @@ def _states_at(schedule: str, pp: int, m: int, v: int) -> np.ndarray:
     phases = max(len(x) for x in topology(schedule, pp, v)[2])
     per_rank = []
     for ops in orders(schedule, pp, m, v):
-        held, seen = [0] * phases, []
+        held, seen, queued = [0] * phases, [], []
         for kind, a, b in ops:
             if kind == "F":
                 held[a] += 1
@@ -212,8 +214,13 @@ def _states_at(schedule: str, pp: int, m: int, v: int) -> np.ndarray:
                 held[a] += 1
                 seen.append(tuple(held))
                 held[b] -= 1
+            elif kind == "B" and b:  # input gradient only: the weight gradient still reads the inputs
+                queued.append(a)
             elif kind == "B":
                 held[a] -= 1
+            elif kind == "W":  # the oldest queued weight gradient (of phase a, where given) frees them
+                ph = queued.pop(0 if a < 0 else queued.index(a))
+                held[ph] -= 1
         seen = sorted(set(seen), reverse=True) or [tuple(held)]
         top = [x for x in seen if not any(y != x and all(p >= q for p, q in zip(y, x)) for y in seen)]
         per_rank.append(top)
