@@ -35,26 +35,28 @@ class ProgramInfo:
     program: Program
 
 
-#: Config sections a stage's ``changes`` may give as a table: merged into the preset's
-#: section as dotted paths (a TOML dotted key ``costs.gpu_hour_price = ...`` parses as one).
-_SECTIONS = ("data", "cluster", "parallelism", "precision", "costs", "kernels", "efficiency")
+def _paths(changes: dict, where: str, cfg, prefix: str = "") -> dict:
+    """``changes`` as dotted paths: a table where the preset holds a section or another
+    object of fields (``costs``, ``model``, ``cluster.gpu``, ``data.batch_ramp``) merges into
+    it, field by field, at any depth (so ``{"costs": {"gpu_hour_price": ...}}``, which is what
+    TOML makes of the dotted key ``costs.gpu_hour_price = ...``, changes that price and keeps
+    the preset's others); anything else is a path as it is. An empty table removes an
+    optional field (TOML has no null): ``data.batch_ramp = {}``."""
+    from pydantic import BaseModel
 
-
-def _paths(changes: dict, where: str) -> dict:
-    """``changes`` as dotted paths: a table under a config section merges into it, field by
-    field (so ``{"costs": {"gpu_hour_price": ...}}``, which is what TOML makes of the dotted
-    key ``costs.gpu_hour_price = ...``, changes that price and keeps the preset's others);
-    anything else is a path as it is. An empty table removes an optional field (TOML has no
-    null): ``data.batch_ramp = {}``."""
     out = {}
     for key, value in changes.items():
         if not isinstance(key, str):
             raise ValueError(f"{where}: changes are dotted config paths; got the key {key!r}")
-        if key in _SECTIONS and isinstance(value, dict):
-            out.update({f"{key}.{k}": v for k, v in value.items()})
+        path = prefix + key
+        held = cfg
+        for part in path.split("."):
+            held = getattr(held, part, None) if isinstance(held, BaseModel) else None
+        if isinstance(value, dict) and value and isinstance(held, BaseModel):
+            out.update(_paths(value, where, cfg, path + "."))
         else:
-            out[key] = value
-    return {k: (None if isinstance(v, dict) and not v else v) for k, v in out.items()}
+            out[path] = None if isinstance(value, dict) and not value else value
+    return out
 
 
 def _stage(e, i: int) -> Stage:
@@ -71,7 +73,8 @@ def _stage(e, i: int) -> Stage:
         if not isinstance(changes, dict):
             raise ValueError(f"{where}: changes must be a mapping of dotted config paths to values; got {changes!r}")
         try:
-            e["config"] = presets.get(e.pop("preset")).replace(**_paths(changes, where))
+            base = presets.get(e.pop("preset"))
+            e["config"] = base.replace(**_paths(changes, where, base))
         except (ValueError, UnknownName) as exc:
             raise ValueError(f"{where}: {describe_error(exc)}") from None
     elif "changes" in e:

@@ -228,6 +228,12 @@ def test_toml_dotted_keys_in_changes_change_one_field_and_an_empty_table_removes
     assert cfg.costs.gpu_hour_price == "neocloud"
     assert cfg.costs.gpu_price == v3.costs.gpu_price and cfg.costs.interconnect_per_gpu == v3.costs.interconnect_per_gpu
     assert cfg.data.batch_ramp is None and cfg.data.tokens == v3.data.tokens
+    deep = tmp_path / "deep.toml"  # at any depth where the preset holds fields (found by review)
+    deep.write_text('name = "deep"\n[[stage]]\nname = "pre"\npreset = "deepseek-v3"\n[stage.changes]\n'
+                    'model.n_layers = 30\ncluster.gpu.tdp = "800 W"\ndata.batch_ramp.start = 1000\n')
+    cfg = costmodel.programs.from_file(deep).program.stages[0].config
+    assert (cfg.model.n_layers, cfg.cluster.gpu.tdp.m, cfg.data.batch_ramp.start) == (30, 800, 1000)
+    assert cfg.model.hidden == v3.model.hidden and cfg.data.batch_ramp.tokens == v3.data.batch_ramp.tokens
 
 
 @pytest.mark.parametrize("body, match", [
