@@ -140,7 +140,8 @@ class Rows:
 @dataclass(frozen=True)
 class Columns:
     """The engine's result: one element per row. ``values`` and the breakdowns are in the
-    units of ``Estimate.to_dict``'s keys (s, day, hour, token/s, TFLOP/s, GB, USD);
+    units of ``Estimate.to_dict``'s keys (s, day, hour, token/s, TFLOP/s, GB, USD), except
+    ``memory``, the memory breakdown, in bytes (``Estimate`` and ``Sweep.estimate`` give GB);
     ``error`` maps each row whose work is not finite to the ``(name, value)`` of the first
     non-finite intermediate (``EstimateOutOfRange``); ``placement`` the chosen member of the
     layout's family."""

@@ -132,6 +132,7 @@ class Sweep:
         self._group = np.zeros(n, dtype=np.int64)
         self._row_values: dict[str, np.ndarray] = {}
         self.results: dict[str, np.ndarray] = {}
+        # the engine's breakdowns per row (engine.Columns): step [s], memory [B], ledgers [USD]
         self.breakdowns: dict[str, dict[str, np.ndarray]] = {"step": {}, "memory": {}, "marginal": {}, "capital": {},
                                                              "sched": {}}
         self.info: dict[str, Any] = {}
