@@ -263,6 +263,9 @@ def priors(cfg, notes: list | None = None) -> dict[str, Prior]:
             if notes is not None:
                 notes.append(f"{path}: the config does not use this input (no such price); its prior is ignored")
             continue
+        if spec.scale == "relative" and spec.dist in ("loguniform", "lognormal") and own <= 0:
+            raise ValueError(f"uncertainty[{path!r}]: a relative {spec.dist} prior multiplies the config's own value, "
+                             f"which is {own:g}: give an absolute prior (scale='absolute') for this input")
         prior = Prior(path, spec, own, "the config's uncertainty section")
         lo, hi, open_lo = _range(cfg, path)
         if not _fits_range(prior, lo, hi, open_lo):

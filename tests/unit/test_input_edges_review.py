@@ -67,3 +67,12 @@ def test_a_sweep_reason_names_the_path_and_the_value_as_the_config_does():
     cfg = costmodel.presets.get("megatron-gpt-1.7b")
     s = costmodel.sweep(cfg, {"data.tokens": [float("nan")]})
     assert s.reason(0) == "data.tokens must be finite; got nan"
+
+
+def test_a_relative_log_prior_around_zero_is_refused_naming_it():
+    # it was a bare "math domain error"
+    cfg = costmodel.presets.get("llama3-405b").replace(**{
+        "costs.gpu_price": "30000 USD",
+        "uncertainty": {"costs.research_multiple": {"dist": "loguniform", "scale": "relative", "low": 0.5, "high": 2}}})
+    with pytest.raises(ValueError, match="research_multiple.*relative loguniform.*absolute"):
+        costmodel.uncertainty(cfg, 4)

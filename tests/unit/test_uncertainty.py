@@ -325,8 +325,12 @@ def test_research_multiple_and_optional_hbm_priors(v3):
     notes = []
     assert "costs.research_multiple" not in default_priors(v3, notes)  # the preset's 0: kept fixed
     assert any(n.startswith("costs.research_multiple: the config's 0 lies outside") for n in notes)
-    lo, hi = default_priors(v3.replace(**{"costs.research_multiple": 1.2}))["costs.research_multiple"].support()
-    assert (lo, hi) == (0.2, 3.0)
+    prior = default_priors(v3.replace(**{"costs.research_multiple": 1.2}))["costs.research_multiple"]
+    assert prior.support() == (0.029, 3.857)
+    # Epoch AI's 5%, 50% and 95% quantiles less the final run: 2.2 exp(+-1.645 x 0.366) - 1 and 1.2
+    # (a review found the old triangular 0.2-1.2-3.0's median at 1.41 and its 90% range 0.57-2.50)
+    q = prior.ppf(np.array([0.05, 0.5, 0.95]))
+    np.testing.assert_allclose(q, [0.204, 1.2, 3.02], rtol=0.02)
     # the HBM prior is sourced but optional: not a default, and a config opts in with its numbers
     entry = next(e for e in _catalogue() if e["path"] == "efficiency.hbm")
     assert entry["optional"] and "BabelStream" in entry["source"]
