@@ -81,12 +81,20 @@ def group_link(span_gpus: int, gpus_per_node: int, nvlink: Link, scale_out: Link
     return nvlink if span_gpus <= gpus_per_node else scale_out
 
 
-def distinct_nodes(k: int, nodes, limit: int | None = None):
-    """Expected number of distinct nodes among ``k`` experts spread uniformly over ``nodes``
-    nodes, capped by node-limited routing at ``limit`` (DeepSeek-V3 report Sec. 2.1.2):
-    ``N (1 - (1 - 1/N)^k)``, at most ``limit``. Broadcasts over ``nodes``."""
+def distinct_nodes(k: int, nodes, limit: int | None = None, experts: int | None = None):
+    """Expected number of distinct nodes (or GPUs) among a token's ``k`` experts spread
+    uniformly over ``nodes``, capped by node-limited routing at ``limit`` (DeepSeek-V3 report
+    Sec. 2.1.2). With ``experts`` (the routed experts, ``E``), the ``k`` are distinct experts
+    (drawn without replacement, as top-k routing picks them): ``N (1 - C(E - E/N, k) / C(E,
+    k))``; without, ``N (1 - (1 - 1/N)^k)``. Broadcasts over ``nodes``."""
     n = np.maximum(np.asarray(nodes, dtype=float), 1.0)
-    expected = np.where(n <= 1, 1.0, n * (1.0 - (1.0 - 1.0 / n) ** k))
+    if experts:
+        per, miss = float(experts) / n, 1.0  # miss: P(no expert of the token on a given node)
+        for i in range(k):
+            miss = miss * np.maximum(0.0, experts - per - i) / (experts - i)
+        expected = np.where(n <= 1, 1.0, n * (1.0 - miss))
+    else:
+        expected = np.where(n <= 1, 1.0, n * (1.0 - (1.0 - 1.0 / n) ** k))
     if limit:
         expected = np.where(n <= 1, 1.0, np.minimum(expected, float(limit)))
     return float(expected) if expected.ndim == 0 else expected
@@ -100,8 +108,9 @@ def distinct_nodes(k: int, nodes, limit: int | None = None):
 
 #: SMs that drive the full NVLink and InfiniBand bandwidth of DeepSeek-V3's all-to-all:
 #: "only 20 SMs are sufficient to fully utilize the bandwidths of IB and NVLink" (V3
-#: report, arXiv 2412.19437, Sec. 3.2.2). DeepEP's normal kernels with 24 SMs measure 43-58
-#: GB/s per GPU over 50 GB/s RDMA (saturated) and 153-158 GB/s over NVLink (README, commit
+#: report, arXiv 2412.19437, Sec. 3.2.2). DeepEP's normal kernels with 24 SMs measure 153-158
+#: GB/s per GPU over NVLink and 43-58 GB/s of "logical" RDMA bandwidth (it counts the token's
+#: own node too: about 44 GB/s of remote traffic over a 50 GB/s NIC at EP64; README, commit
 #: 3b1045d). Fewer SMs drive proportionally less (specs/network.md, "SMs and bandwidth").
 SATURATING_COMM_SMS = 20
 
@@ -187,8 +196,11 @@ def all_to_all(cfg, t: Tiers, rows, tokens):
     low = 1.0 if cfg.precision.gemm == "fp8" else 2.0
     nodes = -(-ep // gpn)  # exact for any integer size
     one = nodes == 1
-    copies_nvl = np.where(one, k * (ep - 1) / ep, k * (gpn - 1) / gpn)
-    copies_ib = np.where(one, 0.0, distinct_nodes(k, nodes, arch.moe.max_nodes_per_token) * (nodes - 1) / nodes)
+    # one copy per distinct GPU (DeepEP sends a token once to each rank that holds any of its
+    # experts: is_token_in_rank), and per distinct node across the NIC
+    e = arch.moe.n_routed
+    copies_nvl = np.where(one, distinct_nodes(k, ep, None, e) * (ep - 1) / ep, k * (gpn - 1) / gpn)
+    copies_ib = np.where(one, 0.0, distinct_nodes(k, nodes, arch.moe.max_nodes_per_token, e) * (nodes - 1) / nodes)
     far_bw, far_lat = t.scale_out.bandwidth, t.scale_out.latency
     if t.pcie is not None:
         in_server = ep <= t.server_gpus

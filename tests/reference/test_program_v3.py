@@ -31,7 +31,7 @@ def _err(predicted, published):
 def test_context_extension_within_25_percent(bill):
     h = bill.stage_gpu_hours
     predicted = h["context extension 32K"] + h["context extension 128K"]
-    assert abs(_err(predicted, PUBLISHED["context extension"])) <= 0.25  # measured: 122.3K, +2.8%
+    assert abs(_err(predicted, PUBLISHED["context extension"])) <= 0.25  # measured: 120.6K, +1.3%
 
 
 def test_post_training_is_the_published_input(bill):
@@ -44,7 +44,7 @@ def test_pre_training_within_10_percent(bill):
     assert abs(_err(bill.stage_gpu_hours["pre-training"], PUBLISHED["pre-training"])) <= 0.10
 
 
-@pytest.mark.xfail(strict=True, reason=V3_GAP + "; the program's total is 2.432M, -12.8% against 2,788K")
+@pytest.mark.xfail(strict=True, reason=V3_GAP + "; the program's total is 2.430M, -12.8% against 2,788K")
 def test_total_within_10_percent(bill):
     assert abs(_err(bill.gpu_hours.to("hour").m, PUBLISHED["total"])) <= 0.10
 

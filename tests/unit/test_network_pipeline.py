@@ -25,6 +25,25 @@ def test_distinct_nodes():
     assert network.distinct_nodes(8, 8) == pytest.approx(8 * (1 - (7 / 8) ** 8))
     assert network.distinct_nodes(8, 8, 4) == 4
     assert network.distinct_nodes(8, 1) == 1
+    # top-k picks k distinct experts: without replacement over E experts (a review: V3's 8 of 256
+    # over 8 nodes is 5.30 distinct nodes, not 5.25), which is what each copy is sent per
+    from math import comb
+    assert network.distinct_nodes(8, 8, None, 256) == pytest.approx(8 * (1 - comb(224, 8) / comb(256, 8)))
+    assert network.distinct_nodes(8, 8, 4, 256) == 4
+
+
+def test_an_expert_group_inside_a_node_sends_one_copy_per_gpu():
+    """DeepEP sends a token once to each rank holding any of its experts: V3 at EP8 (32 experts
+    per GPU) has 5.30 distinct GPUs among its 8 experts, 4.63 of them remote, not 7 copies."""
+    import costmodel
+
+    v3 = costmodel.presets.get("deepseek-v3").replace(**{"parallelism.ep": 8, "parallelism.schedule": "1f1b"})
+    t = network.tiers(v3)
+    rows = costmodel.engine.Rows.of(v3).scalars()
+    a2a, _, first = network.all_to_all(v3, t, rows, 4096.0)
+    copies = network.distinct_nodes(8, 8, None, 256) * 7 / 8
+    expected = network.all_to_all_time(4096 * copies * 7168 * 1.0, t.nvlink.bandwidth, t.nvlink.latency)
+    assert first == pytest.approx(expected, rel=1e-12)
 
 
 def test_group_link():
