@@ -499,8 +499,17 @@ class TrainingConfig(_Frozen):
             _layout_rules.check(_layout_rules.Values.of(self))
         self._check_catalogue()
         self._check_energy()
+        self._check_half_precision()
         self._stamp_prices()
         return self
+
+    def _check_half_precision(self) -> None:
+        """Everything but the GEMMs runs at the GPU's 16-bit rate (BF16, else FP16), and MFU
+        divides by it: a GPU without either peak cannot be estimated."""
+        g = self.cluster.gpu
+        if not (g.supports("bf16") or g.supports("fp16")):
+            raise ValueError(f"cluster.gpu.peaks needs a bf16 or fp16 peak (the rate of everything but the GEMMs, "
+                             f"and MFU's denominator); {g.name} gives {', '.join(g.peaks) or 'none'}")
 
     def _check_energy(self) -> None:
         """The owned-fleet ledger prices energy from the GPU's TDP: a GPU without one cannot

@@ -76,3 +76,12 @@ def test_a_relative_log_prior_around_zero_is_refused_naming_it():
         "uncertainty": {"costs.research_multiple": {"dist": "loguniform", "scale": "relative", "low": 0.5, "high": 2}}})
     with pytest.raises(ValueError, match="research_multiple.*relative loguniform.*absolute"):
         costmodel.uncertainty(cfg, 4)
+
+
+def test_a_gpu_without_a_16_bit_peak_is_refused_at_validation():
+    # it was accepted, then estimate() raised UnknownPeak naming "the catalogue"
+    v3 = costmodel.presets.get("deepseek-v3")
+    gpu = v3.cluster.gpu.model_dump() | {"name": "fp8-only", "aliases": [], "achievable": {}}
+    gpu["peaks"] = {"fp8": gpu["peaks"]["fp8"]}
+    with pytest.raises(ValidationError, match="bf16 or fp16 peak"):
+        v3.replace(**{"cluster.gpu": gpu})
