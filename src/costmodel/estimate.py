@@ -164,7 +164,8 @@ def result(cfg: TrainingConfig, cols: engine.Columns, i: int, check: bool = True
 
 
 #: The most ops a timeline (:func:`pipeline_of`, ``costmodel pipeline``) simulates: each op is
-#: logged, about 100 bytes, so a step past this would take gigabytes.
+#: logged, about 110 bytes (measured by an independent review: 1.07 GB of memory for the
+#: 9.4M ops of Megatron 1.7B at a global batch of 1e8), so a step past this would take gigabytes.
 MAX_TIMELINE_OPS = 10_000_000
 
 
