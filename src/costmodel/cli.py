@@ -717,6 +717,16 @@ def _add_set(p: argparse.ArgumentParser, flag: str = "--set", to: str = "") -> N
                    help=f"change a field by dotted path{to}, e.g. {flag} cluster.gpu=H100-SXM (repeatable)")
 
 
+def _add_layout_space(p: argparse.ArgumentParser, objective: str, when: str, example: str) -> None:
+    """``--objective`` and ``--axis``: what a layout search ranks by and its space
+    (``costmodel.search``'s ``objective`` and ``space``), for ``search`` and ``whatif``."""
+    from .layouts import LAYOUT_OBJECTIVES
+
+    p.add_argument("--objective", choices=list(LAYOUT_OBJECTIVES), default="time", help=objective)
+    p.add_argument("--axis", action="append", default=[], metavar="PATH=V1,V2,...",
+                   help=f"{when}replace or add an axis of the layout space, {example} (repeatable)")
+
+
 def _add_bands(p: argparse.ArgumentParser, what: str = "") -> None:
     """``--samples`` (Monte Carlo bands, off by default), ``--seed`` and ``--json``."""
     p.add_argument("--samples", type=int, default=None, help=f"Monte Carlo bands {what}(e.g. 2000)")
@@ -829,10 +839,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="a preset or a config file")
     p.add_argument("--gpus", type=int, default=None, help="GPUs in the cluster (default: the config's)")
     p.add_argument("--gpu", default=None, help="the GPU (default: the config's)")
-    p.add_argument("--objective", choices=["time", "cost", "memory"], default="time", help="what to rank by")
     p.add_argument("--top", type=int, default=20, help="how many layouts to list (default 20)")
-    p.add_argument("--axis", action="append", default=[], metavar="PATH=V1,V2,...",
-                   help="replace or add an axis of the layout space, e.g. --axis parallelism.zero=1,2 (repeatable)")
+    _add_layout_space(p, "what to rank by", "", "e.g. --axis parallelism.zero=1,2")
     _add_set(p)
     _add_table_outputs(p, "ranked ")
     p.set_defaults(func=_cmd_search)
@@ -844,11 +852,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="a preset or a config file")
     _add_set(p, "--set", " in the counterfactual")
     p.add_argument("--reoptimize", action="store_true", help="re-choose the layout for the changed setup")
-    p.add_argument("--objective", choices=["time", "cost", "memory"], default="time",
-                   help="what --reoptimize minimises (default time)")
-    p.add_argument("--axis", action="append", default=[], metavar="PATH=V1,V2,...",
-                   help="with --reoptimize, replace or add an axis of the searched layouts, e.g. "
-                        "--axis parallelism.tp=1 (repeatable)")
+    _add_layout_space(p, "what --reoptimize minimises (default time)", "with --reoptimize, ",
+                      "e.g. --axis parallelism.tp=1")
     _add_bands(p, "of the deltas ")
     p.set_defaults(func=_cmd_whatif)
 

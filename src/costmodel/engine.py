@@ -681,47 +681,48 @@ def _fitting(cfg, rows: Rows):
     return np.flatnonzero(fits)
 
 
+def _range_checks(cols: Columns) -> list:
+    """What :func:`out_of_range` checks, once for both of its paths: (name prefix, key, values,
+    must be positive) of every total (those of :data:`POSITIVE_KEYS` positive), every breakdown
+    line and the MFUs (positive); the name (prefix + key) is built only for a failure."""
+    checks = [("", k, v, k in POSITIVE_KEYS) for k, v in cols.values.items() if v is not None]
+    checks += [(f"{b}_breakdown.", k, v, False) for b in ("step", "memory", "marginal", "capital")
+               for k, v in getattr(cols, b).items()]
+    return checks + [("", "mfu", cols.mfu, True), ("", "mfu_at_precision", cols.mfu_at_precision, True)]
+
+
 def out_of_range(cols: Columns) -> dict:
     """The rows with a result outside floating-point range or below zero: row -> the (name,
-    value) of the first, which ``EstimateOutOfRange`` reports: every total (and those of
-    :data:`POSITIVE_KEYS` must be positive), every breakdown line, the MFUs (positive).
-    A row whose work was already not finite (``Columns.error``) keeps that reason. One check
-    for ``estimate`` and sweeps."""
+    value) of the first, which ``EstimateOutOfRange`` reports (:func:`_range_checks`). A row
+    whose work was already not finite (``Columns.error``) keeps that reason. One check for
+    ``estimate`` and sweeps."""
     n = len(cols.mfu)
-    if n == 1 and not cols.error and _one_in_range(cols):  # one estimate, the usual case, on Python numbers
-        return {}
-    checks = [(k, v, k in POSITIVE_KEYS) for k, v in cols.values.items() if v is not None]
-    checks += [(f"{b}_breakdown.{k}", v, False) for b in ("step", "memory", "marginal", "capital")
-               for k, v in getattr(cols, b).items()]
-    checks += [("mfu", cols.mfu, True), ("mfu_at_precision", cols.mfu_at_precision, True)]
+    checks = _range_checks(cols)
+    if n == 1 and not cols.error and all(_one_ok(v, positive) for _, _, v, positive in checks):
+        return {}  # one estimate, the usual case, checked on Python numbers
     out = dict(cols.error)
     with np.errstate(invalid="ignore"):
         if n:  # the usual case, every check at once
-            a = np.stack([_bcast(np.asarray(v, dtype=float), (n,)) for _, v, _ in checks])
-            positive = np.array([p for _, _, p in checks])[:, None]
+            a = np.stack([_bcast(np.asarray(v, dtype=float), (n,)) for _, _, v, _ in checks])
+            positive = np.array([p for _, _, _, p in checks])[:, None]
             if np.all(np.isfinite(a)) and not np.any((a < 0) | ((a <= 0) & positive)):
                 return out
-        for name, v, positive in checks:
+        for prefix, key, v, positive in checks:
             v = _bcast(np.asarray(v, dtype=float), (n,))
             bad = ~np.isfinite(v) | (v < 0) | ((v <= 0) & positive)
             for j in np.flatnonzero(bad).tolist():
                 if j not in out:
-                    out[j] = (name, float(v[j]))
+                    out[j] = (prefix + key, float(v[j]))
     return out
 
 
-def _one_in_range(cols: Columns) -> bool:
-    """Whether the one row of ``cols`` has every result of :func:`out_of_range`'s checks in
-    range (False also where a value is not a one-element array: the full check decides)."""
-    def ok(v, positive):
-        if type(v) is not np.ndarray or v.shape != (1,):
-            return False
-        x = float(v[0])
-        return math.isfinite(x) and (x > 0 if positive else x >= 0)
-
-    return (all(ok(v, k in POSITIVE_KEYS) for k, v in cols.values.items() if v is not None)
-            and all(ok(v, False) for b in (cols.step, cols.memory, cols.marginal, cols.capital) for v in b.values())
-            and ok(cols.mfu, True) and ok(cols.mfu_at_precision, True))
+def _one_ok(v, positive: bool) -> bool:
+    """One row's value in range, on Python numbers (False where it is not a one-element
+    array: the array check decides)."""
+    if type(v) is not np.ndarray or v.shape != (1,):
+        return False
+    x = float(v[0])
+    return math.isfinite(x) and (x > 0 if positive else x >= 0)
 
 
 def _cannot_win(nofit, bound, best, best_nf, best_step):

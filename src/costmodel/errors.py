@@ -6,7 +6,8 @@ types here are for lookups and for questions a valid object cannot answer.
 
 from __future__ import annotations
 
-__all__ = ["UnknownName", "UnsupportedPrecision", "UnknownPeak", "InfeasibleConfig", "EstimateOutOfRange", "describe_error"]
+__all__ = ["UnknownName", "UnsupportedPrecision", "UnknownPeak", "InfeasibleConfig", "EstimateOutOfRange", "describe_error",
+           "lookup"]
 
 
 class UnknownName(KeyError, ValueError):
@@ -103,3 +104,12 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc}: {exc.filename!r}" if exc.filename else _one_line(exc)
     return _one_line(exc)
+
+
+def lookup(catalogue: dict, kind: str, name):
+    """The entry of a name-keyed catalogue (presets, programs) called ``name``, in any case;
+    else :class:`UnknownName` listing the names, in catalogue order."""
+    key = str(name).lower()
+    if key not in catalogue:
+        raise UnknownName(kind, name, list(catalogue))
+    return catalogue[key]

@@ -11,7 +11,7 @@ import tomllib
 from functools import cache
 from importlib import resources
 
-from .errors import UnknownName
+from .errors import lookup
 from .workload import Architecture
 
 __all__ = ["get", "names", "all_models"]
@@ -41,8 +41,4 @@ def get(name: str) -> Architecture:
     UnknownName
         Listing the known names.
     """
-    cat = _catalogue()
-    key = str(name).lower()
-    if key not in cat:
-        raise UnknownName("model", name, names())
-    return cat[key]
+    return lookup(_catalogue(), "model", name)

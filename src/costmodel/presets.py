@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 
 from .config import TrainingConfig
-from .errors import UnknownName
+from .errors import lookup
 
 __all__ = ["Preset", "get", "names", "info"]
 
@@ -46,11 +46,7 @@ def names() -> list[str]:
 
 def info(name: str) -> Preset:
     """The preset with its source and the assumptions it makes."""
-    cat = _catalogue()
-    key = str(name).lower()
-    if key not in cat:
-        raise UnknownName("preset", name, names())
-    return cat[key]
+    return lookup(_catalogue(), "preset", name)
 
 
 def get(name: str) -> TrainingConfig:

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from . import presets
-from .errors import UnknownName, describe_error
+from .errors import UnknownName, describe_error, lookup
 from .config import load_yaml
 from .program import FleetGroup, Program, Stage
 
@@ -154,11 +154,7 @@ def names() -> list[str]:
 
 def info(name: str) -> ProgramInfo:
     """The program with its source and assumptions."""
-    cat = _catalogue()
-    key = str(name).lower()
-    if key not in cat:
-        raise UnknownName("program", name, names())
-    return cat[key]
+    return lookup(_catalogue(), "program", name)
 
 
 def get(name: str) -> Program:
