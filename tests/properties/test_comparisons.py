@@ -272,3 +272,43 @@ def test_sequence_parallelism_off_moves_time_as_well_as_memory():
     assert off.memory_breakdown["activations"].m > on.memory_breakdown["activations"].m
     one = cfg.replace(**{"parallelism.tp": 1, "parallelism.dp": 1024, "data.global_batch": 16384})  # nothing to shard
     assert step(one.replace(**{"parallelism.sequence_parallel": False})) == step(one)
+
+
+@settings(max_examples=BUDGET)
+@given(training_configs())
+def test_sequence_parallelism_off_is_never_faster(cfg):
+    """Without SP every TP rank runs the norms and residual adds in full: the step can only grow."""
+    cfg = roomy(cfg)
+    on = step(replaced(cfg, **{"parallelism.sequence_parallel": True}))
+    off = step(replaced(cfg, **{"parallelism.sequence_parallel": False}))
+    assert off >= on * (1 - REL)
+
+
+@settings(max_examples=BUDGET)
+@given(st.sampled_from(["1f1b", "zb1p", "interleaved", "zbv", "dualpipe", "dualpipev", "gpipe"]),
+       st.sampled_from([2, 4, 8]), st.integers(1, 6), st.integers(0, 10**6), st.floats(1.0, 3.0))
+def test_a_heavier_chunk_never_lowers_a_ranks_peak_activations(schedule, pp, mult, seed, k):
+    """A rank's peak is the largest of its in-flight states weighted by its chunks' activations
+    (specs/memory.md): more activations in any one chunk never lower any rank's peak."""
+    v = 2 if schedule == "interleaved" else 1
+    m = {"interleaved": pp, "dualpipe": 2}.get(schedule, 1) * max(mult, 2 * pp)
+    chunks = {"interleaved": pp * v, "zbv": 2 * pp, "dualpipev": 2 * pp}.get(schedule, pp)
+    unit = np.random.default_rng(seed).uniform(0.1, 2.0, chunks)
+    heavier = unit.copy()
+    heavier[seed % chunks] *= k
+
+    class _P:  # the parallelism fields peak_activations reads
+        parallelism = type("p", (), {"schedule": schedule, "pp": pp, "virtual_stages": v})
+
+    base, more = (memory.peak_activations(_P, u, 0.0, m) for u in (unit, heavier))
+    assert np.all(more >= base - 1e-12 * np.abs(base))
+
+
+@given(st.integers(1, 16), st.sampled_from([1, 2, 4, 8, 16, 32, 64]), st.sampled_from([64, 160, 256]))
+def test_distinct_destinations_grow_with_the_experts_a_token_picks(k, n, experts):
+    """Expected distinct nodes (or GPUs) among k distinct experts: at most min(k, n), at least 1,
+    and never fewer for one more expert."""
+    from costmodel import network
+
+    d, d1 = network.distinct_nodes(k, n, None, experts), network.distinct_nodes(k + 1, n, None, experts)
+    assert 1.0 - 1e-12 <= d <= min(k, n) + 1e-9 and d1 >= d - 1e-12
