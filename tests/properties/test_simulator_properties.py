@@ -141,3 +141,19 @@ def test_constraints_are_enforced(schedule, pp, m, words):
 def test_stage_times_shape_is_checked():
     with pytest.raises(ValueError, match="shape"):
         simulate("1f1b", 4, 8, stage_times=np.ones((3, 3)))
+
+
+@pytest.mark.parametrize("schedule", ["gpipe", "1f1b", "zb1p", "interleaved", "zbv", "dualpipe", "dualpipev"])
+@pytest.mark.parametrize("pp", [2, 4, 8])
+def test_memory_in_flight_counts_what_the_simulator_holds(schedule, pp):
+    """Two counts of in-flight micro-batches, one definition of the schedule: the memory model's
+    (``memory.in_flight``, from ``pipeline.orders.peak_states``, in rank units) and the
+    simulator's own ``peak_activations`` (in chunks), per rank, agree."""
+    from costmodel import memory
+
+    v = 2 if schedule == "interleaved" else 1
+    m = 4 * pp if schedule == "dualpipe" else {"interleaved": pp}.get(schedule, 1) * max(3 * pp, 4)
+    sim = simulate(schedule, pp, m, F=1, B=1, W=1, FB=2.5 if schedule.startswith("dual") else None,
+                   virtual_stages=v).peak_activations
+    per_rank_unit = {"interleaved": v, "dualpipev": 2, "zbv": 2}.get(schedule, 1)
+    np.testing.assert_allclose(memory.in_flight(schedule, pp, np.arange(pp), m, v) * per_rank_unit, sim)
