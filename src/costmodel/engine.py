@@ -892,10 +892,18 @@ def screen(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:
         work = arch.n_layers * sum(lt.layer) + sum(lt.last)
         comm_all = (arch.n_layers + arch.mtp_modules) * exposed
         a2a_all = (arch.n_layers + arch.mtp_modules) * a2a
-        if p.schedule in timing.DUAL:  # the F&B pair hides at most the SMs' share of the all-to-all
-            share = np.where(np.isnan(network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)), 0.0,
-                             network.compute_share(r.comm_sms, cfg.cluster.gpu.sms))
+        if p.schedule in timing.DUAL:
+            # a pair with an all-to-all takes max(C/s, A), one without C (timing.fb_pair), so
+            # at least C + (1 - s) A; a lone forward or backward takes its compute and its
+            # all-to-all. Either way each layer's forward adds at least min((1/s - 1) F, its
+            # all-to-all) to its compute, and its input gradient min((1/s - 1) B, its
+            # all-to-all): both bounds hold for any sum of ranks, so for the average rank
+            cs = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
+            share = np.where(np.isnan(cs), 0.0, cs)
             per = comm_all + np.maximum(work + (1 - share) * a2a_all, a2a_all)
+            q = np.where(np.isnan(cs), 0.0, 1 / np.where(np.isnan(cs), 1.0, cs) - 1)
+            held = np.minimum(q * lt.layer[0], avg[2]) + np.minimum(q * lt.layer[1], avg[3])
+            per = np.maximum(per, comm_all + work + arch.n_layers * held)
         else:  # shared experts hide at most their own compute of the dispatch
             per = work + comm_all + a2a_all - (0.0 if lt.shared is None else
                                                (arch.n_moe_layers + arch.mtp_modules) * sum(lt.shared))

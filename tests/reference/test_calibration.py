@@ -20,12 +20,6 @@ V3_MFU_CAUSAL = 0.3894
 V3_GPU_HOURS_PER_T = 180_000
 
 
-_V3_FAST = pytest.mark.xfail(strict=True, reason=(
-    "issue #8 mechanisms (FP8 recipe at DeepGEMM's rate, SMs held only while the all-to-all runs) and "
-    "the refit (0.769) predict V3 13.9% faster than ISCA'25 measured: step 17.15 s vs 19.926 s, "
-    "leave-one-out +19.6%; specs/compute.md 'Calibration' lists the candidate missing mechanisms"))
-
-
 @pytest.fixture(scope="module")
 def v3():
     return costmodel.estimate(presets.get("deepseek-v3"))
@@ -35,13 +29,11 @@ def test_default_compute_efficiency_is_the_fit():
     assert round(fit_compute_efficiency(), 3) == DEFAULT_COMPUTE_EFFICIENCY
 
 
-@_V3_FAST
 def test_v3_gpu_hours_per_trillion_tokens(v3):
     per_t = v3.gpu_hours.to("hour").m / 14.8
     assert per_t == pytest.approx(V3_GPU_HOURS_PER_T, rel=0.10)
 
 
-@_V3_FAST
 def test_v3_step_time(v3):
     assert v3.step_time.to("s").m == pytest.approx(V3_STEP_S, rel=0.10)
 
@@ -51,12 +43,10 @@ def test_v3_bubble(v3):
     assert v3.pipeline_idle.to("s").m == pytest.approx(V3_BUBBLE_S, rel=0.25)
 
 
-@_V3_FAST
 def test_v3_mfu(v3):
     assert v3.mfu == pytest.approx(V3_MFU_CAUSAL, rel=0.10)
 
 
-@_V3_FAST
 def test_v3_cost_reproduces_the_headline_within_10_percent(v3):
     # V3 report Table 1: pre-training $5.328M of the $5.576M at $2/GPU-hour
     assert v3.marginal_cost.to("USD").m == pytest.approx(5.328e6, rel=0.10)
@@ -74,14 +64,7 @@ def test_v3_step_is_simulated_and_closed_forms_differ(v3):
     assert closed.stage_times["simulated"] == 0.0 and closed.step_time != v3.step_time
 
 
-_OUTSIDE = {
-    "deepseek-v3": "in-sample +16.2% at 0.769 (leave-one-out +19.6%): V3 predicted faster than measured",
-}
-
-
-@pytest.mark.parametrize("obs", [pytest.param(o, marks=pytest.mark.xfail(strict=True, reason=_OUTSIDE[o.preset]))
-                                 if o.preset in _OUTSIDE else o for o in OBSERVATIONS],
-                         ids=[o.preset for o in OBSERVATIONS])
+@pytest.mark.parametrize("obs", OBSERVATIONS, ids=[o.preset for o in OBSERVATIONS])
 def test_throughput_per_gpu_within_10_percent(obs):
     r = residuals()[obs.preset]
     assert abs(r) <= 0.10, f"{obs.preset}: {r:+.1%} vs {obs.source}"

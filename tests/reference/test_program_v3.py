@@ -15,10 +15,6 @@ from costmodel.program import estimate_program
 
 PUBLISHED = {"pre-training": 2_664_000, "context extension": 119_000, "post-training": 5_000, "total": 2_788_000}
 
-V3_GAP = ("the pre-training preset predicts V3 16% faster than measured (issue #8's open calibration gap: "
-          "costmodel validate, V3 leave-one-out +19.6%), so its GPU-hours are 2.304M, -13.5% against 2,664K")
-
-
 @pytest.fixture(scope="module")
 def bill():
     return estimate_program(costmodel.programs.get("deepseek-v3"))
@@ -39,19 +35,17 @@ def test_post_training_is_the_published_input(bill):
     assert bill.stages["post-training"] is None
 
 
-@pytest.mark.xfail(strict=True, reason=V3_GAP)
 def test_pre_training_within_10_percent(bill):
     assert abs(_err(bill.stage_gpu_hours["pre-training"], PUBLISHED["pre-training"])) <= 0.10
 
 
-@pytest.mark.xfail(strict=True, reason=V3_GAP + "; the program's total is 2.430M, -12.8% against 2,788K")
 def test_total_within_10_percent(bill):
     assert abs(_err(bill.gpu_hours.to("hour").m, PUBLISHED["total"])) <= 0.10
 
 
 def test_the_gap_is_the_pre_training_rate_alone(bill):
-    # what the xfails above rest on: the stages scale with the one calibrated rate, so the
-    # program's total error is within 1.5 points of the pre-training error (it holds 95% of the hours)
+    # the stages scale with the one calibrated rate, so the program's total error is within
+    # 1.5 points of the pre-training error (it holds 95% of the hours)
     pre = _err(bill.stage_gpu_hours["pre-training"], PUBLISHED["pre-training"])
     total = _err(bill.gpu_hours.to("hour").m, PUBLISHED["total"])
     assert abs(total - pre) < 0.015
