@@ -284,15 +284,15 @@ class Efficiency(_Frozen):
     specs/network.md with its source; ``compute`` is the one fitted to the calibration runs
     listed in ``costmodel.calibration`` (DeepSeek-V3, Llama 3 405B, four Megatron-LM runs)."""
 
-    compute: float = Field(default=DEFAULT_COMPUTE_EFFICIENCY, gt=0, le=1, strict=True,
+    compute: float = Field(default=DEFAULT_COMPUTE_EFFICIENCY, gt=0, le=1, strict=True, allow_inf_nan=False,
                            description="fraction of the GPU's measured achievable matmul rate reached in training")
-    fp8_recipe: float = Field(default=FP8_RECIPE_FACTOR, gt=0, le=1, strict=True,
+    fp8_recipe: float = Field(default=FP8_RECIPE_FACTOR, gt=0, le=1, strict=True, allow_inf_nan=False,
                               description="fine-grained FP8 GEMM rate over plain FP8 achievable rate")
-    nvlink: float = Field(default=0.8, gt=0, le=1, strict=True,
+    nvlink: float = Field(default=0.8, gt=0, le=1, strict=True, allow_inf_nan=False,
                           description="achievable over nominal NVLink: 160 of 200 GB/s (DeepSeek-V3 report Sec. 3.2.2)")
-    scale_out: float = Field(default=0.8, gt=0, le=1, strict=True,
+    scale_out: float = Field(default=0.8, gt=0, le=1, strict=True, allow_inf_nan=False,
                              description="achievable over nominal NIC: 40 of 50 GB/s (DeepSeek ISCA'25 Sec. 4.3)")
-    hbm: float = Field(default=HBM_EFFICIENCY, gt=0, le=1, strict=True,
+    hbm: float = Field(default=HBM_EFFICIENCY, gt=0, le=1, strict=True, allow_inf_nan=False,
                        description="achievable over nominal HBM bandwidth: 1861 of 2039 GB/s (arXiv 2501.12084)")
 
 

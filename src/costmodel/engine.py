@@ -783,12 +783,18 @@ def run_steps(data, seq_len, global_batch):
     return tr / (s * (B - b0)) * np.log(B / b0) + (tokens - tr) / (s * B)
 
 
-def run_gpu_hours(cfg, per_mb, step, m, seq_len, micro_batch, dp, steps, goodput=None):
+def run_gpu_hours(cfg, per_mb, step, m, seq_len, micro_batch, dp, steps, goodput=None, sync_mb=0.0):
     """GPU-hours of the run: every micro-batch each pipeline runs over the token budget at
-    ``per_mb``, plus each step's rest (``step - m per_mb``: bubble, DP sync, optimizer) for
-    every step, over goodput (``cfg.goodput`` unless given per row), times the GPUs."""
+    ``per_mb`` plus ``sync_mb`` (the exposed DP sync that comes with each micro-batch: ZeRO-2
+    and -3 reduce-scatter every micro-batch's gradients), plus each step's rest (``step - m
+    (per_mb + sync_mb)``: bubble, the rest of the DP sync, optimizer) for every step, over
+    goodput (``cfg.goodput`` unless given per row), times the GPUs. At a constant batch
+    (``m`` micro-batches in each of ``steps``) ``sync_mb`` changes nothing; in a batch ramp,
+    whose early steps have fewer micro-batches, it keeps the per-micro-batch sync from being
+    charged at the full batch's count."""
     rounds = cfg.tokens / (seq_len * micro_batch * dp)  # micro-batches per pipeline, whole run
-    wall = (per_mb * rounds + (step - m * per_mb) * steps) / (cfg.goodput if goodput is None else goodput)
+    per = per_mb + sync_mb
+    wall = (per * rounds + (step - m * per) * steps) / (cfg.goodput if goodput is None else goodput)
     return wall * cfg.cluster.num_gpus / 3600.0
 
 
@@ -804,7 +810,9 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=No
     steps = run_steps(cfg.data, seq, gb) + 0.0 * step
     per_mb = upick(g.busiest) + (upick(g.pair_r) - upick(g.busiest))
     goodput = None if rows.goodput is None else rows.goodput[:, 0, 0]
-    gpu_hours = run_gpu_hours(cfg, per_mb, step, m, seq, rows.micro_batch[:, 0, 0], rows.dp[:, 0, 0], steps, goodput)
+    sync_mb = parts[3] / m if cfg.parallelism.zero >= 2 else 0.0
+    gpu_hours = run_gpu_hours(cfg, per_mb, step, m, seq, rows.micro_batch[:, 0, 0], rows.dp[:, 0, 0], steps, goodput,
+                              sync_mb)
     wall = gpu_hours * 3600.0 / cfg.cluster.num_gpus
     tps = gb * seq / step
     model_flops = _bcast(g.model_flops, (n, 1, 1))[:, 0, 0]

@@ -59,6 +59,12 @@ class GPU(PicklesAsJson, BaseModel):
         system: 8 for HGX H100/H800, 2 for NVLink-bridged PCIe cards, 72 for GB200 NVL72.
         ``cluster.gpus_per_node`` may not exceed it and defaults to it. Required: a
         user-defined GPU says how many GPUs its NVLink reaches.
+    scale_up_mesh : bool
+        The scale-up links join every pair of the domain's GPUs directly, with no switch
+        (AMD MI300X's Infinity Fabric: seven links per GPU in an 8-GPU node), so a group of
+        ``g`` GPUs reaches its peers over ``g - 1`` of the ``scale_up_domain - 1`` links and a
+        transfer to one peer over one link. False: a switch (NVSwitch) gives any group the
+        whole bandwidth.
     pcie_bandwidth : Quantity or None
         Host-link (PCIe) bandwidth per GPU, one direction, for parts whose NVLink reaches
         only a bridged pair: groups beyond the pair but inside the server go over it.
@@ -84,6 +90,7 @@ class GPU(PicklesAsJson, BaseModel):
     typical_nic: Bandwidth | None = None
     sms: int | None = Field(default=None, gt=0, strict=True)
     scale_up_domain: int = Field(gt=0, strict=True)
+    scale_up_mesh: bool = Field(default=False, strict=True)
     pcie_bandwidth: Bandwidth | None = None
     server_gpus: int | None = Field(default=None, gt=0, strict=True)
     tdp: Power | None = None

@@ -20,6 +20,8 @@ already recomputes the scores), ``full`` keeps only each layer's input (2d).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .workload import GQA, Architecture
@@ -185,22 +187,51 @@ def rank_memory(cfg, fam, rows, ne, ex, tokens, m) -> dict:
     return parts
 
 
+#: Layers whose weights ZeRO-3 holds gathered at once: the one running and the next,
+#: prefetched (PyTorch FSDP's default ``BackwardPrefetch.BACKWARD_PRE`` and forward prefetch
+#: "hold the current set and the next set of parameters"; DeepSpeed ZeRO-3 prefetches the
+#: next parameters by bucket).
+GATHERED_LAYERS = 2
+
+
 def rank_states(cfg, rows, ne, ex) -> dict:
     """Training state of each rank's parameters (``ne`` non-expert, ``ex`` expert) after
-    ZeRO sharding over its data-parallel (and, for experts, expert-data-parallel) group [B]."""
+    ZeRO sharding over its data-parallel (and, for experts, expert-data-parallel) group [B],
+    with what sharding must gather back while a layer runs: ZeRO-3 the full weights of
+    :data:`GATHERED_LAYERS` layers, ZeRO-2 and -3 one layer's full gradient before its
+    reduce-scatter (the largest layer; the rank's own shard of it is already counted)."""
     p, prec = cfg.parallelism, cfg.precision
     dp_cp = rows.dp * rows.cp
+    dp_ex = np.maximum(1, dp_cp * rows.tp // rows.ep)
     st_ne = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, dp_cp)
-    st_ex = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero,
-                                  np.maximum(1, dp_cp * rows.tp // rows.ep))
-    return {k: ne * st_ne[k] + ex * st_ex[k] for k in st_ne}
+    st_ex = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, dp_ex)
+    out = {k: ne * st_ne[k] + ex * st_ex[k] for k in st_ne}
+    if p.zero >= 2:
+        layer = _largest_layer(cfg.model, rows, 1.0 - 1.0 / dp_cp, 1.0 - 1.0 / dp_ex)
+        out["gradients"] = out["gradients"] + BYTES[prec.grads] * layer
+        if p.zero >= 3:
+            out["weights"] = out["weights"] + GATHERED_LAYERS * BYTES["bf16"] * layer
+    return out
+
+
+def _largest_layer(arch: Architecture, rows, ne_share, ex_share):
+    """Parameters of the largest layer one GPU runs (non-expert over ``tp``, experts over
+    ``ep``), weighted by the shares of each (the part not already held)."""
+    out = 0.0
+    for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)):
+        if count:
+            lp = arch.layer_params(kind)
+            routed = lp.get("moe_routed", 0)
+            out = np.maximum(out, (sum(lp.values()) - routed) / rows.tp * ne_share + routed / rows.ep * ex_share)
+    return out
 
 
 def rank_activations(cfg, fam, rows, tokens):
     """The activations of one micro-batch in each chunk of every placement (the chunk's
-    layers, the last chunk's MTP modules as layers), ``(..., P, K)``, and the FP32 logits of
-    one micro-batch on the head's ranks, the main head's and each MTP module's, ``(..., pp)``
-    [B]."""
+    layers, the last chunk's MTP modules as layers), ``(..., P, K)``, and what each rank holds
+    on top of its in-flight micro-batches, ``(..., pp)`` [B]: the FP32 logits of one
+    micro-batch on the head's ranks, the main head's and each MTP module's, and, with
+    recomputation, one layer's recomputed activations (a backward re-running its forward)."""
     arch, p, prec = cfg.model, cfg.parallelism, cfg.precision
     act_layer = sum(
         count / arch.n_layers * activation_bytes_per_token(
@@ -213,6 +244,15 @@ def rank_activations(cfg, fam, rows, tokens):
     # FP32 logits of the main head and of each MTP module, which predicts through the shared
     # head (DeepSeek-V3 report Sec. 2.2)
     logits = fam.holds_last * tokens * arch.vocab_size * 4.0 / rows.tp * (1 + arch.mtp_modules)
+    if p.recompute != "none":
+        # a layer's backward first recomputes what its forward did not keep: for that moment
+        # the rank holds one layer's dropped activations too (the largest kind's)
+        redo = functools.reduce(np.maximum, (activation_bytes_per_token(arch, kind, "none", prec.gemm, cfg.kernels.attention, rows.seq_len,
+                                              rows.tp, p.sequence_parallel)
+                   - activation_bytes_per_token(arch, kind, p.recompute, prec.gemm, cfg.kernels.attention,
+                                                rows.seq_len, rows.tp, p.sequence_parallel)
+                   for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if count))
+        logits = logits + (fam.rank_held > 0) * redo * tokens
     return unit, logits
 
 

@@ -126,6 +126,16 @@ class Tiers:
     pcie: Link | None
     node_size: int
     server_gpus: int
+    #: a full-mesh scale-up fabric's links per GPU (``GPU.scale_up_mesh``), else 0 (a switch)
+    mesh_links: int = 0
+
+    def mesh_share(self, members):
+        """Share of the scale-up bandwidth a group of ``members`` GPUs inside the domain
+        reaches: 1 through a switch; over a full mesh the ``members - 1`` links to its peers
+        of the ``mesh_links`` each GPU has (one link for a transfer between two GPUs)."""
+        if not self.mesh_links:
+            return 1.0
+        return np.minimum(1.0, np.maximum(np.asarray(members) - 1, 1) / self.mesh_links)
 
     def _which(self, span):
         """Masks of the groups of ``span`` consecutive GPUs inside the scale-up domain, and
@@ -136,12 +146,13 @@ class Tiers:
         pcie = ~inside & (span <= self.server_gpus) if self.pcie is not None else np.zeros_like(inside)
         return inside, pcie
 
-    def tier(self, span):
-        """(bandwidth, latency, over the NIC) of groups of ``span`` consecutive GPUs.
-        Broadcasts over ``span``."""
+    def tier(self, span, members=None):
+        """(bandwidth, latency, over the NIC) of groups of ``members`` GPUs (default
+        ``span``) spread over ``span`` consecutive GPUs. Broadcasts over both."""
         inside, pcie = self._which(span)
         pc = self.pcie or self.scale_out
-        bw = np.where(inside, self.nvlink.bandwidth, np.where(pcie, pc.bandwidth, self.scale_out.bandwidth))
+        nvl = self.nvlink.bandwidth * self.mesh_share(span if members is None else members)
+        bw = np.where(inside, nvl, np.where(pcie, pc.bandwidth, self.scale_out.bandwidth))
         lat = np.where(inside, self.nvlink.latency, np.where(pcie, pc.latency, self.scale_out.latency))
         return bw, lat, ~inside & ~pcie
 
@@ -165,7 +176,7 @@ def tiers(cfg, rows=None) -> Tiers:
     pcie = None
     if g.pcie_bandwidth is not None and g.server_gpus and g.server_gpus > c.node_size:
         pcie = Link(to_base(g.pcie_bandwidth, "bandwidth") * e_out, NVLINK_LATENCY, "PCIe")
-    return Tiers(nvl, ib, pcie, c.node_size, g.server_gpus or 0)
+    return Tiers(nvl, ib, pcie, c.node_size, g.server_gpus or 0, g.scale_up_domain - 1 if g.scale_up_mesh else 0)
 
 
 def driven(comm_sms):
@@ -206,9 +217,10 @@ def all_to_all(cfg, t: Tiers, rows, tokens):
         in_server = ep <= t.server_gpus
         far_bw, far_lat = np.where(in_server, t.pcie.bandwidth, far_bw), np.where(in_server, t.pcie.latency, far_lat)
     share = driven(rows.comm_sms)
+    nvl_bw = t.nvlink.bandwidth * t.mesh_share(np.minimum(ep, gpn))  # a mesh: the links to the node's expert peers
 
     def a2a(elem_bytes: float):
-        t_nvl = all_to_all_time(tokens * copies_nvl * d * elem_bytes, t.nvlink.bandwidth * share, t.nvlink.latency)
+        t_nvl = all_to_all_time(tokens * copies_nvl * d * elem_bytes, nvl_bw * share, t.nvlink.latency)
         t_ib = all_to_all_time(tokens * copies_ib * d * elem_bytes, far_bw * share, far_lat)
         return np.maximum(t_nvl, t_ib)
 
@@ -238,7 +250,7 @@ def layer_comm(cfg, t: Tiers, rows, tokens, core_f, core_b) -> dict:
     act = tokens * arch.hidden * BYTES["bf16"]
     bw, lat, _ = t.tier(tp)
     tp_t = 2 * ring_allreduce_time(act, tp, bw, lat)
-    bw, _, _ = t.tier(tp * cp)
+    bw, _, _ = t.tier(tp * cp, 2)  # the ring passes each chunk to one peer
     ring = (cp - 1) * tokens / tp * kv_bytes_per_token(arch) / bw
     cp_f, cp_b = np.maximum(0.0, ring - core_f), np.maximum(0.0, 2 * ring - core_b)
     full = p.recompute == "full"
@@ -259,7 +271,7 @@ def pipeline_transfer(cfg, t: Tiers, rows, tokens):
     NIC with data-parallel traffic, :func:`dp_sync`)."""
     p = cfg.parallelism
     span = cfg.cluster.num_gpus  # tp*cp*dp*pp: the pipeline's ranks are the outermost
-    bw, lat, nic = t.tier(span)
+    bw, lat, nic = t.tier(span, 2)  # one peer
     act = tokens * cfg.model.hidden * BYTES["bf16"] / rows.tp
     if p.pp == 1:
         return 0.0 * act, False
@@ -289,7 +301,7 @@ def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None):
     """
     p, prec = cfg.parallelism, cfg.precision
     tp, cp, dp, ep = rows.tp, rows.cp, rows.dp, rows.ep
-    bw, lat, nic = t.tier(tp * cp * dp)
+    bw, lat, nic = t.tier(tp * cp * dp, dp * cp)
     g = BYTES[prec.grads]
     rs = ag = 0.0
     for params, n in ((ne, dp * cp), (ex, dp * cp * tp // ep)):

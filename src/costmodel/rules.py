@@ -138,10 +138,10 @@ RULES: tuple[Rule, ...] = (
          lambda v: f"parallelism.ep={v.ep} must be 1 for the dense model {v.model.name!r}"),
     Rule("ep divides the experts", lambda v: _moe(v, lambda m: _divides(v.ep, m.n_routed)),
          lambda v: f"parallelism.ep={v.ep} must divide model.moe.n_routed={v.model.moe.n_routed}"),
-    Rule("ep divides dp*tp", lambda v: _moe(v, lambda m: _divides(v.ep, v.dp * v.tp)),
-         lambda v: (f"parallelism.ep={v.ep} must divide parallelism.dp*tp = {v.dp}*{v.tp} = {v.dp * v.tp} "
-                    "(expert-parallel groups are formed from a stage's data- and tensor-parallel ranks, as in "
-                    "Megatron-Core)")),
+    Rule("ep divides dp*cp*tp", lambda v: _moe(v, lambda m: _divides(v.ep, v.dp * v.cp * v.tp)),
+         lambda v: (f"parallelism.ep={v.ep} must divide parallelism.dp*cp*tp = {v.dp}*{v.cp}*{v.tp} = "
+                    f"{v.dp * v.cp * v.tp} (expert-parallel groups are formed from a stage's data-, context- and "
+                    "tensor-parallel ranks, as in Megatron-Core)")),
     Rule("a layer per chunk", lambda v: chunk_count(v.schedule, v.pp, v.virtual_stages) <= v.model.n_layers,
          _shape_msg),
     Rule("tp divides the heads", lambda v: (v.tp == 1) | _divides(v.tp, v.model.attention.n_heads),
@@ -166,6 +166,11 @@ RULES: tuple[Rule, ...] = (
          lambda v: True if v.schedule != "interleaved" else v.microbatches % v.pp == 0,
          lambda v: (f"parallelism.schedule='interleaved' needs micro-batches divisible by pp={v.pp} "
                     f"(Megatron-LM); data.global_batch/(micro_batch*dp) = {v.microbatches}")),
+    Rule("learned positions cover the sequence",
+         lambda v: True if getattr(v.model, "position", "rope") != "learned" else v.seq_len <= v.model.max_position,
+         lambda v: (f"data.seq_len={v.seq_len} exceeds model.max_position={v.model.max_position}: the model "
+                    f"{v.model.name!r} has a learned position table of that many rows (give model.max_position "
+                    "to train longer sequences)")),
     Rule("ring attention chunks", lambda v: (v.cp == 1) | _divides(2 * v.cp, v.seq_len),
          lambda v: (f"data.seq_len={v.seq_len} must be divisible by 2*parallelism.cp = {2 * v.cp} "
                     "(load-balanced ring attention splits each sequence into 2*cp chunks)")),

@@ -116,7 +116,7 @@ def _dense_grid():
     """A 204,800-row grid of a dense model: layout x batch x sequence length (issue #9)."""
     cfg = costmodel.presets.get("megatron-gpt-18.4b")
     axes = {"parallelism.tp": [1, 2, 4, 8], "parallelism.pp": [1, 2, 4, 8], "parallelism.micro_batch": [1, 2, 4, 8],
-            "data.global_batch": list(range(256, 256 + 64 * 640, 64)), "data.seq_len": [1024, 2048, 4096, 8192, 16384]}
+            "data.global_batch": list(range(256, 256 + 64 * 640, 64)), "data.seq_len": [256, 512, 1024, 1536, 2048]}  # its learned positions: 2048
     return cfg, axes
 
 

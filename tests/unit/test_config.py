@@ -49,7 +49,7 @@ def test_frozen_and_extra_forbidden():
     [
         ({"parallelism.pp": 6}, ["parallelism.tp*pp*dp*cp", "1*6*128*1 = 768", "cluster.num_gpus=2048"]),
         ({"parallelism.ep": 48}, ["parallelism.ep=48", "model.moe.n_routed=256"]),
-        ({"parallelism.ep": 256}, ["parallelism.ep=256", "dp*tp"]),
+        ({"parallelism.ep": 256}, ["parallelism.ep=256", "dp*cp*tp"]),
         ({"data.global_batch": 15000}, ["data.global_batch=15000", "whole number of micro-batches"]),
         ({"cluster.gpu": "A100-SXM-80GB"}, ["precision.gemm='fp8'", "A100-SXM-80GB"]),
         ({"parallelism.schedule": "1f1b", "parallelism.virtual_stages": 2}, ["parallelism.virtual_stages=2"]),

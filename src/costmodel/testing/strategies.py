@@ -152,13 +152,16 @@ def training_configs(draw, model: Architecture | None = None, gpu: hardware.GPU 
     if pp * v > arch.n_layers:
         v = 1
         schedule = "1f1b"
-    seq_len = 1024 * draw(st.integers(1, 8))
+    learned = getattr(arch, "position", "rope") == "learned"
+    longest = 8 if not learned else min(8, arch.max_position // 1024)
+    # a learned position table bounds the sequence (a multiple of 8: ring attention's 2 cp chunks)
+    seq_len = 1024 * draw(st.integers(1, longest)) if longest >= 1 else arch.max_position // 8 * 8
     cp = draw(st.sampled_from([1, 1, 2, 4]))
     budget = max(1, max_gpus // (tp * pp * cp))
     dp = draw(st.integers(1, min(256, budget)))
     ep = 1
     if arch.moe:
-        ep = draw(st.sampled_from([e for e in _divisors(arch.moe.n_routed) if (dp * tp) % e == 0]))
+        ep = draw(st.sampled_from([e for e in _divisors(arch.moe.n_routed) if (dp * cp * tp) % e == 0]))
     micro_batch = draw(st.integers(1, 4))
     if schedule == "dualpipe":
         micro = 2 * draw(st.integers(pp, 4 * pp))
