@@ -439,7 +439,10 @@ class _Group:
         # the bound's terms at the slowest rank (``ri``): one of ``lower_bound``'s terms, so a
         # lower bound itself (the whole of it when that rank's term is the largest)
         self._first = at_ri(timing.before_first(fwd, bwd, fam.first_chunk))
-        self._pair = pair_r
+        # a DualPipe rank runs some micro-batches' forward and backward alone, without the
+        # SMs a pair holds (compute plus the exposed all-to-all), which can take less than
+        # their pair: each micro-batch costs the rank at least the cheaper of the two
+        self._pair = pair_r if p.schedule not in timing.DUAL else np.minimum(pair_r, at.forward + at.backward + at.W)
 
     @cached_property
     def bound(self):

@@ -32,6 +32,25 @@ def test_search_bounds_never_exceed_the_estimate(cfg):
     assert np.isfinite(time_lb[0]) and time_lb[0] > 0
 
 
+def test_placement_bound_counts_lone_dualpipe_ops_at_their_own_cost():
+    # a review's counterexample (2026-11-30): with half the CUs held for communication
+    # (MI300X, comm_sms 152 of 304), a DualPipe pair costs twice its compute, while the
+    # micro-batches a rank runs alone cost compute plus the exposed all-to-all; the bound
+    # charged every micro-batch a pair and exceeded the simulated step (0.1298 > 0.1287 s)
+    cfg = costmodel.TrainingConfig.model_validate_json(
+        '{"model":{"name":"hypothesis-mla","n_layers":9,"hidden":3328,"vocab_size":2515,"attention":{"kind":"mla",'
+        '"n_heads":64,"q_lora_rank":1536,"kv_lora_rank":512,"qk_nope_head_dim":128,"qk_rope_head_dim":64,'
+        '"v_head_dim":128},"mlp":{"kind":"swiglu","ffn_hidden":4864,"bias":false},"moe":{"first_k_dense":1,'
+        '"n_shared":0,"n_routed":8,"top_k":7,"expert_ffn":128},"mtp_modules":2,"tied_embeddings":false},'
+        '"data":{"tokens":"13355532288.0 token","seq_len":3072,"global_batch":456},"cluster":{"gpu":"MI300X",'
+        '"num_gpus":912,"gpus_per_node":8,"scale_out_bandwidth":"50.0 GB / s"},"parallelism":{"tp":8,"pp":6,'
+        '"dp":19,"ep":8,"micro_batch":2,"schedule":"dualpipe","recompute":"full","comm_sms":152},'
+        '"precision":{"gemm":"fp8"}}')
+    e = costmodel.estimate(cfg, check=False)
+    bound, _ = engine.bound(cfg, engine.Rows.of(cfg))
+    assert bound[0] <= e.step_time.m * (1 + 1e-9)
+
+
 def _groups(cfg, space):
     from costmodel import layouts, sweeps
 
