@@ -382,6 +382,8 @@ class _Group:
         if nic is not None:  # each rank's all-to-all over the NIC, (forward, backward), per micro-batch
             nic = tuple((a := sd * d + sm * x) * fam.rank_layers + a * arch.mtp_modules * fam.runs_last
                         for d, x in zip(comm["dense"][2:], nic))
+        # each rank's CP ring time on the NIC behind the attention core, (forward, backward)
+        self.ring = ring = tuple(x * (fam.rank_layers + arch.mtp_modules * fam.runs_last) for x in comm["ring"])
         pair = timing.pairs(p.schedule, rank, share)
         p2p, self.p2p_nic = network.pipeline_transfer(cfg, self.t, r, tokens)
         errors = _errors(u, rank, p2p)
@@ -411,7 +413,7 @@ class _Group:
         # ZeRO-0 and -1 expose a DP sync that neither the micro-batch count nor the span
         # enters: once per distinct row and placement
         self.nic = nic
-        self.dp_fixed = (network.dp_sync(cfg, self.t, r, ne, ex, rank, p2p, self.p2p_nic, None, None, nic)
+        self.dp_fixed = (network.dp_sync(cfg, self.t, r, ne, ex, rank, p2p, self.p2p_nic, None, None, nic, ring)
                          if p.zero <= 1 else None)
         self.error = errors if inv is None or not errors else \
             {j: errors[int(inv[j])] for j in np.flatnonzero(np.isin(inv, list(errors))).tolist()}
@@ -569,7 +571,8 @@ class _Group:
             rows = self.rows.take(i)
             t = network.tiers(self.cfg, rows) if rows.has_factors else self.t  # the rows' own links
             nic = None if self.nic is None else tuple(_gather(x, ui, c, shape) for x in self.nic)
-            dp = network.dp_sync(self.cfg, t, rows, ne, ex, rank, p2p, self.p2p_nic, m, span, nic)
+            ring = tuple(_gather(x, ui, c, shape) for x in self.ring)
+            dp = network.dp_sync(self.cfg, t, rows, ne, ex, rank, p2p, self.p2p_nic, m, span, nic, ring)
         opt = _gather(self.optimizer, ui, c, shape[:2] + (1,))
         parts = (m * busiest, m * comm, np.maximum(0.0, bubble)[:, None, None], dp, opt)
         parts = tuple(x[:, 0, 0] for x in np.broadcast_arrays(*parts))
@@ -867,7 +870,8 @@ def _bound(g: _Group) -> np.ndarray:
     else:
         X = (lambda a: g.per_row(a, g.shape[-1]))
         nic = None if g.nic is None else tuple(X(x) for x in g.nic)
-        dp = network.dp_sync(g.cfg, g.t, g.rows, X(g.ne), X(g.ex), g.rank.map(X), g.p2p, g.p2p_nic, g.m, np.inf, nic)
+        dp = network.dp_sync(g.cfg, g.t, g.rows, X(g.ne), X(g.ex), g.rank.map(X), g.p2p, g.p2p_nic, g.m, np.inf, nic,
+                             tuple(X(x) for x in g.ring))
     fits = _bcast(g.fits, (n, P, 1))[..., 0]
     b = _bcast(g.bound + dp, (n, P, 1))[..., 0]
     return np.where(fits.any(axis=1), np.min(np.where(fits, b, np.inf), axis=1), np.min(b, axis=1))

@@ -244,20 +244,27 @@ def layer_comm(cfg, t: Tiers, rows, tokens, core_f, core_b) -> dict:
     shared-expert compute can hide). TP: two all-reduces per pass (sequence parallelism's
     all-gather + reduce-scatter cost the same); CP: the ring's KV exchange beyond the
     attention core it overlaps; ``full`` recomputation re-runs the forward's collectives in
-    the backward (Megatron-LM: 6 per layer, not 4) and the MoE dispatch and combine."""
+    the backward (Megatron-LM: 6 per layer, not 4) and the MoE dispatch and combine. And
+    ``ring``: the ring's time hidden behind the core, per pass, where it crosses the NIC."""
     arch, p = cfg.model, cfg.parallelism
     tp, cp = rows.tp, rows.cp
     act = tokens * arch.hidden * BYTES["bf16"]
     bw, lat, _ = t.tier(tp)
     tp_t = 2 * ring_allreduce_time(act, tp, bw, lat)
-    bw, _, _ = t.tier(tp * cp, 2)  # the ring passes each chunk to one peer
+    bw, _, cp_nic = t.tier(tp * cp, 2)  # the ring passes each chunk to one peer
     ring = (cp - 1) * tokens / tp * kv_bytes_per_token(arch) / bw
     cp_f, cp_b = np.maximum(0.0, ring - core_f), np.maximum(0.0, 2 * ring - core_b)
     full = p.recompute == "full"
     xf = tp_t + cp_f
     xb = tp_t + cp_b + (tp_t + cp_f if full else 0.0)
     zero = 0.0 * xf
-    out = {"dense": (xf, xb, zero, zero), "moe": (xf, xb, zero, zero), "dispatch": (zero, zero)}
+    # the ring's time hidden behind the attention core still occupies the NIC when the CP
+    # group crosses it (:func:`dp_sync` counts it beside the DP traffic); the exposed part
+    # lengthens the pass itself
+    hid_f = (ring - cp_f) * cp_nic
+    hid_b = (2 * ring - cp_b + (ring - cp_f if full else 0.0)) * cp_nic
+    out = {"dense": (xf, xb, zero, zero), "moe": (xf, xb, zero, zero), "dispatch": (zero, zero),
+           "ring": (hid_f, hid_b)}
     if arch.is_moe:
         a2a_f, a2a_b, first = all_to_all(cfg, t, rows, tokens / tp)
         out["moe"] = (xf, xb, a2a_f, a2a_b + (a2a_f if full else 0.0))
@@ -278,7 +285,7 @@ def pipeline_transfer(cfg, t: Tiers, rows, tokens):
     return p2p_time(act, bw, lat), span > t.node_size
 
 
-def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None):
+def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None, ring=None):
     """Exposed data-parallel communication per step [s], the maximum over ranks.
 
     ``ne``, ``ex``: each rank's non-expert and expert parameters; ``rank``: its work per
@@ -297,7 +304,10 @@ def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None):
     crosses nodes it shares each GPU's NIC with the expert all-to-all and the pipeline
     transfers of the same passes (specs/network.md, "One NIC"): all of the all-to-all,
     ``a2a`` (forward, backward per rank) where compute hides part of it (shared experts),
-    else the rank's ``af``, ``ab``; the NIC carries it whether compute hides it or not.
+    else the rank's ``af``, ``ab``; the NIC carries it whether compute hides it or not; and
+    ``ring`` (forward, backward per rank), a context-parallel ring's NIC time hidden behind
+    the attention core (:func:`layer_comm`), which the compute window would otherwise count
+    twice.
     """
     p, prec = cfg.parallelism, cfg.precision
     tp, cp, dp, ep = rows.tp, rows.cp, rows.dp, rows.ep
@@ -313,8 +323,9 @@ def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None):
     ep_nodes = cfg.model.is_moe & (ep > t.node_size)
     pp_nic = p2p * p2p_nic
     af, ab = (rank.af, rank.ab) if a2a is None else a2a
-    busy_b = ((ab * ep_nodes) + pp_nic) * nic
-    busy_f = ((af * ep_nodes) + pp_nic) * nic
+    rf, rb = (0.0, 0.0) if ring is None else ring
+    busy_b = ((ab * ep_nodes) + pp_nic + rb) * nic
+    busy_f = ((af * ep_nodes) + pp_nic + rf) * nic
     window = np.maximum(0.0, rank.B + rank.W - busy_b)
     fwd_window = np.maximum(0.0, rank.F - busy_f)
     if p.zero >= 2:
