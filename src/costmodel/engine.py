@@ -564,7 +564,7 @@ class _Group:
         if self.dp_fixed is not None:
             dp = _gather(self.dp_fixed, ui, c, shape[:2] + (1,))
         else:
-            span = m * (busiest + comm) + np.maximum(0.0, bubble)[:, None, None]  # the step's pipeline part
+            span = m * (busiest + comm) + bubble[:, None, None]  # the step's pipeline part: the makespan
             rank = Work(*(_gather(x, ui, c, shape) for x in self.rank.fields()))
             ne, ex = _gather(self.ne, ui, c, shape), _gather(self.ex, ui, c, shape)
             p2p = _bcast(self.p2p, (self.n, 1, 1))[i]
@@ -574,7 +574,12 @@ class _Group:
             ring = tuple(_gather(x, ui, c, shape) for x in self.ring)
             dp = network.dp_sync(self.cfg, t, rows, ne, ex, rank, p2p, self.p2p_nic, m, span, nic, ring)
         opt = _gather(self.optimizer, ui, c, shape[:2] + (1,))
-        parts = (m * busiest, m * comm, np.maximum(0.0, bubble)[:, None, None], dp, opt)
+        # a DualPipe rank's lone forwards and backwards hold no SMs and can take less than
+        # their pairs' share (timing.fb_pair), so the makespan can fall below m pairs: the
+        # difference comes off the communication line (the SMs' cost those ops never paid)
+        # so that the step is the simulated makespan, not more
+        short = np.minimum(0.0, bubble)[:, None, None]
+        parts = (m * busiest, m * comm + short, np.maximum(0.0, bubble)[:, None, None], dp, opt)
         parts = tuple(x[:, 0, 0] for x in np.broadcast_arrays(*parts))
         step = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
         return parts, step

@@ -100,3 +100,20 @@ def test_a_sequence_longer_than_learned_positions_is_refused():
 def test_a_nan_efficiency_is_refused_as_not_finite(field):
     with pytest.raises(ValidationError, match=f"efficiency.{field}(.|\n)*finite"):
         costmodel.presets.get("deepseek-v3").replace(**{f"efficiency.{field}": float("nan")})
+
+
+def test_a_dualpipe_step_is_its_simulated_makespan_when_lone_ops_are_cheaper_than_pairs():
+    # a review's case (2026-11-30): holding 20 SMs through a pair costs more than a lone
+    # forward and backward pay, so the makespan fell below m pairs and the clipped bubble
+    # reported 9.6% more than the simulation (199.9 s against 182.3 s)
+    from costmodel.estimate import pipeline_of
+
+    c = costmodel.presets.get("deepseek-v3").replace(**{
+        "cluster.gpu": "H20", "cluster.num_gpus": 176, "cluster.scale_out_bandwidth": "25 GB/s",
+        "parallelism.pp": 2, "parallelism.dp": 88, "parallelism.ep": 8, "parallelism.micro_batch": 4,
+        "parallelism.recompute": "none", "data.global_batch": 2816, "data.batch_ramp": None})
+    e = costmodel.estimate(c, check=False)
+    b = e.step_breakdown
+    rest = (b["data-parallel sync (exposed)"] + b["optimizer"]).to("s").m
+    assert e.step_time.m == pytest.approx(pipeline_of(c).makespan + rest, rel=1e-9)
+    assert all(v.m >= 0 for v in b.values())

@@ -73,8 +73,9 @@ def before_first(fwd, bwd, first_chunk):
 
 def lower_bound(first, pair, m, optimizer):
     """A time no step with this placement undercuts [s]: for each rank, its work over the
-    step (``m`` times its work per micro-batch ``pair``; a DualPipe rank's unpaired ops only
-    add) plus the work before its first chunk (:func:`before_first`), plus the optimizer
+    step (``m`` times its least work per micro-batch ``pair``: for DualPipe the cheaper of
+    an F&B pair and the same forward and backward run alone, as its warm-up and cool-down
+    run them) plus the work before its first chunk (:func:`before_first`), plus the optimizer
     step."""
     return np.max(m * pair + first, axis=-1, keepdims=True) + optimizer
 

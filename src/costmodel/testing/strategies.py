@@ -176,6 +176,11 @@ def training_configs(draw, model: Architecture | None = None, gpu: hardware.GPU 
     precision = draw(st.sampled_from([p for p in ("bf16", "fp16", "fp8") if part.supports(p)]))
     recompute = draw(st.sampled_from(["none", "selective", "full"] + (["mla-up-proj"] if isinstance(att, MLA) else [])))
     tokens = float(global_batch * seq_len * draw(st.integers(1, 10**6)))
+    price = draw(st.floats(0.1, 20, allow_nan=False))
+    goodput = draw(st.floats(0.5, 1.0, exclude_min=True))
+    # SMs reserved for the expert all-to-all (DualPipe's overlap, shared experts' overlap):
+    # drawn last, so that the draws before it are those of configs without it
+    comm_sms = draw(st.sampled_from([0, 20, part.sms // 2])) if arch.moe and part.sms else 0
     return TrainingConfig(
         model=arch,
         data={"tokens": tokens, "seq_len": seq_len, "global_batch": global_batch},
@@ -188,11 +193,11 @@ def training_configs(draw, model: Architecture | None = None, gpu: hardware.GPU 
         parallelism={
             "tp": tp, "pp": pp, "dp": dp, "ep": ep, "cp": cp,
             "zero": draw(st.sampled_from([0, 1, 2, 3])), "micro_batch": micro_batch,
-            "schedule": schedule, "virtual_stages": v, "recompute": recompute,
+            "schedule": schedule, "virtual_stages": v, "recompute": recompute, "comm_sms": comm_sms,
         },
         precision={"gemm": precision},
-        costs={"gpu_hour_price": f"{draw(st.floats(0.1, 20, allow_nan=False)):.3f} USD/hour"},
-        goodput=draw(st.floats(0.5, 1.0, exclude_min=True)),
+        costs={"gpu_hour_price": f"{price:.3f} USD/hour"},
+        goodput=goodput,
     )
 
 
