@@ -917,7 +917,9 @@ def screen(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:
             # at least C + (1 - s) A; a lone forward or backward takes its compute and its
             # all-to-all. Either way each layer's forward adds at least min((1/s - 1) F, its
             # all-to-all) to its compute, and its input gradient min((1/s - 1) B, its
-            # all-to-all): both bounds hold for any sum of ranks, so for the average rank
+            # all-to-all) (the simulator's chunks are multiples of the average layer, plus the
+            # last chunk's extra work, which only adds): both bounds hold for any sum of ranks,
+            # so for the average rank
             cs = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
             share = np.where(np.isnan(cs), 0.0, cs)
             per = comm_all + np.maximum(work + (1 - share) * a2a_all, a2a_all)
