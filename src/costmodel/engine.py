@@ -424,16 +424,16 @@ class _Group:
         # distinct row's at that count, and the rest are computed per row
         self.states = states = memory.rank_states(cfg, r, ne, ex)
         self.state = state = sum(states.values())
-        self.unit, self.logits = unit, logits = memory.rank_activations(cfg, fam, r, tokens)
+        self.unit, self.held = unit, held = memory.rank_activations(cfg, fam, r, tokens)
         self.cshape = (u, self.P, self.K)  # per-chunk arrays (the activations of a chunk)
-        self.rm, self.peak = self._fullest(state, unit, logits, np.inf, r, self.ushape)
+        self.rm, self.peak = self._fullest(state, unit, held, np.inf, r, self.ushape)
         self.rm, self.peak = X(self.rm), X(self.peak)
         cap = saturated(p.schedule, p.pp, p.virtual_stages if p.schedule == "interleaved" else 1)
         below = np.flatnonzero(_bcast(self.m, (n, 1, 1))[:, 0, 0] < cap)
         if below.size:
             ub = self.ui(below)
             pick = (lambda a, last=p.pp: _bcast(a, (u, self.P, last))[ub])
-            rm, peak = self._fullest(pick(state), pick(unit, self.K), pick(logits), _bcast(self.m, (n, 1, 1))[below],
+            rm, peak = self._fullest(pick(state), pick(unit, self.K), pick(held), _bcast(self.m, (n, 1, 1))[below],
                                      self.rows.take(below), (below.size, self.P, p.pp))
             self.rm, self.peak = np.array(_bcast(self.rm, (n, self.P, 1))), np.array(_bcast(self.peak, (n, self.P, 1)))
             self.rm[below], self.peak[below] = rm, peak
@@ -441,10 +441,7 @@ class _Group:
         # the bound's terms at the slowest rank (``ri``): one of ``lower_bound``'s terms, so a
         # lower bound itself (the whole of it when that rank's term is the largest)
         self._first = at_ri(timing.before_first(fwd, bwd, fam.first_chunk))
-        # a DualPipe rank runs some micro-batches' forward and backward alone, without the
-        # SMs a pair holds (compute plus the exposed all-to-all), which can take less than
-        # their pair: each micro-batch costs the rank at least the cheaper of the two
-        self._pair = pair_r if p.schedule not in timing.DUAL else np.minimum(pair_r, at.forward + at.backward + at.W)
+        self._pair = timing.least_per_microbatch(p.schedule, at, pair_r)
 
     @cached_property
     def bound(self):
@@ -454,10 +451,10 @@ class _Group:
         X = (lambda a: a) if self.inv is None else (lambda a: _expand(a, self.inv, self.u))
         return timing.lower_bound(X(self._first), X(self._pair), self.m, X(self.optimizer))
 
-    def _fullest(self, state, unit, logits, m, rows, shape):
+    def _fullest(self, state, unit, held, m, rows, shape):
         """The fullest rank of each (row, placement) and its memory [B], for ``m``
         micro-batches (:func:`memory.peak_activations`, :func:`memory.rank_reserve`)."""
-        tensors = state + memory.peak_activations(self.cfg, unit, logits, m)
+        tensors = state + memory.peak_activations(self.cfg, unit, held, m)
         total = _bcast(tensors + memory.rank_reserve(self.cfg, rows, tensors), shape)
         rm = np.argmax(total, axis=-1)[..., None]
         return rm, np.take_along_axis(total, rm, axis=-1)
@@ -469,7 +466,7 @@ class _Group:
         out = {k: at(v) for k, v in self.states.items()}
         m = _bcast(self.m, (self.n, 1, 1))[i, 0, 0]
         chunks = _bcast(self.unit, self.cshape)[ui, c]  # (rows, K): the fullest rank's peak reads every chunk
-        out["activations"] = acts = memory.peak_activations(self.cfg, chunks, at(self.logits), m, rm)
+        out["activations"] = acts = memory.peak_activations(self.cfg, chunks, at(self.held), m, rm)
         out["reserve"] = memory.rank_reserve(self.cfg, self.rows.take(i), (at(self.state) + acts)[:, None, None])[:, 0, 0]
         return out
 
@@ -821,7 +818,7 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=No
     steps = run_steps(cfg.data, seq, gb) + 0.0 * step
     per_mb = upick(g.busiest) + (upick(g.pair_r) - upick(g.busiest))
     goodput = None if rows.goodput is None else rows.goodput[:, 0, 0]
-    sync_mb = parts[3] / m if cfg.parallelism.zero >= 2 else 0.0
+    sync_mb = parts[3] / m if network.syncs_every_microbatch(cfg.parallelism.zero) else 0.0
     gpu_hours = run_gpu_hours(cfg, per_mb, step, m, seq, rows.micro_batch[:, 0, 0], rows.dp[:, 0, 0], steps, goodput,
                               sync_mb)
     wall = gpu_hours * 3600.0 / cfg.cluster.num_gpus

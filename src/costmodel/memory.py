@@ -180,8 +180,8 @@ def rank_memory(cfg, fam, rows, ne, ex, tokens, m) -> dict:
     training state of its parameters after ZeRO sharding (:func:`rank_states`), the
     activations it holds at its peak (:func:`rank_activations`), and the reserve."""
     parts = rank_states(cfg, rows, ne, ex)
-    unit, logits = rank_activations(cfg, fam, rows, tokens)
-    parts["activations"] = peak_activations(cfg, unit, logits, m)
+    unit, held = rank_activations(cfg, fam, rows, tokens)
+    parts["activations"] = peak_activations(cfg, unit, held, m)
     tensors = sum(parts.values())
     parts["reserve"] = rank_reserve(cfg, rows, tensors)
     return parts
@@ -199,7 +199,9 @@ def rank_states(cfg, rows, ne, ex) -> dict:
     ZeRO sharding over its data-parallel (and, for experts, expert-data-parallel) group [B],
     with what sharding must gather back while a layer runs: ZeRO-3 the full weights of
     :data:`GATHERED_LAYERS` layers, ZeRO-2 and -3 one layer's full gradient before its
-    reduce-scatter (the largest layer; the rank's own shard of it is already counted)."""
+    reduce-scatter. The layer is the largest kind's; a rank gathers no more than it holds,
+    and the part of it the rank's own shard already counts is left out, so a higher ZeRO
+    stage never holds more (property-tested)."""
     p, prec = cfg.parallelism, cfg.precision
     dp_cp = rows.dp * rows.cp
     dp_ex = np.maximum(1, dp_cp * rows.tp // rows.ep)
@@ -207,23 +209,30 @@ def rank_states(cfg, rows, ne, ex) -> dict:
     st_ex = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, dp_ex)
     out = {k: ne * st_ne[k] + ex * st_ex[k] for k in st_ne}
     if p.zero >= 2:
-        layer = _largest_layer(cfg.model, rows, 1.0 - 1.0 / dp_cp, 1.0 - 1.0 / dp_ex)
-        out["gradients"] = out["gradients"] + BYTES[prec.grads] * layer
+        l_ne, l_ex = _largest_layer(cfg.model, rows)
+
+        def gathered(layers):  # parameters of ``layers`` such layers the rank lacks in full
+            return (np.minimum(layers * l_ne, ne) * (1.0 - 1.0 / dp_cp)
+                    + np.minimum(layers * l_ex, ex) * (1.0 - 1.0 / dp_ex))
+
+        out["gradients"] = out["gradients"] + BYTES[prec.grads] * gathered(1)
         if p.zero >= 3:
-            out["weights"] = out["weights"] + GATHERED_LAYERS * BYTES["bf16"] * layer
+            out["weights"] = out["weights"] + BYTES["bf16"] * gathered(GATHERED_LAYERS)
     return out
 
 
-def _largest_layer(arch: Architecture, rows, ne_share, ex_share):
-    """Parameters of the largest layer one GPU runs (non-expert over ``tp``, experts over
-    ``ep``), weighted by the shares of each (the part not already held)."""
-    out = 0.0
+def _largest_layer(arch: Architecture, rows):
+    """Non-expert (over ``tp``) and expert (over ``ep``) parameters one GPU holds of the
+    kind of layer with the most of them."""
+    ne = ex = total = 0.0
     for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)):
         if count:
             lp = arch.layer_params(kind)
-            routed = lp.get("moe_routed", 0)
-            out = np.maximum(out, (sum(lp.values()) - routed) / rows.tp * ne_share + routed / rows.ep * ex_share)
-    return out
+            k_ex = lp.get("moe_routed", 0) / rows.ep
+            k_ne = (sum(lp.values()) - lp.get("moe_routed", 0)) / rows.tp
+            more = k_ne + k_ex > total
+            ne, ex, total = np.where(more, k_ne, ne), np.where(more, k_ex, ex), np.maximum(total, k_ne + k_ex)
+    return ne, ex
 
 
 def rank_activations(cfg, fam, rows, tokens):
@@ -233,35 +242,33 @@ def rank_activations(cfg, fam, rows, tokens):
     micro-batch on the head's ranks, the main head's and each MTP module's, and, with
     recomputation, one layer's recomputed activations (a backward re-running its forward)."""
     arch, p, prec = cfg.model, cfg.parallelism, cfg.precision
-    act_layer = sum(
-        count / arch.n_layers * activation_bytes_per_token(
-            arch, kind, p.recompute, prec.gemm, cfg.kernels.attention, rows.seq_len, rows.tp, p.sequence_parallel)
-        for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if count
-    )
+    kinds = [(kind, count) for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if count]
+
+    def per_token(kind, mode):
+        return activation_bytes_per_token(arch, kind, mode, prec.gemm, cfg.kernels.attention, rows.seq_len, rows.tp,
+                                          p.sequence_parallel)
+
+    act_layer = sum(count / arch.n_layers * per_token(kind, p.recompute) for kind, count in kinds)
     last = np.zeros(fam.layers.shape[-1])
     last[-1] = arch.mtp_modules
     unit = (fam.layers + last) * act_layer * tokens
     # FP32 logits of the main head and of each MTP module, which predicts through the shared
     # head (DeepSeek-V3 report Sec. 2.2)
-    logits = fam.holds_last * tokens * arch.vocab_size * 4.0 / rows.tp * (1 + arch.mtp_modules)
+    held = fam.holds_last * tokens * arch.vocab_size * 4.0 / rows.tp * (1 + arch.mtp_modules)
     if p.recompute != "none":
         # a layer's backward first recomputes what its forward did not keep: for that moment
         # the rank holds one layer's dropped activations too (the largest kind's)
-        redo = functools.reduce(np.maximum, (activation_bytes_per_token(arch, kind, "none", prec.gemm, cfg.kernels.attention, rows.seq_len,
-                                              rows.tp, p.sequence_parallel)
-                   - activation_bytes_per_token(arch, kind, p.recompute, prec.gemm, cfg.kernels.attention,
-                                                rows.seq_len, rows.tp, p.sequence_parallel)
-                   for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if count))
-        logits = logits + (fam.rank_held > 0) * redo * tokens
-    return unit, logits
+        redo = functools.reduce(np.maximum, [per_token(kind, "none") - per_token(kind, p.recompute) for kind, _ in kinds])
+        held = held + (fam.rank_held > 0) * redo * tokens
+    return unit, held
 
 
-def peak_activations(cfg, unit, logits, m, rank=None):
+def peak_activations(cfg, unit, held, m, rank=None):
     """Activations a rank holds at its peak [B]: the largest, over the moments its op order
     can peak at (``pipeline.orders.peak_states``), of the micro-batches it holds of each
     chunk times that chunk's activations (``unit``, per chunk on the last axis, as
-    :func:`rank_activations` gives them), plus the logits; of every rank on the last axis,
-    or of ``rank`` (one per row). ``m``: the micro-batches of a step, a number or one per
+    :func:`rank_activations` gives them), plus what it holds on top of them (``held``: logits,
+    a recomputed layer); of every rank on the last axis, or of ``rank`` (one per row). ``m``: the micro-batches of a step, a number or one per
     row (the leading axis)."""
     from .pipeline.orders import saturated
 
@@ -271,11 +278,11 @@ def peak_activations(cfg, unit, logits, m, rank=None):
     m = np.minimum(np.asarray(m, dtype=float), saturated(p.schedule, p.pp, v))  # past it, the same states
     if p.schedule == "gpipe":  # every micro-batch held: m times the rank's one chunk, for any m at once
         if rank is None:
-            return m.reshape(m.shape + (1,) * max(0, unit.ndim - m.ndim)) * unit + logits
+            return m.reshape(m.shape + (1,) * max(0, unit.ndim - m.ndim)) * unit + held
         rank = np.asarray(rank)
-        return m.reshape(-1) * np.take_along_axis(unit, rank.reshape(-1, 1), axis=-1)[:, 0] + logits
+        return m.reshape(-1) * np.take_along_axis(unit, rank.reshape(-1, 1), axis=-1)[:, 0] + held
     if m.size == 1 or np.all(m == m.flat[0]):
-        return _peak(p.schedule, p.pp, v, unit, float(m.reshape(-1)[0]), rank) + logits
+        return _peak(p.schedule, p.pp, v, unit, float(m.reshape(-1)[0]), rank) + held
     ms = m.reshape(-1)
     rows = ms.size
     unit = np.broadcast_to(unit, (rows,) + unit.shape[1:]) if unit.shape[0] != rows else unit
@@ -286,11 +293,11 @@ def peak_activations(cfg, unit, logits, m, rank=None):
         if out is None:
             out = np.empty((rows,) + part.shape[1:])
         out[k] = part
-    return out + logits
+    return out + held
 
 
 def _peak(schedule: str, pp: int, v: int, unit, m: float, rank=None):
-    """:func:`peak_activations` at one micro-batch count, without the logits."""
+    """:func:`peak_activations` at one micro-batch count, without ``held``."""
     from .pipeline.orders import peak_states
 
     states, chunk = peak_states(schedule, pp, m if np.isfinite(m) else np.inf, v)

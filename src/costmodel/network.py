@@ -285,6 +285,12 @@ def pipeline_transfer(cfg, t: Tiers, rows, tokens):
     return p2p_time(act, bw, lat), span > t.node_size
 
 
+def syncs_every_microbatch(zero: int) -> bool:
+    """Whether the data-parallel sync comes with every micro-batch (ZeRO-2 and -3
+    reduce-scatter each micro-batch's gradients) rather than once a step (:func:`dp_sync`)."""
+    return zero >= 2
+
+
 def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None, ring=None):
     """Exposed data-parallel communication per step [s], the maximum over ranks.
 
@@ -328,7 +334,7 @@ def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None, 
     busy_f = ((af * ep_nodes) + pp_nic + rf) * nic
     window = np.maximum(0.0, rank.B + rank.W - busy_b)
     fwd_window = np.maximum(0.0, rank.F - busy_f)
-    if p.zero >= 2:
+    if syncs_every_microbatch(p.zero):
         # ZeRO-2 and -3 reduce-scatter every micro-batch's gradients; ZeRO-2 all-gathers the
         # parameters once a step, ZeRO-3 before every micro-batch's forward and backward (2 m
         # gathers): all of it crosses the DP link beside the NIC's other traffic, so ZeRO-3

@@ -312,3 +312,37 @@ def test_distinct_destinations_grow_with_the_experts_a_token_picks(k, n, experts
 
     d, d1 = network.distinct_nodes(k, n, None, experts), network.distinct_nodes(k + 1, n, None, experts)
     assert 1.0 - 1e-12 <= d <= min(k, n) + 1e-9 and d1 >= d - 1e-12
+
+
+def _rank_memory(cfg):
+    """Every rank's state and activations at every placement of the config's family."""
+    from costmodel import engine
+    from costmodel.stages import family
+
+    p = cfg.parallelism
+    fam = family(p.schedule, p.pp, p.virtual_stages, cfg.model.n_layers)
+    rows = engine.Rows.of(cfg).scalars()
+    ne, ex = memory.rank_params(cfg, fam, rows)
+    parts = memory.rank_memory(cfg, fam, rows, ne, ex, rows.tokens, rows.microbatches)
+    return sum(v for k, v in parts.items() if k not in ("activations", "reserve")), parts["activations"]
+
+
+@settings(max_examples=BUDGET, suppress_health_check=[HealthCheck.filter_too_much])
+@given(training_configs(max_pp=8))
+def test_a_higher_zero_stage_never_holds_more_state_on_any_rank(cfg):
+    # ZeRO-2 and -3 gather back one layer's gradient and two layers' weights while a layer
+    # runs, but never more than the rank holds: each stage's state is at most the one before,
+    # rank by rank, at every placement (the layout's choice among placements aside)
+    states = [_rank_memory(cfg.replace(**{"parallelism.zero": z}))[0] for z in range(4)]
+    for lo, hi in zip(states, states[1:]):
+        assert np.all(hi <= lo * (1 + 1e-12))
+
+
+@settings(max_examples=BUDGET, suppress_health_check=[HealthCheck.filter_too_much])
+@given(training_configs(max_pp=8))
+def test_more_recomputation_never_holds_more_activations_on_any_rank(cfg):
+    # none -> selective -> full keeps less per layer; the layer being recomputed in its
+    # backward holds what was dropped, once, so no rank's peak rises
+    acts = [_rank_memory(cfg.replace(**{"parallelism.recompute": r}))[1] for r in ("none", "selective", "full")]
+    for lo, hi in zip(acts, acts[1:]):
+        assert np.all(hi <= lo * (1 + 1e-12))

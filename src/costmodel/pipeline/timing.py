@@ -12,7 +12,7 @@ import numpy as np
 from .closed_form import makespan
 from .orders import topology
 
-__all__ = ["fb_pair", "pairs", "pair_phases", "lower_bound", "before_first", "closed_bubble", "DUAL", "DEFERS_W", "HOLDS_W"]
+__all__ = ["fb_pair", "pairs", "least_per_microbatch", "pair_phases", "lower_bound", "before_first", "closed_bubble", "DUAL", "DEFERS_W", "HOLDS_W"]
 
 #: Schedules whose steady unit is DualPipe's overlapped F&B pair.
 DUAL = ("dualpipe", "dualpipev")
@@ -45,6 +45,16 @@ def pairs(schedule: str, rank, share):
     if schedule in DUAL:
         return fb_pair(rank.F, rank.B, rank.W, rank.xf, rank.xb, rank.af, rank.ab, share)
     return rank.compute + rank.comm
+
+
+def least_per_microbatch(schedule: str, rank, pair):
+    """The least a rank's micro-batch costs it [s], for :func:`lower_bound`: its steady work
+    ``pair`` (:func:`pairs`), and for DualPipe(V) no more than its forward and backward run
+    alone, as the warm-up and cool-down run them (holding no SMs, they can cost less than a
+    pair that holds them)."""
+    if schedule in DUAL:
+        return np.minimum(pair, rank.forward + rank.backward + rank.W)
+    return pair
 
 
 @lru_cache(maxsize=256)

@@ -176,6 +176,8 @@ def training_configs(draw, model: Architecture | None = None, gpu: hardware.GPU 
     precision = draw(st.sampled_from([p for p in ("bf16", "fp16", "fp8") if part.supports(p)]))
     recompute = draw(st.sampled_from(["none", "selective", "full"] + (["mla-up-proj"] if isinstance(att, MLA) else [])))
     tokens = float(global_batch * seq_len * draw(st.integers(1, 10**6)))
+    nic = draw(st.sampled_from([25, 50, 100, 200, 400, 800]))
+    zero = draw(st.sampled_from([0, 1, 2, 3]))
     price = draw(st.floats(0.1, 20, allow_nan=False))
     goodput = draw(st.floats(0.5, 1.0, exclude_min=True))
     # SMs reserved for the expert all-to-all (DualPipe's overlap, shared experts' overlap):
@@ -188,11 +190,11 @@ def training_configs(draw, model: Architecture | None = None, gpu: hardware.GPU 
             "gpu": part,
             "num_gpus": num_gpus,
             "gpus_per_node": math.gcd(num_gpus, part.scale_up_domain),
-            "scale_out_bandwidth": f"{draw(st.sampled_from([25, 50, 100, 200, 400, 800]))} Gbit/s",
+            "scale_out_bandwidth": f"{nic} Gbit/s",
         },
         parallelism={
             "tp": tp, "pp": pp, "dp": dp, "ep": ep, "cp": cp,
-            "zero": draw(st.sampled_from([0, 1, 2, 3])), "micro_batch": micro_batch,
+            "zero": zero, "micro_batch": micro_batch,
             "schedule": schedule, "virtual_stages": v, "recompute": recompute, "comm_sms": comm_sms,
         },
         precision={"gemm": precision},
