@@ -397,7 +397,8 @@ class _Group:
         ne, ex = memory.rank_params(cfg, fam, r)
         optimizer = compute.optimizer_time(cfg, r, np.max(ne, axis=-1, keepdims=True),
                                            np.max(ex, axis=-1, keepdims=True))
-        fwd = fam.layers * layer.forward + e_last * last.forward
+        solo, solo_last = timing.lone(p.schedule, layer, share), timing.lone(p.schedule, last, share)
+        fwd = fam.layers * solo.forward + e_last * solo_last.forward
         bwd = None
         if p.schedule in timing.HOLDS_W:
             bwd = (fam.layers * (layer.B + layer.W + layer.xb + layer.ab)
@@ -441,7 +442,7 @@ class _Group:
         # the bound's terms at the slowest rank (``ri``): one of ``lower_bound``'s terms, so a
         # lower bound itself (the whole of it when that rank's term is the largest)
         self._first = at_ri(timing.before_first(fwd, bwd, fam.first_chunk))
-        self._pair = timing.least_per_microbatch(p.schedule, at, pair_r)
+        self._pair = pair_r
 
     @cached_property
     def bound(self):
@@ -511,6 +512,7 @@ class _Group:
         """Closed-form bubble of rows ``i`` at placements ``c`` (idle = bubble)."""
         p, ui, shape = self.cfg.parallelism, self.ui(i), self.ushape[:2] + (1,)
         at = Work(*(_gather(x, ui, c, shape) for x in self.at.fields()))
+        at = timing.lone(p.schedule, at, _bcast(self.share, (self.n, 1, 1))[i])
         m, p2p = _bcast(self.m, (self.n, 1, 1))[i], _bcast(self.p2p, (self.n, 1, 1))[i]
         bubble = timing.closed_bubble(p.schedule, p.pp, p.virtual_stages, self.K, m, at.forward, at.backward, at.W,
                                       _gather(self.pair_r, ui, c, shape), p2p)
@@ -523,11 +525,12 @@ class _Group:
         layers = self.fam.layers[c]  # (k, chunks)
         row = (lambda x: _bcast(x, (self.n, 1, 1))[i, 0] if isinstance(x, np.ndarray) else x)  # (k, 1) or a number
         ch = Work(*(layers * row(a) + self.e_last * row(b) for a, b in zip(self.layer.fields(), self.last.fields())))
-        st = np.stack([ch.forward, ch.backward, ch.W + 0.0 * ch.F], axis=-1)
+        share = _bcast(self.share, (self.n, 1, 1))[i, 0]
+        solo = timing.lone(p.schedule, ch, share)
+        st = np.stack([solo.forward, solo.backward, solo.W + 0.0 * solo.F], axis=-1)
         fb = None
         if p.schedule in timing.DUAL:
             a, b = timing.pair_phases(p.schedule, p.pp)
-            share = _bcast(self.share, (self.n, 1, 1))[i, 0]
             fb = timing.fb_pair(ch.F[:, a], ch.B[:, b], ch.W[:, b], ch.xf[:, a], ch.xb[:, b], ch.af[:, a],
                                 ch.ab[:, b], share[:, :, None])
         p2p = _bcast(self.p2p, (self.n, 1, 1))[i, 0, 0]
@@ -561,7 +564,7 @@ class _Group:
         if self.dp_fixed is not None:
             dp = _gather(self.dp_fixed, ui, c, shape[:2] + (1,))
         else:
-            span = m * (busiest + comm) + bubble[:, None, None]  # the step's pipeline part: the makespan
+            span = m * (busiest + comm) + np.maximum(0.0, bubble)[:, None, None]  # the step's pipeline part
             rank = Work(*(_gather(x, ui, c, shape) for x in self.rank.fields()))
             ne, ex = _gather(self.ne, ui, c, shape), _gather(self.ex, ui, c, shape)
             p2p = _bcast(self.p2p, (self.n, 1, 1))[i]
@@ -571,12 +574,7 @@ class _Group:
             ring = tuple(_gather(x, ui, c, shape) for x in self.ring)
             dp = network.dp_sync(self.cfg, t, rows, ne, ex, rank, p2p, self.p2p_nic, m, span, nic, ring)
         opt = _gather(self.optimizer, ui, c, shape[:2] + (1,))
-        # a DualPipe rank's lone forwards and backwards hold no SMs and can take less than
-        # their pairs' share (timing.fb_pair), so the makespan can fall below m pairs: the
-        # difference comes off the communication line (the SMs' cost those ops never paid)
-        # so that the step is the simulated makespan, not more
-        short = np.minimum(0.0, bubble)[:, None, None]
-        parts = (m * busiest, m * comm + short, np.maximum(0.0, bubble)[:, None, None], dp, opt)
+        parts = (m * busiest, m * comm, np.maximum(0.0, bubble)[:, None, None], dp, opt)
         parts = tuple(x[:, 0, 0] for x in np.broadcast_arrays(*parts))
         step = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
         return parts, step
@@ -910,19 +908,12 @@ def screen(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:
         comm_all = (arch.n_layers + arch.mtp_modules) * exposed
         a2a_all = (arch.n_layers + arch.mtp_modules) * a2a
         if p.schedule in timing.DUAL:
-            # a pair with an all-to-all takes max(C/s, A), one without C (timing.fb_pair), so
-            # at least C + (1 - s) A; a lone forward or backward takes its compute and its
-            # all-to-all. Either way each layer's forward adds at least min((1/s - 1) F, its
-            # all-to-all) to its compute, and its input gradient min((1/s - 1) B, its
-            # all-to-all) (the simulator's chunks are multiples of the average layer, plus the
-            # last chunk's extra work, which only adds): both bounds hold for any sum of ranks,
-            # so for the average rank
+            # every op of a rank, an F&B pair or a lone forward, backward or weight gradient,
+            # takes at least its compute on the SMs left (where there is an all-to-all) and at
+            # least its all-to-all (timing.fb_pair, timing.lone): so does their sum, which the
+            # pair form of the whole model's work gives
             cs = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
-            share = np.where(np.isnan(cs), 0.0, cs)
-            per = comm_all + np.maximum(work + (1 - share) * a2a_all, a2a_all)
-            q = np.where(np.isnan(cs), 0.0, 1 / np.where(np.isnan(cs), 1.0, cs) - 1)
-            held = np.minimum(q * lt.layer[0], avg[2]) + np.minimum(q * lt.layer[1], avg[3])
-            per = np.maximum(per, comm_all + work + arch.n_layers * held)
+            per = timing.fb_pair(work, 0.0, 0.0, comm_all, 0.0, a2a_all, 0.0, cs)
         else:  # shared experts hide at most their own compute of the dispatch
             per = work + comm_all + a2a_all - (0.0 if lt.shared is None else
                                                (arch.n_moe_layers + arch.mtp_modules) * sum(lt.shared))

@@ -5,6 +5,7 @@ and the closed-form step (specs/pipeline.md). Every function broadcasts over the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from .closed_form import makespan
 from .orders import topology
 
-__all__ = ["fb_pair", "pairs", "least_per_microbatch", "pair_phases", "lower_bound", "before_first", "closed_bubble", "DUAL", "DEFERS_W", "HOLDS_W"]
+__all__ = ["fb_pair", "pairs", "lone", "pair_phases", "lower_bound", "before_first", "closed_bubble", "DUAL", "DEFERS_W", "HOLDS_W"]
 
 #: Schedules whose steady unit is DualPipe's overlapped F&B pair.
 DUAL = ("dualpipe", "dualpipev")
@@ -47,14 +48,17 @@ def pairs(schedule: str, rank, share):
     return rank.compute + rank.comm
 
 
-def least_per_microbatch(schedule: str, rank, pair):
-    """The least a rank's micro-batch costs it [s], for :func:`lower_bound`: its steady work
-    ``pair`` (:func:`pairs`), and for DualPipe(V) no more than its forward and backward run
-    alone, as the warm-up and cool-down run them (holding no SMs, they can cost less than a
-    pair that holds them)."""
-    if schedule in DUAL:
-        return np.minimum(pair, rank.forward + rank.backward + rank.W)
-    return pair
+def lone(schedule: str, work, share):
+    """``work`` (a :class:`~costmodel.stages.Work`) as DualPipe(V) runs it outside a pair
+    (the warm-up's forwards, the cool-down's backwards and weight gradients): its compute on
+    the SMs the communication kernels leave, ``share``, where it has an all-to-all and SMs
+    are reserved, as in a pair (DeepGEMM's grids are sized to those SMs for the whole step,
+    specs/pipeline.md); unchanged for the other schedules."""
+    if schedule not in DUAL:
+        return work
+    with np.errstate(invalid="ignore", divide="ignore"):
+        held = np.where(np.isnan(share) | (work.af + work.ab <= 0), 1.0, 1.0 / share)
+    return replace(work, F=work.F * held, B=work.B * held, W=work.W * held)
 
 
 @lru_cache(maxsize=256)
@@ -83,10 +87,9 @@ def before_first(fwd, bwd, first_chunk):
 
 def lower_bound(first, pair, m, optimizer):
     """A time no step with this placement undercuts [s]: for each rank, its work over the
-    step (``m`` times its least work per micro-batch ``pair``: for DualPipe the cheaper of
-    an F&B pair and the same forward and backward run alone, as its warm-up and cool-down
-    run them) plus the work before its first chunk (:func:`before_first`), plus the optimizer
-    step."""
+    step (``m`` times its work per micro-batch ``pair``; a DualPipe rank's unpaired ops, on
+    the same SMs as its pairs (:func:`lone`), only add) plus the work before its first chunk
+    (:func:`before_first`), plus the optimizer step."""
     return np.max(m * pair + first, axis=-1, keepdims=True) + optimizer
 
 
