@@ -32,11 +32,12 @@ def test_search_bounds_never_exceed_the_estimate(cfg):
     assert np.isfinite(time_lb[0]) and time_lb[0] > 0
 
 
-def test_placement_bound_counts_lone_dualpipe_ops_at_their_own_cost():
+def test_placement_bound_never_exceeds_a_dualpipe_step_with_half_the_sms_held():
     # a review's counterexample (2026-11-30): with half the CUs held for communication
-    # (MI300X, comm_sms 152 of 304), a DualPipe pair costs twice its compute, while the
-    # micro-batches a rank runs alone cost compute plus the exposed all-to-all; the bound
-    # charged every micro-batch a pair and exceeded the simulated step (0.1298 > 0.1287 s)
+    # (MI300X, comm_sms 152 of 304), a DualPipe pair cost twice its compute while the
+    # micro-batches a rank ran alone cost compute plus the exposed all-to-all on the whole
+    # GPU; the bound charged every micro-batch a pair and exceeded the simulated step (0.1298
+    # > 0.1287 s). Lone ops now run on the same SMs (timing.lone), so a pair is their least
     cfg = costmodel.TrainingConfig.model_validate_json(
         '{"model":{"name":"hypothesis-mla","n_layers":9,"hidden":3328,"vocab_size":2515,"attention":{"kind":"mla",'
         '"n_heads":64,"q_lora_rank":1536,"kv_lora_rank":512,"qk_nope_head_dim":128,"qk_rope_head_dim":64,'
