@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -284,6 +284,31 @@ def _take_work(work, idx, n: int):
             {k: tup(v) for k, v in comm.items()})
 
 
+def _layer_last(cfg, lt, comm, share):
+    """The average layer's and the last chunk's extra work per micro-batch (:class:`Work`)
+    from per-layer work (:func:`_per_layer`), and the all-to-all the NIC carries where
+    shared-expert compute hides part of it ((forward, backward) of a MoE layer, else None)."""
+    p, arch = cfg.parallelism, cfg.model
+    moe = list(comm["moe"])
+    nic = None
+    if lt.shared is not None and p.schedule not in timing.DUAL:
+        # shared-expert compute overlaps the dispatch of each direction on the SMs left to
+        # compute (DeepSeek-V2 report Sec. 3.1.3); DualPipe overlaps everything instead.
+        # The backward dispatch hides behind the shared expert's input gradient, and its
+        # weight gradient too unless the schedule defers weight gradients (ZB-H1, ZB-V)
+        ef, eb, ew = lt.shared
+        hide_b = eb + (0.0 if p.schedule in timing.DEFERS_W else ew)
+        none = np.isnan(share)
+        moe[2] = moe[2] - np.where(none, 0.0, np.minimum(ef, share * comm["dispatch"][0]))
+        moe[3] = moe[3] - np.where(none, 0.0, np.minimum(hide_b, share * comm["dispatch"][1]))
+        nic = comm["moe"][2:]  # hidden or not, the whole all-to-all crosses the NIC
+    sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
+    avg = [sd * d + sm * x for d, x in zip(comm["dense"], moe)]
+    layer = Work(*lt.layer, *avg)
+    last = Work(*lt.last, *(x * arch.mtp_modules for x in avg))  # an MTP block communicates like a layer
+    return layer, last, nic
+
+
 class SharedLayers:
     """Per-layer work (:func:`_per_layer`) of the rows of many groups, computed once for
     all groups whose configs share what it reads (:func:`_layer_key`), over their distinct
@@ -352,23 +377,8 @@ class _Group:
         else:
             lt, comm = _per_layer(cfg, self.t, r, tokens)
         share = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
-        moe = list(comm["moe"])
-        nic = None  # the all-to-all the NIC carries, where compute hides part of it (below)
-        if lt.shared is not None and p.schedule not in timing.DUAL:
-            # shared-expert compute overlaps the dispatch of each direction on the SMs left to
-            # compute (DeepSeek-V2 report Sec. 3.1.3); DualPipe overlaps everything instead.
-            # The backward dispatch hides behind the shared expert's input gradient, and its
-            # weight gradient too unless the schedule defers weight gradients (ZB-H1, ZB-V)
-            ef, eb, ew = lt.shared
-            hide_b = eb + (0.0 if p.schedule in timing.DEFERS_W else ew)
-            none = np.isnan(share)
-            moe[2] = moe[2] - np.where(none, 0.0, np.minimum(ef, share * comm["dispatch"][0]))
-            moe[3] = moe[3] - np.where(none, 0.0, np.minimum(hide_b, share * comm["dispatch"][1]))
-            nic = comm["moe"][2:]  # hidden or not, the whole all-to-all crosses the NIC
+        layer, last, nic = _layer_last(cfg, lt, comm, share)
         sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
-        avg = [sd * d + sm * x for d, x in zip(comm["dense"], moe)]
-        layer = Work(*lt.layer, *avg)
-        last = Work(*lt.last, *(x * arch.mtp_modules for x in avg))  # an MTP block communicates like a layer
         self.fam = fam = family(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
         if places is not None:
             self.fam = fam = replace(fam, members=tuple(fam.members[j] for j in places), layers=fam.layers[places],
@@ -862,15 +872,19 @@ def bound(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:
 def _bound(g: _Group) -> np.ndarray:
     """Per row, a step time no simulated estimate undercuts: the least, over the
     placements that fit (all, where none fits), of the placement's lower bound plus the
-    least exposed data-parallel sync (that of an unbounded pipeline span: the exposure
-    only falls as the span grows)."""
+    exposed data-parallel sync at the least pipeline span (the bound's, without the
+    optimizer): the exposure falls as the span grows, but never faster (the span plus the
+    exposed sync, ``network.dp_sync``, never falls), so the sum at the least span is the
+    least."""
     n, P = g.n, g.P
     if g.dp_fixed is not None:
         dp = g.per_row(g.dp_fixed)
     else:
         X = (lambda a: g.per_row(a, g.shape[-1]))
+        Y = (lambda a: a if g.inv is None else _expand(a, g.inv, g.u))
         nic = None if g.nic is None else tuple(X(x) for x in g.nic)
-        dp = network.dp_sync(g.cfg, g.t, g.rows, X(g.ne), X(g.ex), g.rank.map(X), g.p2p, g.p2p_nic, g.m, np.inf, nic,
+        span = timing.lower_bound(Y(g._first), Y(g._pair), g.m, 0.0)
+        dp = network.dp_sync(g.cfg, g.t, g.rows, X(g.ne), X(g.ex), g.rank.map(X), g.p2p, g.p2p_nic, g.m, span, nic,
                              tuple(X(x) for x in g.ring))
     fits = _bcast(g.fits, (n, P, 1))[..., 0]
     b = _bcast(g.bound + dp, (n, P, 1))[..., 0]
@@ -884,18 +898,54 @@ def layer_work(cfg) -> Work:
     return g.layer.map(lambda x: float(np.asarray(x).reshape(-1)[0]))
 
 
+@lru_cache(maxsize=1024)
+def _probes(schedule: str, pp: int, v: int, n_layers: int):
+    """Two ranks of each placement of the family whose terms of ``timing.lower_bound`` the
+    screen takes (any rank's term bounds the step): the one the first micro-batch reaches
+    last (the most layers before its first chunk: a pipeline's last rank) and the one that
+    runs the most layers per micro-batch. Per placement and probe ``(P, 2)``: the layers it
+    runs per micro-batch, how often it runs the last chunk, and the layers before its first
+    chunk (none of them the last chunk, which is last)."""
+    fam = family(schedule, pp, v, n_layers)
+    cum = np.cumsum(fam.layers, axis=-1)
+    before = (cum - fam.layers)[:, fam.first_chunk]  # (P, pp): layers before each rank's first chunk
+    idx = np.stack([np.argmax(before, axis=-1), np.argmax(fam.rank_layers + fam.runs_last, axis=-1)], axis=-1)
+    coef = np.concatenate([np.take_along_axis(fam.rank_layers, idx, axis=-1), fam.runs_last[idx],
+                           np.take_along_axis(before, idx, axis=-1)], axis=-1)  # (P, 6)
+    # a placement whose every coefficient is at least another's never has the lesser bound
+    # (every term grows with each, the work being non-negative): keep the others, once each
+    coef = np.unique(coef, axis=0)
+    keep = [j for j in range(len(coef))
+            if not any(k != j and np.all(coef[k] <= coef[j]) for k in range(len(coef)))]
+    coef = coef[keep]
+    out = (coef[:, 0:2], coef[:, 2:4], coef[:, 4:6])
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
 def screen(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:
     """Lower bounds of every row's step time [s] and memory per GPU [B], from per-layer
-    work alone (no placement, no schedule): a search evaluates rows in order of these and
-    stops when no unevaluated row can beat the ones it has (``costmodel.search``).
+    work alone (no placement timed, no schedule simulated): a search evaluates rows in
+    order of these and stops when no unevaluated row can beat the ones it has
+    (``costmodel.search``).
 
-    Time: the busiest rank does at least the average rank's work per micro-batch (a rank's
-    steady work is convex in its parts, so the average rank's is a lower bound), which is
-    its compute, exposed TP/CP communication and the all-to-all less what can hide (a
-    DualPipe pair hides at most the compute SMs' share of it; shared experts at most their
-    compute), so the step is at least ``m`` times that. Memory: the fullest rank holds at least the average
-    rank's training state, plus the fixed reserve. ``work``: the rows' per-layer work, if at
-    hand (:meth:`SharedLayers.of`)."""
+    Time, the larger of two bounds, each plus the least optimizer step (that of the
+    average rank's parameters: the step's is the fullest rank's):
+
+    - the busiest rank does at least the average rank's work per micro-batch (a rank's
+      steady work is convex in its parts, so the average rank's is a lower bound), which
+      is its compute, exposed TP/CP communication and the all-to-all less what can hide (a
+      DualPipe pair hides at most the compute SMs' share of it; shared experts at most
+      their compute), so the step is at least ``m`` times that;
+    - ``timing.lower_bound``'s term at two ranks of each placement (:func:`_probes`): the
+      rank's ``m`` micro-batches of steady work plus the forwards (and, for the schedules
+      that hold weight gradients, backwards) of the layers before its first chunk, the
+      least over the family's placements. This is the warm-up a deep pipeline cannot
+      hide, which the first bound misses.
+
+    Memory: the fullest rank holds at least the average rank's training state, plus the
+    fixed reserve. ``work``: the rows' per-layer work, if at hand (:meth:`SharedLayers.of`)."""
     p, arch = cfg.parallelism, cfg.model
     with np.errstate(all="ignore"):
         r = rows.expand()
@@ -907,26 +957,52 @@ def screen(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:
         work = arch.n_layers * sum(lt.layer) + sum(lt.last)
         comm_all = (arch.n_layers + arch.mtp_modules) * exposed
         a2a_all = (arch.n_layers + arch.mtp_modules) * a2a
+        cs = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
         if p.schedule in timing.DUAL:
             # every op of a rank, an F&B pair or a lone forward, backward or weight gradient,
             # takes at least its compute on the SMs left (where there is an all-to-all) and at
             # least its all-to-all (timing.fb_pair, timing.lone): so does their sum, which the
             # pair form of the whole model's work gives
-            cs = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
             per = timing.fb_pair(work, 0.0, 0.0, comm_all, 0.0, a2a_all, 0.0, cs)
         else:  # shared experts hide at most their own compute of the dispatch
             per = work + comm_all + a2a_all - (0.0 if lt.shared is None else
                                                (arch.n_moe_layers + arch.mtp_modules) * sum(lt.shared))
             per = np.maximum(per, work + comm_all)
-        time_lb = r.microbatches * per / p.pp
+        m = r.microbatches
+        # the engine's own layer and last-chunk work (_Group), at the probe ranks
+        layer, last, _ = _layer_last(cfg, lt, comm, cs)
+        L, R, A = _probes(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
+        if p.schedule in timing.DUAL:  # a pair reads the sums of its compute, exposed and all-to-all parts
+            sums = (lambda x: (x.F + x.B + x.W, x.xf + x.xb, x.af + x.ab))
+            (w1, e1, a1), (wl, el, al) = sums(layer), sums(last)
+            pair = timing.fb_pair(L * w1 + R * wl, 0.0, 0.0, L * e1 + R * el, 0.0, L * a1 + R * al, 0.0, cs)
+        else:  # the steady work is linear in the layers
+            pair = L * (layer.compute + layer.comm) + R * (last.compute + last.comm)
+        head = timing.lone(p.schedule, layer, cs).forward
+        if p.schedule in timing.HOLDS_W:
+            head = head + layer.B + layer.W + layer.xb + layer.ab
+        probed = np.min(np.max(m * pair + A * head, axis=-1), axis=-1)[:, None, None]
         fam = family(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
         # the average rank's state is the same for every placement (each chunk is held by as
         # many ranks in all of them): one placement suffices
         fam = replace(fam, members=fam.members[:1], layers=fam.layers[:1], rank_layers=fam.rank_layers[:1],
                       rank_held=fam.rank_held[:1])
         ne, ex = memory.rank_params(cfg, fam, r)
-        parts = memory.rank_memory(cfg, fam, r, ne, ex, tokens, r.microbatches)
-        states = sum(np.mean(_bcast(v, np.broadcast_shapes(ne.shape, v.shape)), axis=-1)
-                     for k, v in parts.items() if k not in ("activations", "reserve"))
+        mean = (lambda a: np.mean(_bcast(a, np.broadcast_shapes(ne.shape, np.shape(a))), axis=-1, keepdims=True))
+        optimizer = compute.optimizer_time(cfg, r, mean(ne), mean(ex))  # linear in the parameters
+        span = np.maximum(m * per / p.pp, probed)  # the pipeline's part of the step
+        if network.syncs_every_microbatch(p.zero):
+            # ZeRO-2/3 sync every micro-batch's gradients (network.dp_sync): the step's
+            # pipeline part and exposed sync together carry at least the NIC's reductions and
+            # gathers (overlapped), or the reductions on top of the pipeline (not overlapped;
+            # ZeRO-3's gathers still hide at most behind it); at the average rank's parameters
+            rs, ag, _ = network.dp_traffic(cfg, network.tiers(cfg, r), r, mean(ne), mean(ex))
+            gathers = network.dp_gathers(p.zero, m, ag)
+            if p.overlap_grad_reduce:
+                span = np.maximum(span, m * rs + gathers)
+            else:
+                span = m * rs + (span if p.zero == 2 else np.maximum(span, gathers))
+        time_lb = span + optimizer
+        states = mean(sum(memory.rank_states(cfg, r, ne, ex).values()))[..., 0]
         mem_lb = np.min(states, axis=-1) + memory.CUDA_CONTEXT_BYTES + memory.NCCL_BYTES
     return _bcast(time_lb, (rows.n, 1, 1))[:, 0, 0], _bcast(mem_lb, (rows.n,))

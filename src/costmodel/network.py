@@ -291,6 +291,32 @@ def syncs_every_microbatch(zero: int) -> bool:
     return zero >= 2
 
 
+def dp_traffic(cfg, t: Tiers, rows, ne, ex):
+    """A rank's data-parallel collectives for one gradient sync [s], over its DP (and, for
+    experts, expert-data-parallel) group: the gradient reduction (ZeRO-0: all-reduce; else
+    reduce-scatter) and the parameter all-gather (0 for ZeRO-0), and whether the group
+    crosses the NIC. ``ne``, ``ex``: the rank's non-expert and expert parameters; affine in
+    them (so the average rank's traffic is at most the busiest's)."""
+    p, prec = cfg.parallelism, cfg.precision
+    tp, cp, dp, ep = rows.tp, rows.cp, rows.dp, rows.ep
+    bw, lat, nic = t.tier(tp * cp * dp, dp * cp)
+    g = BYTES[prec.grads]
+    rs = ag = 0.0
+    for params, n in ((ne, dp * cp), (ex, dp * cp * tp // ep)):
+        if p.zero == 0:
+            rs = rs + ring_allreduce_time(params * g, n, bw, lat)
+        else:
+            rs = rs + reduce_scatter_time(params * g, n, bw, lat)
+            ag = ag + all_gather_time(params * 2.0, n, bw, lat)
+    return rs, ag, nic
+
+
+def dp_gathers(zero: int, m, ag):
+    """The parameter all-gathers of one step: ZeRO-3 gathers before every micro-batch's
+    forward and backward (``2 m``), ZeRO-1 and -2 once a step; ``ag``: one gather [s]."""
+    return 2 * m * ag if zero == 3 else ag
+
+
 def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None, ring=None):
     """Exposed data-parallel communication per step [s], the maximum over ranks.
 
@@ -315,17 +341,9 @@ def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None, 
     the attention core (:func:`layer_comm`), which the compute window would otherwise count
     twice.
     """
-    p, prec = cfg.parallelism, cfg.precision
-    tp, cp, dp, ep = rows.tp, rows.cp, rows.dp, rows.ep
-    bw, lat, nic = t.tier(tp * cp * dp, dp * cp)
-    g = BYTES[prec.grads]
-    rs = ag = 0.0
-    for params, n in ((ne, dp * cp), (ex, dp * cp * tp // ep)):
-        if p.zero == 0:
-            rs = rs + ring_allreduce_time(params * g, n, bw, lat)
-        else:
-            rs = rs + reduce_scatter_time(params * g, n, bw, lat)
-            ag = ag + all_gather_time(params * 2.0, n, bw, lat)
+    p = cfg.parallelism
+    ep = rows.ep
+    rs, ag, nic = dp_traffic(cfg, t, rows, ne, ex)
     ep_nodes = cfg.model.is_moe & (ep > t.node_size)
     pp_nic = p2p * p2p_nic
     af, ab = (rank.af, rank.ab) if a2a is None else a2a
@@ -339,7 +357,7 @@ def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None, 
         # parameters once a step, ZeRO-3 before every micro-batch's forward and backward (2 m
         # gathers): all of it crosses the DP link beside the NIC's other traffic, so ZeRO-3
         # carries ZeRO-2's traffic and more (never faster, at a fixed layout)
-        gathers = 2 * m * ag if p.zero == 3 else ag
+        gathers = dp_gathers(p.zero, m, ag)
         free = np.maximum(0.0, span - m * (busy_b + busy_f))
         tail = np.maximum(0.0, rs - window) + np.maximum(0.0, ag - fwd_window)
         first = np.maximum(0.0, ag - fwd_window)  # the step's first gather: behind the first forward only
