@@ -124,7 +124,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     codes = (np.indices(sizes, dtype=np.int32).reshape(len(sizes), -1) if sizes
              else np.zeros((0, 1), dtype=np.int32))
     derive = "parallelism.dp" not in paths
-    table, groups = prepare(cfg, paths, values, codes, derive_dp=derive)
+    table, groups = prepare(cfg, paths, values, codes, derive_dp=derive, cartesian=True)
     n = table.n
     t_rules = time.perf_counter() - t0
 

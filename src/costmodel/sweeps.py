@@ -360,13 +360,14 @@ def _progress(progress, total: int, rows: int, desc: str):
 
 
 def run_table(cfg: TrainingConfig, paths, values, codes, *, pipeline="auto", executor=None, progress=None,
-              derive_dp: bool = False, desc: str = "sweep") -> Sweep:
-    """Evaluate the rows ``codes`` (``(axes, rows)`` indices into ``values``) of ``cfg``."""
+              derive_dp: bool = False, desc: str = "sweep", cartesian: bool = False) -> Sweep:
+    """Evaluate the rows ``codes`` (``(axes, rows)`` indices into ``values``) of ``cfg``
+    (``cartesian``: the Cartesian product of the axes, :func:`prepare`)."""
     from .estimate import PIPELINES
 
     if pipeline not in PIPELINES:
         raise ValueError(f"pipeline must be 'auto', 'closed' or 'simulate'; got {pipeline!r}")
-    out, groups = prepare(cfg, paths, values, codes, derive_dp=derive_dp)
+    out, groups = prepare(cfg, paths, values, codes, derive_dp=derive_dp, cartesian=cartesian)
     evaluate_rows(out, groups, None, pipeline=pipeline, executor=executor, progress=progress, desc=desc)
     return out
 
@@ -380,9 +381,31 @@ class Group:
     rows: engine.Rows
 
 
-def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = False) -> tuple[Sweep, list[Group]]:
+#: Config paths the rules never read (``rules.Values``): in a Cartesian product, groups that
+#: differ only in these have the same rows and so the same rows broken (:func:`prepare`).
+_RULE_BLIND = ("parallelism.zero", "parallelism.overlap_grad_reduce", "parallelism.sequence_parallel", "efficiency",
+               "goodput", "kernels")
+
+
+def _rule_key(changes: dict):
+    """What of a group's changes the rules read, hashable (None where a value is not)."""
+    key = tuple(sorted((p, v) for p, v in changes.items()
+                       if not any(p == b or p.startswith(b + ".") for b in _RULE_BLIND)))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = False,
+            cartesian: bool = False) -> tuple[Sweep, list[Group]]:
     """Apply the config's rules to every row: the sweep with its refused rows' reasons, and
-    the valid rows of each group, not yet evaluated."""
+    the valid rows of each group, not yet evaluated. ``cartesian``: ``codes`` are the
+    Cartesian product of the axes in C order (``np.indices``), so every group holds every
+    combination of the row axes' values in the same order: their arrays are taken once,
+    and groups whose changes the rules all read alike (:data:`_RULE_BLIND`) share the rows
+    the rules refuse."""
     n = codes.shape[1]
     row_axes = {engine.ROW_FIELDS[p]: a for a, p in enumerate(paths) if p in engine.ROW_FIELDS}
     group_axes = [a for a, p in enumerate(paths) if p not in engine.ROW_FIELDS]
@@ -432,23 +455,37 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
     bounds = np.searchsorted(group[order], np.arange(key_codes.shape[1] + 1))
     groups: list[Group] = []
     derived = np.zeros(n, dtype=np.int64) if derive_dp else None
-    for k in rows:
-        out._row_values[k] = np.zeros(n, dtype=np.int64)
+    own = {k: _group_value(cfg, {}, k) for k in rows}
+    for k, v in rows.items():  # each row's value; a group whose own value differs writes its rows below
+        out._row_values[k] = np.full(n, own[k], dtype=np.int64) if v is None else v.astype(np.int64, copy=True)
     dumped = cfg.model_dump()  # once: each group's config is this with its changes
+    taken: dict | None = None  # cartesian: the row axes' arrays of every group
+    fixed: dict = {}  # arrays of one value, by (value, size): shared, never written
+    broken_of: dict = {}  # cartesian: the rows broken, by what of the changes the rules read
     for gi in range(key_codes.shape[1]):
         idx = order[bounds[gi]:bounds[gi + 1]]
         changes = {paths[a]: values[a][key_codes[k, gi]] for k, a in enumerate(group_axes)}
         base, errors = _group_config(cfg, changes, dumped)
         src = base if base is not None else cfg
-        r = {k: (v[idx] if v is not None else np.full(idx.size, _group_value(src, changes, k), dtype=np.int64))
-             for k, v in rows.items()}
+        if taken is None or not cartesian:
+            taken = {k: v[idx] for k, v in rows.items() if v is not None}
+        r = {}
+        for k, v in rows.items():
+            if v is not None:
+                r[k] = taken[k]
+                continue
+            value = _group_value(src, changes, k)
+            if (value, idx.size) not in fixed:
+                fixed[value, idx.size] = np.full(idx.size, value, dtype=np.int64)
+            r[k] = fixed[value, idx.size]
+            if value != own[k]:
+                out._row_values[k][idx] = value
         if derive_dp:
             pp = _group_value(src, changes, "pp")
             world = _group_value(src, changes, "num_gpus")
             r["dp"] = np.maximum(1, world // np.maximum(1, r["tp"] * pp * r["cp"]))
             derived[idx] = r["dp"]
-        for k, v in r.items():
-            out._row_values[k][idx] = v
+            out._row_values["dp"][idx] = r["dp"]
         for p_, text in errors:
             _refuse(out, idx, pos, p_, text=text)
         if base is None:  # the group's shared fields break a rule; the data section's rule on
@@ -464,7 +501,12 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
         out._values.append(vals)
         ramp_bad = ~np.broadcast_to(np.asarray(rules.RAMP.ok(vals), dtype=bool), (idx.size,))
         _refuse(out, idx[ramp_bad], pos, _RAMP_POSITION, rule=len(rules.RULES))
-        broken = rules.first_broken(vals, idx.size)
+        key = _rule_key(changes) if cartesian else None
+        broken = broken_of.get(key) if key is not None else None
+        if broken is None:
+            broken = rules.first_broken(vals, idx.size)
+            if key is not None:
+                broken_of[key] = broken
         for b in np.unique(broken[broken >= 0]):
             _refuse(out, idx[broken == b], pos, _RULES_POSITION + int(b), rule=int(b))
         ok = np.flatnonzero(pos[idx] == np.iinfo(np.int64).max)
@@ -643,4 +685,4 @@ def sweep(cfg: TrainingConfig, axes: Mapping[str, Iterable], *, pipeline: str = 
              else np.zeros((0, 1), dtype=np.int64))
     derive = "parallelism.dp" not in paths and any(p in paths for p in _DERIVE_DP)
     return run_table(cfg, paths, values, codes, pipeline=pipeline, executor=executor, progress=progress,
-                     derive_dp=derive)
+                     derive_dp=derive, cartesian=True)

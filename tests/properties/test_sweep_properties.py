@@ -104,6 +104,10 @@ def layouts(draw):
         "parallelism.schedule": near(p.schedule, list(costmodel.config.SCHEDULES)),
         "data.global_batch": near(d.global_batch, [2 * d.global_batch, 7, 0]),
         "parallelism.comm_sms": near(p.comm_sms, [0, 20, 1000]),
+        # axes the rules never read (zero) or read at the group level (recompute): groups of a
+        # Cartesian sweep share the rows the rules refuse where the rules read them alike
+        "parallelism.zero": near(p.zero, [0, 1, 2, 3, 4]),
+        "parallelism.recompute": near(p.recompute, ["none", "full", "mla-up-proj"]),
     }
     if draw(st.booleans()):
         axes["parallelism.dp"] = near(p.dp, [1, 2 * p.dp, -1])

@@ -309,3 +309,32 @@ def test_search_takes_a_space_path_of_any_depth_and_refuses_a_string_of_values()
 def test_a_bad_seed_is_refused_naming_it(seed):
     with pytest.raises(ValueError, match="seed"):
         costmodel.uncertainty(costmodel.presets.get("megatron-gpt-1.7b"), 4, seed=seed)
+
+
+def test_a_cartesian_prepare_is_the_row_by_row_one():
+    # prepare(cartesian=True) takes the row axes' arrays once and shares the rows the rules
+    # refuse between groups that differ only in what the rules never read (ZeRO stage);
+    # every status, reason, row value, derived dp and group is the general path's
+    from costmodel import engine, layouts, sweeps
+
+    axes = layouts.layout_space(V3)
+    axes.update({"parallelism.tp": [1, 2, 3], "parallelism.ep": [8, 64, 0], "parallelism.micro_batch": [1, 2],
+                 "parallelism.zero": [0, 3, 4], "cluster.num_gpus": [2048, 1000]})
+    paths, values = sweeps._axes(V3, axes)
+    codes = np.indices([len(v) for v in values]).reshape(len(values), -1)
+    fast, fast_groups = sweeps.prepare(V3, paths, values, codes, derive_dp=True, cartesian=True)
+    slow, slow_groups = sweeps.prepare(V3, paths, values, codes, derive_dp=True)
+    assert np.array_equal(fast.status, slow.status)
+    assert np.array_equal(fast.derived_dp, slow.derived_dp)
+    assert fast._row_values.keys() == slow._row_values.keys()
+    for k in fast._row_values:
+        assert np.array_equal(fast._row_values[k], slow._row_values[k])
+    refused = np.flatnonzero(fast.status == sweeps._REFUSED)
+    assert refused.size > 1000 and len(fast_groups) > 10
+    for i in refused[::97]:
+        assert fast.reason(int(i)) == slow.reason(int(i))
+    assert len(fast_groups) == len(slow_groups)
+    for a, b in zip(fast_groups, slow_groups):
+        assert np.array_equal(a.index, b.index) and a.cfg == b.cfg
+        for f in engine.ROW_FIELDS.values():
+            assert np.array_equal(getattr(a.rows, f), getattr(b.rows, f))
