@@ -899,6 +899,20 @@ def layer_work(cfg) -> Work:
 
 
 @lru_cache(maxsize=1024)
+def _average_rank(schedule: str, pp: int, v: int, n_layers: int):
+    """One placement of the family (the average rank's state is the same in all: each chunk
+    is held by as many ranks in every one), and its average rank: what a rank holds
+    (``rank_held``, ``holds_first``, ``holds_last``) averaged over the ranks, for
+    ``memory.rank_params``, which is linear in them."""
+    fam = family(schedule, pp, v, n_layers)
+    one = replace(fam, members=fam.members[:1], layers=fam.layers[:1], rank_layers=fam.rank_layers[:1],
+                  rank_held=fam.rank_held[:1])
+    avg = (lambda a: np.mean(a, axis=-1, keepdims=True))
+    return one, replace(one, rank_held=avg(one.rank_held), holds_first=avg(one.holds_first),
+                        holds_last=avg(one.holds_last))
+
+
+@lru_cache(maxsize=1024)
 def _probes(schedule: str, pp: int, v: int, n_layers: int):
     """Two ranks of each placement of the family whose terms of ``timing.lower_bound`` the
     screen takes (any rank's term bounds the step): the one the first micro-batch reaches
@@ -972,37 +986,39 @@ def screen(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:
         # the engine's own layer and last-chunk work (_Group), at the probe ranks
         layer, last, _ = _layer_last(cfg, lt, comm, cs)
         L, R, A = _probes(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
-        if p.schedule in timing.DUAL:  # a pair reads the sums of its compute, exposed and all-to-all parts
-            sums = (lambda x: (x.F + x.B + x.W, x.xf + x.xb, x.af + x.ab))
-            (w1, e1, a1), (wl, el, al) = sums(layer), sums(last)
-            pair = timing.fb_pair(L * w1 + R * wl, 0.0, 0.0, L * e1 + R * el, 0.0, L * a1 + R * al, 0.0, cs)
-        else:  # the steady work is linear in the layers
-            pair = L * (layer.compute + layer.comm) + R * (last.compute + last.comm)
+        n = rows.n
+        col = (lambda *xs: np.stack([_bcast(x, (n, 1, 1))[:, 0, 0] for x in xs], axis=-1))  # (n, len(xs))
+        LR = np.stack([L.T.ravel(), R.T.ravel()])  # layers and last chunks, probe by probe: (2, 2 P')
         head = timing.lone(p.schedule, layer, cs).forward
         if p.schedule in timing.HOLDS_W:
             head = head + layer.B + layer.W + layer.xb + layer.ab
-        probed = np.min(np.max(m * pair + A * head, axis=-1), axis=-1)[:, None, None]
-        fam = family(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
-        # the average rank's state is the same for every placement (each chunk is held by as
-        # many ranks in all of them): one placement suffices
-        fam = replace(fam, members=fam.members[:1], layers=fam.layers[:1], rank_layers=fam.rank_layers[:1],
-                      rank_held=fam.rank_held[:1])
-        ne, ex = memory.rank_params(cfg, fam, r)
-        mean = (lambda a: np.mean(_bcast(a, np.broadcast_shapes(ne.shape, np.shape(a))), axis=-1, keepdims=True))
-        optimizer = compute.optimizer_time(cfg, r, mean(ne), mean(ex))  # linear in the parameters
+        if p.schedule in timing.DUAL:  # a pair reads the sums of its compute, exposed and all-to-all parts
+            work_ = col(layer.F + layer.B + layer.W, last.F + last.B + last.W) @ LR
+            exposed_ = col(layer.xf + layer.xb, last.xf + last.xb) @ LR
+            a2a_ = col(layer.af + layer.ab, last.af + last.ab) @ LR
+            share = _bcast(cs, (n, 1, 1))[:, 0]
+            terms = col(m)[:, :1] * timing.fb_pair(work_, 0.0, 0.0, exposed_, 0.0, a2a_, 0.0, share) \
+                + col(head) * A.T.ravel()
+        else:  # the steady work is linear in the layers: one product
+            terms = col(m * (layer.compute + layer.comm), m * (last.compute + last.comm), head) \
+                @ np.vstack([LR, A.T.ravel()])
+        k = L.shape[0]
+        probed = np.min(np.maximum(terms[:, :k], terms[:, k:]), axis=-1)[:, None, None]  # least placement's larger
+        fam, avg_rank = _average_rank(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
+        ne_avg, ex_avg = memory.rank_params(cfg, avg_rank, r)  # linear in what a rank holds
+        optimizer = compute.optimizer_time(cfg, r, ne_avg, ex_avg)  # linear in the parameters
         span = np.maximum(m * per / p.pp, probed)  # the pipeline's part of the step
-        if network.syncs_every_microbatch(p.zero):
-            # ZeRO-2/3 sync every micro-batch's gradients (network.dp_sync): the step's
-            # pipeline part and exposed sync together carry at least the NIC's reductions and
-            # gathers (overlapped), or the reductions on top of the pipeline (not overlapped;
-            # ZeRO-3's gathers still hide at most behind it); at the average rank's parameters
-            rs, ag, _ = network.dp_traffic(cfg, network.tiers(cfg, r), r, mean(ne), mean(ex))
-            gathers = network.dp_gathers(p.zero, m, ag)
-            if p.overlap_grad_reduce:
-                span = np.maximum(span, m * rs + gathers)
-            else:
-                span = m * rs + (span if p.zero == 2 else np.maximum(span, gathers))
-        time_lb = span + optimizer
-        states = mean(sum(memory.rank_states(cfg, r, ne, ex).values()))[..., 0]
+        # and the exposed DP sync at the average rank (its work per micro-batch, as _Group's
+        # ranks: each chunk's layers and the last chunk's extra, over the ranks)
+        runs_last = float(np.sum(fam.runs_last))
+        avg = (lambda a, b: (arch.n_layers * a + runs_last * b) / p.pp)
+        fwd, bwd = avg(layer.F, last.F), avg(layer.B + layer.W, last.B + last.W)
+        time_lb = network.dp_sync_floor(cfg, network.tiers(cfg, r), r, ne_avg, ex_avg, fwd, bwd, m, span) + optimizer
+        if p.zero >= 2:  # the gathered layers are capped by what each rank holds: not linear
+            ne, ex = memory.rank_params(cfg, fam, r)
+            states = sum(memory.rank_states(cfg, r, ne, ex).values())
+            states = np.mean(_bcast(states, np.broadcast_shapes(ne.shape, np.shape(states))), axis=-1)
+        else:  # linear in the parameters: the average rank's
+            states = sum(memory.rank_states(cfg, r, ne_avg, ex_avg).values())[..., 0]
         mem_lb = np.min(states, axis=-1) + memory.CUDA_CONTEXT_BYTES + memory.NCCL_BYTES
     return _bcast(time_lb, (rows.n, 1, 1))[:, 0, 0], _bcast(mem_lb, (rows.n,))

@@ -317,6 +317,30 @@ def dp_gathers(zero: int, m, ag):
     return 2 * m * ag if zero == 3 else ag
 
 
+def dp_sync_floor(cfg, t: Tiers, rows, ne, ex, f, bw, m, span):
+    """A lower bound of the pipeline's span plus the exposed data-parallel sync
+    (:func:`dp_sync`), from the average rank: ``ne``, ``ex`` its parameters, ``f`` its
+    forward and ``bw`` its backward and weight-gradient compute per micro-batch, ``span`` a
+    lower bound of the pipeline's part of the step. Each rank's exposure is a maximum of
+    terms affine in its parameters and work (convex), so the average rank's is at most the
+    mean over ranks, at most the largest (the step waits for the last); a window is at most
+    the compute it hides behind; and the span plus the exposure never falls as the span
+    grows (the NIC's free time only hides what the span adds). ZeRO-2 and -3 add the NIC's
+    floor: with the reduction overlapped, every reduction and gather of the step crosses it
+    within the step; without, the reductions are exposed and ZeRO-3's gathers hide at most
+    behind the span."""
+    p = cfg.parallelism
+    rs, ag, _ = dp_traffic(cfg, t, rows, ne, ex)
+    first = np.maximum(0.0, ag - f)  # a gather behind a forward
+    tail = (np.maximum(0.0, rs - bw) if p.overlap_grad_reduce else rs) + first
+    if not syncs_every_microbatch(p.zero):
+        return span + tail
+    gathers = dp_gathers(p.zero, m, ag)
+    if p.overlap_grad_reduce:
+        return np.maximum(span + tail, m * rs + gathers)
+    return m * rs + (span + first if p.zero == 2 else np.maximum(span + first, gathers))
+
+
 def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None, ring=None):
     """Exposed data-parallel communication per step [s], the maximum over ranks.
 
