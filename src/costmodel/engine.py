@@ -160,11 +160,25 @@ class Columns:
     error: dict = field(default_factory=dict)
 
 
+#: Elements up to which :func:`_bcast` copies rather than views (a copy into a new small
+#: array costs a quarter of ``np.broadcast_to``'s per-call overhead).
+_COPY_BELOW = 4096
+
+
 def _bcast(a, shape):
     """``np.broadcast_to``, skipping the call (numpy's per-call cost) when ``a`` already has
-    the shape."""
-    if type(a) is np.ndarray and a.shape == shape:
-        return a
+    the shape, and a copy where the result is small (the engine's one-row arrays). Read
+    only, as ``np.broadcast_to``'s."""
+    if type(a) is np.ndarray:
+        if a.shape == shape:
+            return a
+        dtype = a.dtype
+    else:
+        dtype = np.result_type(a)
+    if math.prod(shape) <= _COPY_BELOW:
+        out = np.empty(shape, dtype=dtype)
+        np.copyto(out, a)  # raises as broadcast_to does where the shapes do not broadcast
+        return out
     return np.broadcast_to(a, shape)
 
 
@@ -367,7 +381,7 @@ class _Group:
         X = (lambda a: a) if inv is None else (lambda a: _expand(a, inv, u))
         r = ru.scalars() if u == 1 else ru.expand()  # one distinct row: Python numbers, the same equations
         self.rows = rows.expand()
-        self.model_flops = X(sum(arch.flops_per_token(r.seq_len).by_component().values()))  # no MTP
+        self._seq = r.seq_len  # per distinct row (model_flops)
         self.t = network.tiers(cfg, r)
         tokens = r.tokens
         self.tokens = self.rows.tokens
@@ -453,6 +467,13 @@ class _Group:
         # lower bound itself (the whole of it when that rank's term is the largest)
         self._first = at_ri(timing.before_first(fwd, bwd, fam.first_chunk))
         self._pair = pair_r
+
+    @cached_property
+    def model_flops(self):
+        """The model's training FLOPs per token of each row (MFU's numerator: no MTP);
+        only an estimate's columns read it."""
+        flops = sum(self.cfg.model.flops_per_token(self._seq).by_component().values())
+        return flops if self.inv is None else _expand(flops, self.inv, self.u)
 
     @cached_property
     def bound(self):
