@@ -1041,5 +1041,15 @@ def screen(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:
             states = np.mean(_bcast(states, np.broadcast_shapes(ne.shape, np.shape(states))), axis=-1)
         else:  # linear in the parameters: the average rank's
             states = sum(memory.rank_states(cfg, r, ne_avg, ex_avg).values())[..., 0]
-        mem_lb = np.min(states, axis=-1) + memory.CUDA_CONTEXT_BYTES + memory.NCCL_BYTES
+        # and the average rank's activations: the least placement's mean peak in flight (at
+        # each row's micro-batches, past which it no longer grows), and what ranks hold on top
+        v = p.virtual_stages if p.schedule == "interleaved" else 1
+        m_row = np.minimum(_bcast(m, (n, 1, 1))[:, 0, 0], saturated(p.schedule, p.pp, v)).astype(float)
+        counts, at = np.unique(m_row, return_inverse=True)
+        coef = np.array([memory.least_mean_peak(p.schedule, p.pp, v, arch.n_layers, arch.mtp_modules, float(x))
+                         for x in counts])[at.reshape(-1)]
+        _, held = memory.rank_activations(cfg, avg_rank, r, tokens)
+        acts = coef * _bcast(memory.layer_activation_bytes(cfg, r) * tokens, (n, 1, 1))[:, 0, 0]
+        tensors = np.min(states, axis=-1) + acts + _bcast(held, (n, 1, 1))[:, 0, 0]
+        mem_lb = tensors + memory.rank_reserve(cfg, rows, tensors)
     return _bcast(time_lb, (rows.n, 1, 1))[:, 0, 0], _bcast(mem_lb, (rows.n,))

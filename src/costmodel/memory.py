@@ -235,12 +235,9 @@ def _largest_layer(arch: Architecture, rows):
     return ne, ex
 
 
-def rank_activations(cfg, fam, rows, tokens):
-    """The activations of one micro-batch in each chunk of every placement (the chunk's
-    layers, the last chunk's MTP modules as layers), ``(..., P, K)``, and what each rank holds
-    on top of its in-flight micro-batches, ``(..., pp)`` [B]: the FP32 logits of one
-    micro-batch on the head's ranks, the main head's and each MTP module's, and, with
-    recomputation, one layer's recomputed activations (a backward re-running its forward)."""
+def _layer_kinds(cfg, rows):
+    """The model's layer kinds with their counts, and the activation bytes per token of one
+    layer of a kind under a recomputation mode (:func:`activation_bytes_per_token`)."""
     arch, p, prec = cfg.model, cfg.parallelism, cfg.precision
     kinds = [(kind, count) for kind, count in (("dense", arch.n_dense_layers), ("moe", arch.n_moe_layers)) if count]
 
@@ -248,7 +245,40 @@ def rank_activations(cfg, fam, rows, tokens):
         return activation_bytes_per_token(arch, kind, mode, prec.gemm, cfg.kernels.attention, rows.seq_len, rows.tp,
                                           p.sequence_parallel)
 
-    act_layer = sum(count / arch.n_layers * per_token(kind, p.recompute) for kind, count in kinds)
+    return kinds, per_token
+
+
+def layer_activation_bytes(cfg, rows):
+    """Activation bytes per token the average layer keeps until its backward, on one GPU
+    [B/token] (the kinds' :func:`activation_bytes_per_token` weighted by their counts)."""
+    kinds, per_token = _layer_kinds(cfg, rows)
+    return sum(count / cfg.model.n_layers * per_token(kind, cfg.parallelism.recompute) for kind, count in kinds)
+
+
+@functools.lru_cache(maxsize=4096)
+def least_mean_peak(schedule: str, pp: int, v: int, n_layers: int, mtp_modules: int, m: float) -> float:
+    """The least, over the placements of the layout's family (``stages.family``), of the
+    ranks' mean peak in-flight activations at ``m`` micro-batches, in layers' worth of one
+    micro-batch (:func:`peak_activations` is linear in a chunk's activations, and a chunk's
+    are its layers' and MTP modules' times one layer's): a floor, times one layer's
+    activations, on the average rank's and so on the fullest rank's."""
+    from .stages import family
+
+    fam = family(schedule, pp, v, n_layers)
+    last = np.zeros(fam.layers.shape[-1])
+    last[-1] = mtp_modules
+    return float(np.min(np.mean(_peak(schedule, pp, v, fam.layers + last, m), axis=-1)))
+
+
+def rank_activations(cfg, fam, rows, tokens):
+    """The activations of one micro-batch in each chunk of every placement (the chunk's
+    layers, the last chunk's MTP modules as layers), ``(..., P, K)``, and what each rank holds
+    on top of its in-flight micro-batches, ``(..., pp)`` [B]: the FP32 logits of one
+    micro-batch on the head's ranks, the main head's and each MTP module's, and, with
+    recomputation, one layer's recomputed activations (a backward re-running its forward)."""
+    arch, p = cfg.model, cfg.parallelism
+    kinds, per_token = _layer_kinds(cfg, rows)
+    act_layer = layer_activation_bytes(cfg, rows)
     last = np.zeros(fam.layers.shape[-1])
     last[-1] = arch.mtp_modules
     unit = (fam.layers + last) * act_layer * tokens
