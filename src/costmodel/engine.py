@@ -1048,7 +1048,7 @@ def screen(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:
         counts, at = np.unique(m_row, return_inverse=True)
         coef = np.array([memory.least_mean_peak(p.schedule, p.pp, v, arch.n_layers, arch.mtp_modules, float(x))
                          for x in counts])[at.reshape(-1)]
-        _, held = memory.rank_activations(cfg, avg_rank, r, tokens)
+        held = memory.rank_held_activations(cfg, avg_rank, r, tokens)
         acts = coef * _bcast(memory.layer_activation_bytes(cfg, r) * tokens, (n, 1, 1))[:, 0, 0]
         tensors = np.min(states, axis=-1) + acts + _bcast(held, (n, 1, 1))[:, 0, 0]
         mem_lb = tensors + memory.rank_reserve(cfg, rows, tensors)

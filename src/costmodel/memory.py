@@ -276,21 +276,27 @@ def rank_activations(cfg, fam, rows, tokens):
     on top of its in-flight micro-batches, ``(..., pp)`` [B]: the FP32 logits of one
     micro-batch on the head's ranks, the main head's and each MTP module's, and, with
     recomputation, one layer's recomputed activations (a backward re-running its forward)."""
-    arch, p = cfg.model, cfg.parallelism
-    kinds, per_token = _layer_kinds(cfg, rows)
-    act_layer = layer_activation_bytes(cfg, rows)
     last = np.zeros(fam.layers.shape[-1])
-    last[-1] = arch.mtp_modules
-    unit = (fam.layers + last) * act_layer * tokens
+    last[-1] = cfg.model.mtp_modules
+    unit = (fam.layers + last) * layer_activation_bytes(cfg, rows) * tokens
+    return unit, rank_held_activations(cfg, fam, rows, tokens)
+
+
+def rank_held_activations(cfg, fam, rows, tokens):
+    """What each rank holds on top of its in-flight micro-batches, ``(..., pp)`` [B]
+    (:func:`rank_activations`); linear in ``fam``'s ``holds_last``, and reading of
+    ``rank_held`` only whether it is positive."""
+    arch, p = cfg.model, cfg.parallelism
     # FP32 logits of the main head and of each MTP module, which predicts through the shared
     # head (DeepSeek-V3 report Sec. 2.2)
     held = fam.holds_last * tokens * arch.vocab_size * 4.0 / rows.tp * (1 + arch.mtp_modules)
     if p.recompute != "none":
         # a layer's backward first recomputes what its forward did not keep: for that moment
         # the rank holds one layer's dropped activations too (the largest kind's)
+        kinds, per_token = _layer_kinds(cfg, rows)
         redo = functools.reduce(np.maximum, [per_token(kind, "none") - per_token(kind, p.recompute) for kind, _ in kinds])
         held = held + (fam.rank_held > 0) * redo * tokens
-    return unit, held
+    return held
 
 
 def peak_activations(cfg, unit, held, m, rank=None):
