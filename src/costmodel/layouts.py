@@ -31,6 +31,13 @@ __all__ = ["search", "layout_space", "LAYOUT_OBJECTIVES", "why_none"]
 #: What a search ranks by.
 LAYOUT_OBJECTIVES = ("time", "cost", "memory")
 
+#: The most rows a search evaluates exactly to pin the config's own layout's rank, when it
+#: ranks below the top: past them it reports the range its rank lies in
+#: (``rank_of_config_range``). DeepSeek-V3's own rank by memory would take every layout that
+#: needs less, hundreds of thousands (the search ran for minutes); by time it takes 456,
+#: by cost 848.
+OWN_RANK_ROWS = 1024
+
 #: Rows per round of the bound-ordered search (its placement-bound rounds take four times
 #: as many, doubling): small first rounds find the best rows, whose values then rule out most.
 ROUND_ROWS = 256
@@ -185,12 +192,13 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
 
     def threshold() -> float:
         """The objective a row must beat to matter: the top's last, or the config's own
-        layout's when it ranks lower (so that its rank is exact too)."""
+        layout's when it ranks lower (so that its rank is exact too, within
+        :data:`OWN_RANK_ROWS` exact evaluations)."""
         rows = np.flatnonzero(done)
         value = table._objective(objective, rows)
         fit = np.sort(value[np.isfinite(value)])
         t = fit[top - 1] if fit.size >= top else np.inf
-        if own is not None and done[own]:
+        if own is not None and done[own] and rows.size <= OWN_RANK_ROWS:
             v = value[np.searchsorted(rows, own)]  # read with the other rows (one reading of cost)
             t = max(t, v) if np.isfinite(v) else t
         return t

@@ -338,3 +338,22 @@ def test_a_cartesian_prepare_is_the_row_by_row_one():
         assert np.array_equal(a.index, b.index) and a.cfg == b.cfg
         for f in engine.ROW_FIELDS.values():
             assert np.array_equal(getattr(a.rows, f), getattr(b.rows, f))
+
+
+def test_the_own_rank_is_pinned_within_a_budget_of_exact_rows(monkeypatch):
+    # by memory, V3's own layout ranks below hundreds of thousands of layouts: pinning its
+    # rank took minutes. Past layouts.OWN_RANK_ROWS exact evaluations the search reports
+    # the range its rank lies in; the top is exact either way
+    from costmodel import layouts
+
+    space = {**SMALL, "parallelism.zero": [0, 1, 2, 3], "parallelism.micro_batch": [1, 2, 4],
+             "parallelism.recompute": ["none", "selective", "mla-up-proj", "full"]}
+    pinned = costmodel.search(V3, space=space, top=3, objective="memory")
+    rank = pinned.info["rank_of_config"]
+    assert rank is not None and rank > pinned.info["rows"] // 100  # well below the top (106 of 416 valid)
+    monkeypatch.setattr(layouts, "OWN_RANK_ROWS", 0)
+    ranged = costmodel.search(V3, space=space, top=3, objective="memory")
+    assert [ranged.axis_values(i) for i in range(3)] == [pinned.axis_values(i) for i in range(3)]
+    assert ranged.info["rank_of_config"] is None and ranged.info["exact"] < pinned.info["exact"]
+    lo, hi = ranged.info["rank_of_config_range"]
+    assert lo <= rank <= hi
