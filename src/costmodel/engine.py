@@ -959,97 +959,137 @@ def _probes(schedule: str, pp: int, v: int, n_layers: int):
     return out
 
 
-def screen(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:
+@dataclass
+class _ScreenParts:
+    """What :func:`screen` computes that the ZeRO stage does not enter (a search's groups
+    that differ only in it share these)."""
+
+    r: Rows
+    m: object
+    tiers: object
+    span: object
+    fam: object
+    ne_avg: object
+    ex_avg: object
+    fwd: object
+    bwd: object
+    acts: object
+    held: object
+
+
+def screen(cfg, rows: Rows, work=None, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Lower bounds of every row's step time [s] and memory per GPU [B], from per-layer
     work alone (no placement timed, no schedule simulated): a search evaluates rows in
     order of these and stops when no unevaluated row can beat the ones it has
     (``costmodel.search``).
 
-    Time, the larger of two bounds, each plus the least optimizer step (that of the
-    average rank's parameters: the step's is the fullest rank's):
+    Time: the pipeline's span is at least the larger of
 
-    - the busiest rank does at least the average rank's work per micro-batch (a rank's
-      steady work is convex in its parts, so the average rank's is a lower bound), which
-      is its compute, exposed TP/CP communication and the all-to-all less what can hide (a
+    - the average rank's work per micro-batch times the micro-batches (the busiest rank's
+      steady work is convex in its parts, so at least the average rank's), which is its
+      compute, exposed TP/CP communication and the all-to-all less what can hide (a
       DualPipe pair hides at most the compute SMs' share of it; shared experts at most
-      their compute), so the step is at least ``m`` times that;
+      their compute);
     - ``timing.lower_bound``'s term at two ranks of each placement (:func:`_probes`): the
       rank's ``m`` micro-batches of steady work plus the forwards (and, for the schedules
       that hold weight gradients, backwards) of the layers before its first chunk, the
-      least over the family's placements. This is the warm-up a deep pipeline cannot
-      hide, which the first bound misses.
+      least over the family's placements: the warm-up a deep pipeline cannot hide;
 
-    Memory: the fullest rank holds at least the average rank's training state, plus the
-    fixed reserve. ``work``: the rows' per-layer work, if at hand (:meth:`SharedLayers.of`)."""
-    p, arch = cfg.parallelism, cfg.model
+    then the exposed DP sync of the average rank (``network.dp_sync_floor``) and its
+    optimizer step (the step's is the fullest rank's).
+
+    Memory: the fullest rank holds at least the average rank's training state, its
+    activations in flight at the least placement's mean peak (``memory.least_mean_peak``),
+    what ranks hold on top (logits, a recomputed layer) and the reserve on them.
+
+    ``work``: the rows' per-layer work, if at hand (:meth:`SharedLayers.of`); ``cache``: a
+    dict kept across calls, for configs that share their sections' objects and rows that
+    are the same object (a search's groups that differ only in their ZeRO stage,
+    ``sweeps.prepare``): they share what the ZeRO stage does not enter."""
+    p = cfg.parallelism
+    key = (id(rows), _layer_key(cfg), p.schedule, p.pp, p.virtual_stages)
+    parts = None if cache is None else cache.get(key)
     with np.errstate(all="ignore"):
-        r = rows.expand()
-        tokens = r.tokens
-        lt, comm = work if work is not None else _per_layer(cfg, network.tiers(cfg, r), r, tokens)
-        sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
-        avg = [sd * d + sm * x for d, x in zip(comm["dense"], comm["moe"])]
-        exposed, a2a = avg[0] + avg[1], avg[2] + avg[3]
-        work = arch.n_layers * sum(lt.layer) + sum(lt.last)
-        comm_all = (arch.n_layers + arch.mtp_modules) * exposed
-        a2a_all = (arch.n_layers + arch.mtp_modules) * a2a
-        cs = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
-        if p.schedule in timing.DUAL:
-            # every op of a rank, an F&B pair or a lone forward, backward or weight gradient,
-            # takes at least its compute on the SMs left (where there is an all-to-all) and at
-            # least its all-to-all (timing.fb_pair, timing.lone): so does their sum, which the
-            # pair form of the whole model's work gives
-            per = timing.fb_pair(work, 0.0, 0.0, comm_all, 0.0, a2a_all, 0.0, cs)
-        else:  # shared experts hide at most their own compute of the dispatch
-            per = work + comm_all + a2a_all - (0.0 if lt.shared is None else
-                                               (arch.n_moe_layers + arch.mtp_modules) * sum(lt.shared))
-            per = np.maximum(per, work + comm_all)
-        m = r.microbatches
-        # the engine's own layer and last-chunk work (_Group), at the probe ranks
-        layer, last, _ = _layer_last(cfg, lt, comm, cs)
-        L, R, A = _probes(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
-        n = rows.n
-        col = (lambda *xs: np.stack([_bcast(x, (n, 1, 1))[:, 0, 0] for x in xs], axis=-1))  # (n, len(xs))
-        LR = np.stack([L.T.ravel(), R.T.ravel()])  # layers and last chunks, probe by probe: (2, 2 P')
-        head = timing.lone(p.schedule, layer, cs).forward
-        if p.schedule in timing.HOLDS_W:
-            head = head + layer.B + layer.W + layer.xb + layer.ab
-        if p.schedule in timing.DUAL:  # a pair reads the sums of its compute, exposed and all-to-all parts
-            work_ = col(layer.F + layer.B + layer.W, last.F + last.B + last.W) @ LR
-            exposed_ = col(layer.xf + layer.xb, last.xf + last.xb) @ LR
-            a2a_ = col(layer.af + layer.ab, last.af + last.ab) @ LR
-            share = _bcast(cs, (n, 1, 1))[:, 0]
-            terms = col(m)[:, :1] * timing.fb_pair(work_, 0.0, 0.0, exposed_, 0.0, a2a_, 0.0, share) \
-                + col(head) * A.T.ravel()
-        else:  # the steady work is linear in the layers: one product
-            terms = col(m * (layer.compute + layer.comm), m * (last.compute + last.comm), head) \
-                @ np.vstack([LR, A.T.ravel()])
-        k = L.shape[0]
-        probed = np.min(np.maximum(terms[:, :k], terms[:, k:]), axis=-1)[:, None, None]  # least placement's larger
-        fam, avg_rank = _average_rank(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
-        ne_avg, ex_avg = memory.rank_params(cfg, avg_rank, r)  # linear in what a rank holds
-        optimizer = compute.optimizer_time(cfg, r, ne_avg, ex_avg)  # linear in the parameters
-        span = np.maximum(m * per / p.pp, probed)  # the pipeline's part of the step
-        # and the exposed DP sync at the average rank (its work per micro-batch, as _Group's
-        # ranks: each chunk's layers and the last chunk's extra, over the ranks)
-        runs_last = float(np.sum(fam.runs_last))
-        avg = (lambda a, b: (arch.n_layers * a + runs_last * b) / p.pp)
-        fwd, bwd = avg(layer.F, last.F), avg(layer.B + layer.W, last.B + last.W)
-        time_lb = network.dp_sync_floor(cfg, network.tiers(cfg, r), r, ne_avg, ex_avg, fwd, bwd, m, span) + optimizer
+        if parts is None:
+            parts = _screen_parts(cfg, rows, work)
+            if cache is not None:
+                cache[key] = parts
+        r, m = parts.r, parts.m
+        optimizer = compute.optimizer_time(cfg, r, parts.ne_avg, parts.ex_avg)  # linear in the parameters
+        time_lb = network.dp_sync_floor(cfg, parts.tiers, r, parts.ne_avg, parts.ex_avg, parts.fwd, parts.bwd, m,
+                                        parts.span) + optimizer
         if p.zero >= 2:  # the gathered layers are capped by what each rank holds: not linear
-            ne, ex = memory.rank_params(cfg, fam, r)
+            ne, ex = memory.rank_params(cfg, parts.fam, r)
             states = sum(memory.rank_states(cfg, r, ne, ex).values())
             states = np.mean(_bcast(states, np.broadcast_shapes(ne.shape, np.shape(states))), axis=-1)
         else:  # linear in the parameters: the average rank's
-            states = sum(memory.rank_states(cfg, r, ne_avg, ex_avg).values())[..., 0]
-        # and the average rank's activations: the least placement's mean peak in flight (at
-        # each row's micro-batches, past which it no longer grows), and what ranks hold on top
-        v = p.virtual_stages if p.schedule == "interleaved" else 1
-        m_row = np.minimum(_bcast(m, (n, 1, 1))[:, 0, 0], saturated(p.schedule, p.pp, v)).astype(float)
-        counts, at = np.unique(m_row, return_inverse=True)
-        coef = np.array([memory.least_mean_peak(p.schedule, p.pp, v, arch.n_layers, arch.mtp_modules, float(x))
-                         for x in counts])[at.reshape(-1)]
-        held = memory.rank_held_activations(cfg, avg_rank, r, tokens)
-        acts = coef * _bcast(memory.layer_activation_bytes(cfg, r) * tokens, (n, 1, 1))[:, 0, 0]
-        tensors = np.min(states, axis=-1) + acts + _bcast(held, (n, 1, 1))[:, 0, 0]
+            states = sum(memory.rank_states(cfg, r, parts.ne_avg, parts.ex_avg).values())[..., 0]
+        tensors = np.min(states, axis=-1) + parts.acts + parts.held
         mem_lb = tensors + memory.rank_reserve(cfg, rows, tensors)
     return _bcast(time_lb, (rows.n, 1, 1))[:, 0, 0], _bcast(mem_lb, (rows.n,))
+
+
+def _screen_parts(cfg, rows: Rows, work) -> _ScreenParts:
+    """:func:`screen`'s terms that the ZeRO stage does not enter."""
+    p, arch = cfg.parallelism, cfg.model
+    r = rows.expand()
+    tokens = r.tokens
+    lt, comm = work if work is not None else _per_layer(cfg, network.tiers(cfg, r), r, tokens)
+    sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
+    avg = [sd * d + sm * x for d, x in zip(comm["dense"], comm["moe"])]
+    exposed, a2a = avg[0] + avg[1], avg[2] + avg[3]
+    work = arch.n_layers * sum(lt.layer) + sum(lt.last)
+    comm_all = (arch.n_layers + arch.mtp_modules) * exposed
+    a2a_all = (arch.n_layers + arch.mtp_modules) * a2a
+    cs = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
+    if p.schedule in timing.DUAL:
+        # every op of a rank, an F&B pair or a lone forward, backward or weight gradient,
+        # takes at least its compute on the SMs left (where there is an all-to-all) and at
+        # least its all-to-all (timing.fb_pair, timing.lone): so does their sum, which the
+        # pair form of the whole model's work gives
+        per = timing.fb_pair(work, 0.0, 0.0, comm_all, 0.0, a2a_all, 0.0, cs)
+    else:  # shared experts hide at most their own compute of the dispatch
+        per = work + comm_all + a2a_all - (0.0 if lt.shared is None else
+                                           (arch.n_moe_layers + arch.mtp_modules) * sum(lt.shared))
+        per = np.maximum(per, work + comm_all)
+    m = r.microbatches
+    # the engine's own layer and last-chunk work (_Group), at the probe ranks
+    layer, last, _ = _layer_last(cfg, lt, comm, cs)
+    L, R, A = _probes(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
+    n = rows.n
+    col = (lambda *xs: np.stack([_bcast(x, (n, 1, 1))[:, 0, 0] for x in xs], axis=-1))  # (n, len(xs))
+    LR = np.stack([L.T.ravel(), R.T.ravel()])  # layers and last chunks, probe by probe: (2, 2 P')
+    head = timing.lone(p.schedule, layer, cs).forward
+    if p.schedule in timing.HOLDS_W:
+        head = head + layer.B + layer.W + layer.xb + layer.ab
+    if p.schedule in timing.DUAL:  # a pair reads the sums of its compute, exposed and all-to-all parts
+        work_ = col(layer.F + layer.B + layer.W, last.F + last.B + last.W) @ LR
+        exposed_ = col(layer.xf + layer.xb, last.xf + last.xb) @ LR
+        a2a_ = col(layer.af + layer.ab, last.af + last.ab) @ LR
+        share = _bcast(cs, (n, 1, 1))[:, 0]
+        terms = col(m)[:, :1] * timing.fb_pair(work_, 0.0, 0.0, exposed_, 0.0, a2a_, 0.0, share) \
+            + col(head) * A.T.ravel()
+    else:  # the steady work is linear in the layers: one product
+        terms = col(m * (layer.compute + layer.comm), m * (last.compute + last.comm), head) \
+            @ np.vstack([LR, A.T.ravel()])
+    k = L.shape[0]
+    probed = np.min(np.maximum(terms[:, :k], terms[:, k:]), axis=-1)[:, None, None]  # least placement's larger
+    fam, avg_rank = _average_rank(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
+    ne_avg, ex_avg = memory.rank_params(cfg, avg_rank, r)  # linear in what a rank holds
+    # the average rank's work per micro-batch for its DP sync (as _Group's ranks: each
+    # chunk's layers and the last chunk's extra, over the ranks)
+    runs_last = float(np.sum(fam.runs_last))
+    avg = (lambda a, b: (arch.n_layers * a + runs_last * b) / p.pp)
+    # the average rank's activations: the least placement's mean peak in flight (at each
+    # row's micro-batches, past which it no longer grows), and what ranks hold on top
+    v = p.virtual_stages if p.schedule == "interleaved" else 1
+    m_row = np.minimum(_bcast(m, (n, 1, 1))[:, 0, 0], saturated(p.schedule, p.pp, v)).astype(float)
+    counts, at = np.unique(m_row, return_inverse=True)
+    coef = np.array([memory.least_mean_peak(p.schedule, p.pp, v, arch.n_layers, arch.mtp_modules, float(x))
+                     for x in counts])[at.reshape(-1)]
+    held = memory.rank_held_activations(cfg, avg_rank, r, tokens)
+    return _ScreenParts(
+        r=r, m=m, tiers=network.tiers(cfg, r), span=np.maximum(m * per / p.pp, probed), fam=fam, ne_avg=ne_avg,
+        ex_avg=ex_avg, fwd=avg(layer.F, last.F), bwd=avg(layer.B + layer.W, last.B + last.W),
+        acts=coef * _bcast(memory.layer_activation_bytes(cfg, r) * tokens, (n, 1, 1))[:, 0, 0],
+        held=_bcast(held, (n, 1, 1))[:, 0, 0])

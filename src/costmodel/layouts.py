@@ -140,9 +140,10 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     lb_time, lb_mem, hours_lb = np.full(n, np.inf), np.full(n, np.inf), np.full(n, np.inf)
     per_hour, hbm = np.zeros(n), np.zeros(n)  # marginal USD per GPU-hour (linear ledgers); HBM [B]
     shared = engine.SharedLayers([(g.cfg, g.rows) for g in groups])  # per-layer work: once per recomputation
+    screened: dict = {}  # the screen's terms the ZeRO stage does not enter, shared by groups
     with np.errstate(all="ignore"):
         for k, g in enumerate(groups):
-            t, mem = engine.screen(g.cfg, g.rows, shared.of(k))
+            t, mem = engine.screen(g.cfg, g.rows, shared.of(k), screened)
             lb_time[g.index], lb_mem[g.index] = t, mem
             marginal, _ = ledger.ledgers(g.cfg, 1.0)
             per_hour[g.index] = sum(marginal.values()) if marginal else 0.0

@@ -462,6 +462,7 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
     taken: dict | None = None  # cartesian: the row axes' arrays of every group
     fixed: dict = {}  # arrays of one value, by (value, size): shared, never written
     broken_of: dict = {}  # cartesian: the rows broken, by what of the changes the rules read
+    rows_of: dict = {}  # cartesian: the valid rows' engine rows, by the same (one object, read only)
     for gi in range(key_codes.shape[1]):
         idx = order[bounds[gi]:bounds[gi + 1]]
         changes = {paths[a]: values[a][key_codes[k, gi]] for k, a in enumerate(group_axes)}
@@ -512,7 +513,16 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
         ok = np.flatnonzero(pos[idx] == np.iinfo(np.int64).max)
         if ok.size:  # the group's config at its first valid row: a valid config (it pickles)
             base = _at_row(base, {name: int(r[name][ok[0]]) for name in engine.ROW_FIELDS.values()})
-            groups.append(Group(idx[ok], base, engine.Rows(**{k: v[ok] for k, v in r.items()})))
+            seen = rows_of.get(key) if key is not None else None
+            if seen is not None and np.array_equal(seen[0], ok):
+                valid = seen[1]  # the same rows: the same object (engine.screen's cache reads it)
+            else:
+                valid = engine.Rows(**{k: v[ok] for k, v in r.items()})
+                if key is not None:
+                    for a in (getattr(valid, f) for f in engine.ROW_FIELDS.values()):
+                        a.setflags(write=False)
+                    rows_of[key] = (ok, valid)
+            groups.append(Group(idx[ok], base, valid))
     out.derived_dp = derived
     out.info["range"] = {}  # row -> (name, value) of an out-of-range row
     out.results = {k: np.full(n, np.nan) for k in (*engine.VALUE_KEYS, "mfu", "mfu_at_precision", "fits", "steps",

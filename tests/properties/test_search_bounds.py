@@ -90,14 +90,15 @@ def _groups(cfg, space):
     paths, values = sweeps._axes(cfg, axes)
     sizes = [len(v) for v in values]
     codes = np.indices(sizes).reshape(len(sizes), -1)
-    return sweeps.prepare(cfg, paths, values, codes, derive_dp=True)[1]
+    return sweeps.prepare(cfg, paths, values, codes, derive_dp=True, cartesian=True)[1]  # as a search does
 
 
 def test_shared_layer_work_is_each_groups_own():
     """A search computes per-layer work once for the groups that share what it reads
-    (engine.SharedLayers); the screen and placement bounds it gives equal, bit for bit,
-    those each group computes from its own rows (a field per-layer work starts to read
-    and the key misses would show here)."""
+    (engine.SharedLayers), and the screen's terms the ZeRO stage does not enter once for
+    the groups that differ only in it (screen's cache); the screen and placement bounds it
+    gives equal, bit for bit, those each group computes from its own rows (a field either
+    starts to read and its key misses would show here)."""
     cfg = costmodel.presets.get("deepseek-v3")
     groups = _groups(cfg, {"parallelism.pp": [4, 8, 16], "parallelism.ep": [8, 64], "parallelism.tp": [1, 2],
                            "parallelism.micro_batch": [1, 2], "parallelism.comm_sms": [0, 20],
@@ -105,9 +106,13 @@ def test_shared_layer_work_is_each_groups_own():
     shared = engine.SharedLayers([(g.cfg, g.rows) for g in groups])
     keys = {engine._layer_key(g.cfg) for g in groups}
     assert len(groups) > 2 * len(keys)  # groups do share (pipeline stages, schedule, ZeRO stage apart)
+    # groups that differ only in their ZeRO stage hold the same rows object (sweeps.prepare)
+    # and share the screen's other terms through its cache, as a search screens them
+    assert len({id(g.rows) for g in groups}) < len(groups)
+    cache: dict = {}
     for k, g in enumerate(groups):
         with np.errstate(all="ignore"):
-            own, via = engine.screen(g.cfg, g.rows), engine.screen(g.cfg, g.rows, shared.of(k))
+            own, via = engine.screen(g.cfg, g.rows), engine.screen(g.cfg, g.rows, shared.of(k), cache)
         assert all(np.array_equal(a, b) for a, b in zip(own, via))
         part = np.arange(0, g.rows.n, 2)
         own, via = (engine.bound(g.cfg, g.rows.take(part)),
@@ -125,3 +130,23 @@ def test_the_screen_sees_the_activations_in_flight():
         e = costmodel.estimate(cfg, check=False)
         _, mem_lb = engine.screen(cfg, engine.Rows.of(cfg))
         assert 0.9 * e.memory_per_gpu.m < mem_lb[0] / 1e9 <= e.memory_per_gpu.m
+
+
+def test_the_screen_cache_shares_only_what_the_zero_stage_does_not_enter():
+    # one rows object screened under configs that differ in their ZeRO stage (which the
+    # cache shares across), their schedule, pipeline stages or recomputation (which it
+    # must not): each equals its uncached screen
+    v3 = costmodel.presets.get("deepseek-v3")
+    rows = engine.Rows.of(v3)
+
+    def variant(**changes):  # the other sections the same objects, as a search's groups have them
+        return v3.model_copy(update={"parallelism": v3.parallelism.model_copy(update=changes)})
+
+    variants = [v3, variant(zero=3), variant(schedule="zbv"), variant(pp=8), variant(virtual_stages=2),
+                variant(recompute="full"), variant(zero=2)]
+    cache: dict = {}
+    for cfg in variants:
+        with np.errstate(all="ignore"):
+            cached, own = engine.screen(cfg, rows, None, cache), engine.screen(cfg, rows)
+        assert all(np.array_equal(a, b) for a, b in zip(cached, own))
+    assert len(cache) == 5  # V3 and its two other ZeRO stages share one entry
