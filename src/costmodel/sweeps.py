@@ -387,6 +387,53 @@ _RULE_BLIND = ("parallelism.zero", "parallelism.overlap_grad_reduce", "paralleli
                "goodput", "kernels")
 
 
+#: Config paths only their own field validators read (no rule, no model validator): groups of
+#: a Cartesian product that differ only in these, each valid alone, fail alike (:func:`prepare`).
+_FIELD_ONLY = ("parallelism.zero", "parallelism.overlap_grad_reduce", "parallelism.sequence_parallel")
+
+
+def _error_key(cfg: TrainingConfig, changes: dict, alone: dict):
+    """What of a group's changes its config's errors can depend on: all but its
+    :data:`_FIELD_ONLY` changes, where each of those is valid alone (``cfg`` with it
+    validates; memoized in ``alone``); None where one is not, or a value is not hashable."""
+    rest = []
+    for p, v in changes.items():
+        if p not in _FIELD_ONLY:
+            rest.append((p, v))
+            continue
+        try:
+            k = (p, type(v), v)  # the type apart: True == 1
+            ok = alone.get(k)
+        except TypeError:
+            return None
+        if ok is None:
+            try:
+                cfg.replace(**{p: v})
+                ok = True
+            except (ValueError, TypeError):
+                ok = False
+            alone[k] = ok
+        if not ok:
+            return None
+    key = tuple(sorted(rest, key=lambda x: x[0]))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _with_fields(group: TrainingConfig, changes: dict) -> TrainingConfig:
+    """A valid group's config with ``changes``' :data:`_FIELD_ONLY` values, each valid alone
+    (:func:`_error_key`): copied, not validated again (no other field reads them)."""
+    sections: dict = {}
+    for path, v in changes.items():
+        if path in _FIELD_ONLY:
+            section, field = path.split(".")
+            sections.setdefault(section, {})[field] = v
+    return group.model_copy(update={k: getattr(group, k).model_copy(update=v) for k, v in sections.items()})
+
+
 def _rule_key(changes: dict):
     """What of a group's changes the rules read, hashable (None where a value is not)."""
     key = tuple(sorted((p, v) for p, v in changes.items()
@@ -463,10 +510,22 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
     fixed: dict = {}  # arrays of one value, by (value, size): shared, never written
     broken_of: dict = {}  # cartesian: the rows broken, by what of the changes the rules read
     rows_of: dict = {}  # cartesian: the valid rows' engine rows, by the same (one object, read only)
+    failed_of: dict = {}  # cartesian: a refused group's errors, ramp and values, by _error_key
+    valid_of: dict = {}  # cartesian: a valid group's config, by the same
+    alone: dict = {}
     for gi in range(key_codes.shape[1]):
         idx = order[bounds[gi]:bounds[gi + 1]]
         changes = {paths[a]: values[a][key_codes[k, gi]] for k, a in enumerate(group_axes)}
-        base, errors = _group_config(cfg, changes, dumped)
+        ekey = _error_key(cfg, changes, alone) if cartesian else None
+        failed = failed_of.get(ekey) if ekey is not None else None
+        if failed is not None:
+            base, errors = None, failed[0]
+        elif ekey is not None and ekey in valid_of:  # another group's config, its field-only values changed
+            base, errors = _with_fields(valid_of[ekey], changes), []
+        else:
+            base, errors = _group_config(cfg, changes, dumped)
+            if base is not None and ekey is not None:
+                valid_of[ekey] = base
         src = base if base is not None else cfg
         if taken is None or not cartesian:
             taken = {k: v[idx] for k, v in rows.items() if v is not None}
@@ -491,11 +550,17 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
             _refuse(out, idx, pos, p_, text=text)
         if base is None:  # the group's shared fields break a rule; the data section's rule on
             # a per-row field (the batch ramp) may still come first
-            ramp = _group_ramp(cfg, changes, dumped)
-            vals = dataclasses.replace(rules.Values.of(cfg, **r), batch_ramp=ramp)
+            if failed is None:
+                ramp = _group_ramp(cfg, changes, dumped)
+                vals = dataclasses.replace(rules.Values.of(cfg, **r), batch_ramp=ramp)
+                bad = (None if ramp is None else
+                       ~np.broadcast_to(np.asarray(rules.RAMP.ok(vals), dtype=bool), (idx.size,)))
+                if ekey is not None:
+                    failed_of[ekey] = (errors, vals, bad)
+            else:
+                _, vals, bad = failed
             out._values.append(vals)
-            if ramp is not None:
-                bad = ~np.broadcast_to(np.asarray(rules.RAMP.ok(vals), dtype=bool), (idx.size,))
+            if bad is not None:
                 _refuse(out, idx[bad], pos, _RAMP_POSITION, rule=len(rules.RULES))
             continue
         vals = rules.Values.of(base, **r)
