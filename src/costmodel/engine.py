@@ -1002,7 +1002,8 @@ def screen(cfg, rows: Rows, work=None, cache: dict | None = None) -> tuple[np.nd
     activations in flight at the least placement's mean peak (``memory.least_mean_peak``),
     what ranks hold on top (logits, a recomputed layer) and the reserve on them.
 
-    ``work``: the rows' per-layer work, if at hand (:meth:`SharedLayers.of`); ``cache``: a
+    ``work``: the rows' per-layer work, if at hand (:meth:`SharedLayers.of`), or a function
+    giving it (called only where the cache does not hold the rows' terms); ``cache``: a
     dict kept across calls, for configs that share their sections' objects and rows that
     are the same object (a search's groups that differ only in their ZeRO stage,
     ``sweeps.prepare``): they share what the ZeRO stage does not enter."""
@@ -1011,7 +1012,7 @@ def screen(cfg, rows: Rows, work=None, cache: dict | None = None) -> tuple[np.nd
     parts = None if cache is None else cache.get(key)
     with np.errstate(all="ignore"):
         if parts is None:
-            parts = _screen_parts(cfg, rows, work)
+            parts = _screen_parts(cfg, rows, work() if callable(work) else work)
             if cache is not None:
                 cache[key] = parts
         r, m = parts.r, parts.m

@@ -143,7 +143,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     screened: dict = {}  # the screen's terms the ZeRO stage does not enter, shared by groups
     with np.errstate(all="ignore"):
         for k, g in enumerate(groups):
-            t, mem = engine.screen(g.cfg, g.rows, shared.of(k), screened)
+            t, mem = engine.screen(g.cfg, g.rows, lambda k=k: shared.of(k), screened)
             lb_time[g.index], lb_mem[g.index] = t, mem
             marginal, _ = ledger.ledgers(g.cfg, 1.0)
             per_hour[g.index] = sum(marginal.values()) if marginal else 0.0
