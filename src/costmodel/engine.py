@@ -919,18 +919,34 @@ def layer_work(cfg) -> Work:
     return g.layer.map(lambda x: float(np.asarray(x).reshape(-1)[0]))
 
 
+@dataclass(frozen=True)
+class _Ranks:
+    """What the screen reads of a layout's family of placements (:func:`_ranks`)."""
+
+    #: what a rank holds (``rank_held``, ``holds_first``, ``holds_last``) averaged over the
+    #: ranks (the same in every placement: each chunk is held by as many ranks in all)
+    average: object
+    #: the most any rank holds of each, in any placement (an upper bound of a rank's state)
+    most: object
+    #: the least, over the placements, share of ranks that hold a layer
+    holding: float
+
+
 @lru_cache(maxsize=1024)
-def _average_rank(schedule: str, pp: int, v: int, n_layers: int):
-    """One placement of the family (the average rank's state is the same in all: each chunk
-    is held by as many ranks in every one), and its average rank: what a rank holds
-    (``rank_held``, ``holds_first``, ``holds_last``) averaged over the ranks, for
-    ``memory.rank_params``, which is linear in them."""
+def _ranks(schedule: str, pp: int, v: int, n_layers: int) -> _Ranks:
+    """The family's average rank, its most any rank holds, and the least share of ranks
+    holding a layer (a rank of a 1F1B placement may hold the head alone), for
+    ``memory.rank_params`` (linear in what a rank holds) and the screen's floors."""
     fam = family(schedule, pp, v, n_layers)
     one = replace(fam, members=fam.members[:1], layers=fam.layers[:1], rank_layers=fam.rank_layers[:1],
                   rank_held=fam.rank_held[:1])
     avg = (lambda a: np.mean(a, axis=-1, keepdims=True))
-    return one, replace(one, rank_held=avg(one.rank_held), holds_first=avg(one.holds_first),
-                        holds_last=avg(one.holds_last))
+    top = (lambda a: np.max(a, keepdims=True).reshape((1,) * (np.ndim(a) - 1) + (1,)))
+    return _Ranks(average=replace(one, rank_held=avg(one.rank_held), holds_first=avg(one.holds_first),
+                                  holds_last=avg(one.holds_last)),
+                  most=replace(one, rank_held=top(fam.rank_held), holds_first=top(fam.holds_first),
+                               holds_last=top(fam.holds_last)),
+                  holding=float(np.min(np.mean(fam.rank_held > 0, axis=-1))))
 
 
 @lru_cache(maxsize=1024)
@@ -968,7 +984,7 @@ class _ScreenParts:
     m: object
     tiers: object
     span: object
-    fam: object
+    most: tuple
     ne_avg: object
     ex_avg: object
     fwd: object
@@ -1009,22 +1025,29 @@ def screen(cfg, rows: Rows, work=None, cache: dict | None = None) -> tuple[np.nd
     ``sweeps.prepare``): they share what the ZeRO stage does not enter."""
     p = cfg.parallelism
     key = (id(rows), _layer_key(cfg), p.schedule, p.pp, p.virtual_stages)
-    parts = None if cache is None else cache.get(key)
+    hit = None if cache is None else cache.get(key)
     with np.errstate(all="ignore"):
-        if parts is None:
+        if hit is None:
             parts = _screen_parts(cfg, rows, work() if callable(work) else work)
-            if cache is not None:
-                cache[key] = parts
+            if cache is not None:  # the entry keeps the objects its key names alive: no id is reused
+                cache[key] = ((rows, cfg.model, cfg.cluster, cfg.efficiency, cfg.precision, cfg.kernels), parts)
+        else:
+            parts = hit[1]
         r, m = parts.r, parts.m
         optimizer = compute.optimizer_time(cfg, r, parts.ne_avg, parts.ex_avg)  # linear in the parameters
         time_lb = network.dp_sync_floor(cfg, parts.tiers, r, parts.ne_avg, parts.ex_avg, parts.fwd, parts.bwd, m,
                                         parts.span) + optimizer
-        if p.zero >= 2:  # the gathered layers are capped by what each rank holds: not linear
-            ne, ex = memory.rank_params(cfg, parts.fam, r)
-            states = sum(memory.rank_states(cfg, r, ne, ex).values())
-            states = np.mean(_bcast(states, np.broadcast_shapes(ne.shape, np.shape(states))), axis=-1)
+        if p.zero >= 2:
+            # the gathered layers are capped by what each rank holds: the state is concave in
+            # a rank's non-expert and expert parameters (apart) and 0 at none, so at least
+            # their share of the most any rank holds times the state of that most
+            ne_top, ex_top = parts.most
+            share = (lambda a, top: np.where(top > 0, a / np.where(top > 0, top, 1.0), 0.0))
+            states = (share(parts.ne_avg, ne_top) * sum(memory.rank_states(cfg, r, ne_top, 0.0 * ne_top).values())
+                      + share(parts.ex_avg, ex_top) * sum(memory.rank_states(cfg, r, 0.0 * ex_top, ex_top).values()))
         else:  # linear in the parameters: the average rank's
-            states = sum(memory.rank_states(cfg, r, parts.ne_avg, parts.ex_avg).values())[..., 0]
+            states = sum(memory.rank_states(cfg, r, parts.ne_avg, parts.ex_avg).values())
+        states = _bcast(states, (rows.n, 1, 1))[:, :, 0]
         tensors = np.min(states, axis=-1) + parts.acts + parts.held
         mem_lb = tensors + memory.rank_reserve(cfg, rows, tensors)
     return _bcast(time_lb, (rows.n, 1, 1))[:, 0, 0], _bcast(mem_lb, (rows.n,))
@@ -1075,8 +1098,9 @@ def _screen_parts(cfg, rows: Rows, work) -> _ScreenParts:
             @ np.vstack([LR, A.T.ravel()])
     k = L.shape[0]
     probed = np.min(np.maximum(terms[:, :k], terms[:, k:]), axis=-1)[:, None, None]  # least placement's larger
-    fam, avg_rank = _average_rank(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
-    ne_avg, ex_avg = memory.rank_params(cfg, avg_rank, r)  # linear in what a rank holds
+    ranks = _ranks(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
+    fam = ranks.average
+    ne_avg, ex_avg = memory.rank_params(cfg, ranks.average, r)  # linear in what a rank holds
     # the average rank's work per micro-batch for its DP sync (as _Group's ranks: each
     # chunk's layers and the last chunk's extra, over the ranks)
     runs_last = float(np.sum(fam.runs_last))
@@ -1088,9 +1112,13 @@ def _screen_parts(cfg, rows: Rows, work) -> _ScreenParts:
     counts, at = np.unique(m_row, return_inverse=True)
     coef = np.array([memory.least_mean_peak(p.schedule, p.pp, v, arch.n_layers, arch.mtp_modules, float(x))
                      for x in counts])[at.reshape(-1)]
-    held = memory.rank_held_activations(cfg, avg_rank, r, tokens)
+    # the average rank holds the logits of the head's share of ranks, and a recomputed layer
+    # on the ranks holding a layer (the least share of the placements)
+    held = (np.mean(ranks.average.holds_last) * memory.held_logits(cfg, r, tokens)
+            + ranks.holding * memory.held_recompute(cfg, r, tokens))
     return _ScreenParts(
-        r=r, m=m, tiers=network.tiers(cfg, r), span=np.maximum(m * per / p.pp, probed), fam=fam, ne_avg=ne_avg,
+        r=r, m=m, tiers=network.tiers(cfg, r), span=np.maximum(m * per / p.pp, probed),
+        most=memory.rank_params(cfg, ranks.most, r), ne_avg=ne_avg,
         ex_avg=ex_avg, fwd=avg(layer.F, last.F), bwd=avg(layer.B + layer.W, last.B + last.W),
         acts=coef * _bcast(memory.layer_activation_bytes(cfg, r) * tokens, (n, 1, 1))[:, 0, 0],
         held=_bcast(held, (n, 1, 1))[:, 0, 0])

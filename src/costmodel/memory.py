@@ -284,19 +284,31 @@ def rank_activations(cfg, fam, rows, tokens):
 
 def rank_held_activations(cfg, fam, rows, tokens):
     """What each rank holds on top of its in-flight micro-batches, ``(..., pp)`` [B]
-    (:func:`rank_activations`); linear in ``fam``'s ``holds_last``, and reading of
-    ``rank_held`` only whether it is positive."""
-    arch, p = cfg.model, cfg.parallelism
-    # FP32 logits of the main head and of each MTP module, which predicts through the shared
-    # head (DeepSeek-V3 report Sec. 2.2)
-    held = fam.holds_last * tokens * arch.vocab_size * 4.0 / rows.tp * (1 + arch.mtp_modules)
-    if p.recompute != "none":
-        # a layer's backward first recomputes what its forward did not keep: for that moment
-        # the rank holds one layer's dropped activations too (the largest kind's)
-        kinds, per_token = _layer_kinds(cfg, rows)
-        redo = functools.reduce(np.maximum, [per_token(kind, "none") - per_token(kind, p.recompute) for kind, _ in kinds])
-        held = held + (fam.rank_held > 0) * redo * tokens
+    (:func:`rank_activations`): :func:`held_logits` on the head's ranks and
+    :func:`held_recompute` on the ranks that hold a layer."""
+    held = fam.holds_last * held_logits(cfg, rows, tokens)
+    if cfg.parallelism.recompute != "none":
+        held = held + (fam.rank_held > 0) * held_recompute(cfg, rows, tokens)
     return held
+
+
+def held_logits(cfg, rows, tokens):
+    """The FP32 logits of one micro-batch a head's rank holds [B]: the main head's and each
+    MTP module's, which predicts through the shared head (DeepSeek-V3 report Sec. 2.2)."""
+    arch = cfg.model
+    return tokens * arch.vocab_size * 4.0 / rows.tp * (1 + arch.mtp_modules)
+
+
+def held_recompute(cfg, rows, tokens):
+    """What a recomputing layer's backward holds for a moment [B]: it first recomputes what
+    its forward did not keep, so one layer's dropped activations (the largest kind's); 0
+    without recomputation."""
+    p = cfg.parallelism
+    if p.recompute == "none":
+        return 0.0 * tokens
+    kinds, per_token = _layer_kinds(cfg, rows)
+    redo = functools.reduce(np.maximum, [per_token(kind, "none") - per_token(kind, p.recompute) for kind, _ in kinds])
+    return redo * tokens
 
 
 def peak_activations(cfg, unit, held, m, rank=None):
