@@ -34,8 +34,8 @@ LAYOUT_OBJECTIVES = ("time", "cost", "memory")
 #: The most rows a search evaluates exactly to pin the config's own layout's rank, when it
 #: ranks below the top: past them it reports the range its rank lies in
 #: (``rank_of_config_range``). DeepSeek-V3's own rank by memory would take every layout that
-#: needs less, hundreds of thousands (the search ran for minutes); by time it takes 456,
-#: by cost 848.
+#: needs less, hundreds of thousands (the search ran for minutes); by time it takes 457,
+#: by cost 850.
 OWN_RANK_ROWS = 1024
 
 #: Rows per round of the bound-ordered search (its placement-bound rounds take four times
