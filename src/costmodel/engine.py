@@ -924,7 +924,8 @@ class _Ranks:
     """What the screen reads of a layout's family of placements (:func:`_ranks`)."""
 
     #: what a rank holds (``rank_held``, ``holds_first``, ``holds_last``) averaged over the
-    #: ranks (the same in every placement: each chunk is held by as many ranks in all)
+    #: ranks, the least over the placements (the same in all of them today: each chunk is
+    #: held by as many ranks in every placement; the least keeps the bound if that changes)
     average: object
     #: the most any rank holds of each, in any placement (an upper bound of a rank's state)
     most: object
@@ -942,7 +943,8 @@ def _ranks(schedule: str, pp: int, v: int, n_layers: int) -> _Ranks:
                   rank_held=fam.rank_held[:1])
     avg = (lambda a: np.mean(a, axis=-1, keepdims=True))
     top = (lambda a: np.max(a, keepdims=True).reshape((1,) * (np.ndim(a) - 1) + (1,)))
-    return _Ranks(average=replace(one, rank_held=avg(one.rank_held), holds_first=avg(one.holds_first),
+    least_held = np.min(np.mean(fam.rank_held, axis=-1)).reshape(1, 1)
+    return _Ranks(average=replace(one, rank_held=least_held, holds_first=avg(one.holds_first),
                                   holds_last=avg(one.holds_last)),
                   most=replace(one, rank_held=top(fam.rank_held), holds_first=top(fam.holds_first),
                                holds_last=top(fam.holds_last)),
