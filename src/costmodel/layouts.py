@@ -145,13 +145,13 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
         for k, g in enumerate(groups):
             t, mem = engine.screen(g.cfg, g.rows, lambda k=k: shared.of(k), screened)
             lb_time[g.index], lb_mem[g.index] = t, mem
-            marginal, _ = ledger.ledgers(g.cfg, 1.0)
-            per_hour[g.index] = sum(marginal.values()) if marginal else 0.0
             hbm[g.index] = to_base(g.cfg.cluster.gpu.hbm_capacity, "memory")
-            # the run's GPU-hours at the bound's work per micro-batch and no per-step rest
-            r = g.rows
-            m = r.global_batch // (r.micro_batch * r.dp)
-            hours_lb[g.index] = engine.run_gpu_hours(g.cfg, t / m, t, m, r.seq_len, r.micro_batch, r.dp, 0.0)
+            if objective == "cost":  # the run's GPU-hours at the bound's work per micro-batch, no per-step rest
+                marginal, _ = ledger.ledgers(g.cfg, 1.0)
+                per_hour[g.index] = sum(marginal.values()) if marginal else 0.0
+                r = g.rows
+                m = r.global_batch // (r.micro_batch * r.dp)
+                hours_lb[g.index] = engine.run_gpu_hours(g.cfg, t / m, t, m, r.seq_len, r.micro_batch, r.dp, 0.0)
     if objective == "time":
         bound = lb_time
     elif objective == "memory":

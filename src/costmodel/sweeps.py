@@ -483,7 +483,17 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
         rows[name] = ints[codes[a]]
 
     # groups: one per combination of the other axes' values
-    if group_axes:
+    all_sizes = [len(v) for v in values]
+    if cartesian and group_axes and n and n == math.prod(all_sizes):
+        # every combination is present, each group's rows in C order with the group axes outer
+        sizes = [len(values[a]) for a in group_axes]
+        count = math.prod(sizes)
+        group = np.ravel_multi_index(tuple(codes[a] for a in group_axes), sizes)
+        key_codes = np.array(np.unravel_index(np.arange(count), sizes))
+        inner = [a for a in range(len(paths)) if a not in group_axes]
+        order = np.arange(n).reshape(all_sizes).transpose(group_axes + inner).reshape(-1)
+        bounds = np.arange(count + 1) * (n // count)
+    elif group_axes:
         sizes = [len(values[a]) for a in group_axes]
         group = np.ravel_multi_index(tuple(codes[a] for a in group_axes), sizes)
         if math.prod(sizes) <= 4 * n + 4096:  # few possible keys: mark those present, no sort
@@ -497,9 +507,10 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
     else:
         group, key_codes = np.zeros(n, dtype=np.int64), np.zeros((0, 1), dtype=np.int64)
     out._group = group
-    # stable: each group's rows in sweep order (a radix sort on small integers)
-    order = np.argsort(group.astype(np.uint16) if key_codes.shape[1] <= 1 << 16 else group, kind="stable")
-    bounds = np.searchsorted(group[order], np.arange(key_codes.shape[1] + 1))
+    if not (cartesian and group_axes and n and n == math.prod(all_sizes)):
+        # stable: each group's rows in sweep order (a radix sort on small integers)
+        order = np.argsort(group.astype(np.uint16) if key_codes.shape[1] <= 1 << 16 else group, kind="stable")
+        bounds = np.searchsorted(group[order], np.arange(key_codes.shape[1] + 1))
     groups: list[Group] = []
     derived = np.zeros(n, dtype=np.int64) if derive_dp else None
     own = {k: _group_value(cfg, {}, k) for k in rows}
