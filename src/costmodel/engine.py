@@ -1003,11 +1003,10 @@ def screen(cfg, rows: Rows, work=None, cache: dict | None = None) -> tuple[np.nd
 
     Time: the pipeline's span is at least the larger of
 
-    - the average rank's work per micro-batch times the micro-batches (the busiest rank's
-      steady work is convex in its parts, so at least the average rank's), which is its
-      compute, exposed TP/CP communication and the all-to-all less what can hide (a
-      DualPipe pair hides at most the compute SMs' share of it; shared experts at most
-      their compute);
+    - the average rank's steady work per micro-batch (``timing.pairs`` of the ranks' mean
+      work, the engine's own layer and last chunk) times the micro-batches: the busiest
+      rank's is at least that (a rank's steady work is linear, or for a DualPipe pair
+      convex, in its work);
     - ``timing.lower_bound``'s term at two ranks of each placement (:func:`_probes`): the
       rank's ``m`` micro-batches of steady work plus the forwards (and, for the schedules
       that hold weight gradients, backwards) of the layers before its first chunk, the
@@ -1049,8 +1048,7 @@ def screen(cfg, rows: Rows, work=None, cache: dict | None = None) -> tuple[np.nd
                       + share(parts.ex_avg, ex_top) * sum(memory.rank_states(cfg, r, 0.0 * ex_top, ex_top).values()))
         else:  # linear in the parameters: the average rank's
             states = sum(memory.rank_states(cfg, r, parts.ne_avg, parts.ex_avg).values())
-        states = _bcast(states, (rows.n, 1, 1))[:, :, 0]
-        tensors = np.min(states, axis=-1) + parts.acts + parts.held
+        tensors = _bcast(states, (rows.n, 1, 1))[:, 0, 0] + parts.acts + parts.held
         mem_lb = tensors + memory.rank_reserve(cfg, rows, tensors)
     return _bcast(time_lb, (rows.n, 1, 1))[:, 0, 0], _bcast(mem_lb, (rows.n,))
 
@@ -1061,26 +1059,16 @@ def _screen_parts(cfg, rows: Rows, work) -> _ScreenParts:
     r = rows.expand()
     tokens = r.tokens
     lt, comm = work if work is not None else _per_layer(cfg, network.tiers(cfg, r), r, tokens)
-    sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
-    avg = [sd * d + sm * x for d, x in zip(comm["dense"], comm["moe"])]
-    exposed, a2a = avg[0] + avg[1], avg[2] + avg[3]
-    work = arch.n_layers * sum(lt.layer) + sum(lt.last)
-    comm_all = (arch.n_layers + arch.mtp_modules) * exposed
-    a2a_all = (arch.n_layers + arch.mtp_modules) * a2a
     cs = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
-    if p.schedule in timing.DUAL:
-        # every op of a rank, an F&B pair or a lone forward, backward or weight gradient,
-        # takes at least its compute on the SMs left (where there is an all-to-all) and at
-        # least its all-to-all (timing.fb_pair, timing.lone): so does their sum, which the
-        # pair form of the whole model's work gives
-        per = timing.fb_pair(work, 0.0, 0.0, comm_all, 0.0, a2a_all, 0.0, cs)
-    else:  # shared experts hide at most their own compute of the dispatch
-        per = work + comm_all + a2a_all - (0.0 if lt.shared is None else
-                                           (arch.n_moe_layers + arch.mtp_modules) * sum(lt.shared))
-        per = np.maximum(per, work + comm_all)
     m = r.microbatches
-    # the engine's own layer and last-chunk work (_Group), at the probe ranks
+    # the engine's own layer and last-chunk work (_Group): the average rank's and the probes'
     layer, last, _ = _layer_last(cfg, lt, comm, cs)
+    ranks = _ranks(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
+    # the average rank: each chunk's layers and the last chunk's extra, over the ranks; its
+    # steady work is at most the busiest rank's (linear in the rank's work; a DualPipe pair
+    # is convex in it, every rank holding layers of the same average, all-to-all or none)
+    runs_last = float(np.sum(ranks.average.runs_last))
+    mean = Work(*((arch.n_layers * a + runs_last * b) / p.pp for a, b in zip(layer.fields(), last.fields())))
     L, R, A = _probes(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
     n = rows.n
     col = (lambda *xs: np.stack([_bcast(x, (n, 1, 1))[:, 0, 0] for x in xs], axis=-1))  # (n, len(xs))
@@ -1100,13 +1088,7 @@ def _screen_parts(cfg, rows: Rows, work) -> _ScreenParts:
             @ np.vstack([LR, A.T.ravel()])
     k = L.shape[0]
     probed = np.min(np.maximum(terms[:, :k], terms[:, k:]), axis=-1)[:, None, None]  # least placement's larger
-    ranks = _ranks(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
-    fam = ranks.average
     ne_avg, ex_avg = memory.rank_params(cfg, ranks.average, r)  # linear in what a rank holds
-    # the average rank's work per micro-batch for its DP sync (as _Group's ranks: each
-    # chunk's layers and the last chunk's extra, over the ranks)
-    runs_last = float(np.sum(fam.runs_last))
-    avg = (lambda a, b: (arch.n_layers * a + runs_last * b) / p.pp)
     # the average rank's activations: the least placement's mean peak in flight (at each
     # row's micro-batches, past which it no longer grows), and what ranks hold on top
     v = p.virtual_stages if p.schedule == "interleaved" else 1
@@ -1119,8 +1101,7 @@ def _screen_parts(cfg, rows: Rows, work) -> _ScreenParts:
     held = (np.mean(ranks.average.holds_last) * memory.held_logits(cfg, r, tokens)
             + ranks.holding * memory.held_recompute(cfg, r, tokens))
     return _ScreenParts(
-        r=r, m=m, tiers=network.tiers(cfg, r), span=np.maximum(m * per / p.pp, probed),
-        most=memory.rank_params(cfg, ranks.most, r), ne_avg=ne_avg,
-        ex_avg=ex_avg, fwd=avg(layer.F, last.F), bwd=avg(layer.B + layer.W, last.B + last.W),
+        r=r, m=m, tiers=network.tiers(cfg, r), span=np.maximum(m * timing.pairs(p.schedule, mean, cs), probed),
+        most=memory.rank_params(cfg, ranks.most, r), ne_avg=ne_avg, ex_avg=ex_avg, fwd=mean.F, bwd=mean.B + mean.W,
         acts=coef * _bcast(memory.layer_activation_bytes(cfg, r) * tokens, (n, 1, 1))[:, 0, 0],
         held=_bcast(held, (n, 1, 1))[:, 0, 0])

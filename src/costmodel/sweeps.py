@@ -381,15 +381,23 @@ class Group:
     rows: engine.Rows
 
 
-#: Config paths the rules never read (``rules.Values``): in a Cartesian product, groups that
-#: differ only in these have the same rows and so the same rows broken (:func:`prepare`).
-_RULE_BLIND = ("parallelism.zero", "parallelism.overlap_grad_reduce", "parallelism.sequence_parallel", "efficiency",
-               "goodput", "kernels")
-
-
 #: Config paths only their own field validators read (no rule, no model validator): groups of
 #: a Cartesian product that differ only in these, each valid alone, fail alike (:func:`prepare`).
 _FIELD_ONLY = ("parallelism.zero", "parallelism.overlap_grad_reduce", "parallelism.sequence_parallel")
+
+#: Config paths the rules never read (``rules.Values``): in a Cartesian product, groups that
+#: differ only in these have the same rows and so the same rows broken (:func:`prepare`).
+_RULE_BLIND = _FIELD_ONLY + ("efficiency", "goodput", "kernels")
+
+
+def _hashable(items: list):
+    """``items`` (path, value) sorted by path, as a dict key; None where a value is not hashable."""
+    key = tuple(sorted(items, key=lambda x: x[0]))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _error_key(cfg: TrainingConfig, changes: dict, alone: dict):
@@ -415,12 +423,7 @@ def _error_key(cfg: TrainingConfig, changes: dict, alone: dict):
             alone[k] = ok
         if not ok:
             return None
-    key = tuple(sorted(rest, key=lambda x: x[0]))
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
+    return _hashable(rest)
 
 
 def _with_fields(group: TrainingConfig, changes: dict) -> TrainingConfig:
@@ -436,13 +439,7 @@ def _with_fields(group: TrainingConfig, changes: dict) -> TrainingConfig:
 
 def _rule_key(changes: dict):
     """What of a group's changes the rules read, hashable (None where a value is not)."""
-    key = tuple(sorted((p, v) for p, v in changes.items()
-                       if not any(p == b or p.startswith(b + ".") for b in _RULE_BLIND)))
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
+    return _hashable([(p, v) for p, v in changes.items() if not any(p == b or p.startswith(b + ".") for b in _RULE_BLIND)])
 
 
 def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = False,
@@ -451,8 +448,9 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
     the valid rows of each group, not yet evaluated. ``cartesian``: ``codes`` are the
     Cartesian product of the axes in C order (``np.indices``), so every group holds every
     combination of the row axes' values in the same order: their arrays are taken once,
-    and groups whose changes the rules all read alike (:data:`_RULE_BLIND`) share the rows
-    the rules refuse."""
+    groups whose changes the rules all read alike (:data:`_RULE_BLIND`) share the rows the
+    rules refuse (and one rows object), and groups that differ only in field-only values
+    (:data:`_FIELD_ONLY`) share their errors or copy one validated config."""
     n = codes.shape[1]
     row_axes = {engine.ROW_FIELDS[p]: a for a, p in enumerate(paths) if p in engine.ROW_FIELDS}
     group_axes = [a for a, p in enumerate(paths) if p not in engine.ROW_FIELDS]
@@ -484,7 +482,8 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
 
     # groups: one per combination of the other axes' values
     all_sizes = [len(v) for v in values]
-    if cartesian and group_axes and n and n == math.prod(all_sizes):
+    product = cartesian and bool(group_axes) and n > 0 and n == math.prod(all_sizes)
+    if product:
         # every combination is present, each group's rows in C order with the group axes outer
         sizes = [len(values[a]) for a in group_axes]
         count = math.prod(sizes)
@@ -507,7 +506,7 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
     else:
         group, key_codes = np.zeros(n, dtype=np.int64), np.zeros((0, 1), dtype=np.int64)
     out._group = group
-    if not (cartesian and group_axes and n and n == math.prod(all_sizes)):
+    if not product:
         # stable: each group's rows in sweep order (a radix sort on small integers)
         order = np.argsort(group.astype(np.uint16) if key_codes.shape[1] <= 1 << 16 else group, kind="stable")
         bounds = np.searchsorted(group[order], np.arange(key_codes.shape[1] + 1))
