@@ -13,6 +13,7 @@ rules as arrays and evaluated by the engine in chunks, in this process or on an
 from __future__ import annotations
 
 import dataclasses
+from collections import abc
 import math
 import functools
 import sys
@@ -32,6 +33,10 @@ __all__ = ["Sweep", "Candidate", "sweep", "OBJECTIVES", "CHUNK_ROWS", "STATUS"]
 #: 32,768 on the 204,800-row dense benchmark (larger chunks leave the CPU caches).
 CHUNK_ROWS = 8192
 
+#: The share of a table's rows written into a column past which it is kept whole
+#: (:class:`RowColumns`).
+_DENSE_SHARE = 0.125
+
 #: Objectives by name: (column, sense) with sense +1 to minimise, -1 to maximise.
 OBJECTIVES = {
     "time": ("step_time", 1), "step_time": ("step_time", 1), "wall_time": ("wall_time", 1),
@@ -47,6 +52,7 @@ _COLUMNS = (("step_time", "s"), ("wall_time", "day"), ("gpu_hours", "hour"), ("m
 
 STATUS = ("ok", "does not fit", "refused", "out of range", "not evaluated")
 _OK, _NOFIT, _REFUSED, _RANGE, _SKIPPED = range(5)
+_BREAKDOWNS = ("step", "memory", "marginal", "capital", "sched")
 _SECTIONS = tuple(TrainingConfig.model_fields)
 #: Row fields' largest value in a sweep: products of the layout's degrees (tp*pp*dp*cp) and
 #: of batch and length stay exact in 64-bit integers.
@@ -108,6 +114,91 @@ class Candidate:
         return self.sweep.estimate(self.index)
 
 
+class RowColumns(abc.Mapping):
+    """Named float columns over a table's ``n`` rows, NaN where a row has no value (a
+    mapping of name to array, as a dict of arrays). A search writes a few hundred rows of a
+    table of millions: the columns keep what is written as (rows, values) pieces and build
+    a whole column only when it is read whole, once (:meth:`__getitem__`); :meth:`at` and
+    :meth:`take` read rows without building it. A column is built as soon as its pieces
+    cover :data:`_DENSE_SHARE` of the rows (a sweep, which writes every row)."""
+
+    def __init__(self, n: int, names: Iterable[str] = ()):
+        self.n = n
+        self._names: dict[str, None] = dict.fromkeys(names)  # in order of first write
+        self._dense: dict[str, np.ndarray] = {}
+        self._parts: dict[str, list] = {}  # name -> [(rows, values)], later pieces over earlier ones
+        self._count: dict[str, int] = {}
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name) -> bool:
+        return name in self._names
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        a = self._dense.get(name)
+        if a is None:
+            if name not in self._names:
+                raise KeyError(name)
+            a = np.full(self.n, np.nan)
+            for idx, v in self._parts.pop(name, ()):
+                a[idx] = v
+            self._count.pop(name, None)
+            self._dense[name] = a
+        return a
+
+    def put(self, name: str, idx: np.ndarray, values) -> None:
+        """Write ``values`` at rows ``idx`` (over what was there)."""
+        self._names.setdefault(name, None)
+        a = self._dense.get(name)
+        if a is not None:
+            a[idx] = values
+            return
+        idx = np.asarray(idx)
+        self._parts.setdefault(name, []).append((idx, np.array(np.broadcast_to(values, idx.shape), dtype=float)))
+        self._count[name] = self._count.get(name, 0) + idx.size
+        if self._count[name] >= _DENSE_SHARE * self.n:
+            self[name]  # most rows written: whole, as a dict's would be
+
+    def _sparse(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A sparse column's rows (sorted, each once) and values, the last write of each."""
+        parts = self._parts.get(name, [])
+        if len(parts) != 1 or parts[0][0].size > 1 and np.any(np.diff(parts[0][0]) <= 0):
+            idx = np.concatenate([i for i, _ in parts[::-1]]) if parts else np.zeros(0, dtype=np.int64)
+            val = np.concatenate([v for _, v in parts[::-1]]) if parts else np.zeros(0)
+            idx, first = np.unique(idx, return_index=True)  # the first of the reversed: the last written
+            self._parts[name] = parts = [(idx, val[first])]
+        return parts[0]
+
+    def take(self, rows) -> "RowColumns":
+        """The columns at ``rows`` (indices, in that order), each as a whole column."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = RowColumns(rows.size, self._names)
+        for name in self._names:
+            out._dense[name] = self.at(name, rows)
+        return out
+
+    def at(self, name: str, rows) -> np.ndarray:
+        """Column ``name`` at ``rows`` (an index or indices), without building it whole."""
+        a = self._dense.get(name)
+        if a is not None:
+            return a[rows]
+        if name not in self._names:
+            raise KeyError(name)
+        rows = np.asarray(rows, dtype=np.int64)
+        idx, val = self._sparse(name)
+        out = np.full(rows.shape, np.nan)
+        if idx.size:
+            j = np.minimum(np.searchsorted(idx, rows), idx.size - 1)
+            hit = idx[j] == rows
+            out[hit] = val[j[hit]]
+        return out
+
+
+
 class Sweep:
     """The rows of a sweep or search, each with its axis values, status, reason and results.
 
@@ -131,10 +222,9 @@ class Sweep:
         self._values: list[rules.Values | None] = []  # per group, for a rule's message
         self._group = np.zeros(n, dtype=np.int64)
         self._row_values: dict[str, np.ndarray] = {}
-        self.results: dict[str, np.ndarray] = {}
+        self.results = RowColumns(n)
         # the engine's breakdowns per row (engine.Columns): step [s], memory [B], ledgers [USD]
-        self.breakdowns: dict[str, dict[str, np.ndarray]] = {"step": {}, "memory": {}, "marginal": {}, "capital": {},
-                                                             "sched": {}}
+        self.breakdowns: dict[str, RowColumns] = {b: RowColumns(n) for b in _BREAKDOWNS}
         self.info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ access
@@ -196,19 +286,19 @@ class Sweep:
             raise ValueError(f"row {i} is refused: {self.reason(i)}")
         if self.status[i] == _RANGE:
             raise EstimateOutOfRange(*self.info["range"][i])
-        one = (lambda d: {k: v[i:i + 1] for k, v in d.items() if not np.isnan(v[i])})
-        values = {k: (None if np.isnan(v[i]) else v[i:i + 1]) for k, v in self.results.items() if k in engine.VALUE_KEYS}
+        row = (lambda d: {k: d.at(k, [i]) for k in d})
+        one = (lambda d: {k: v for k, v in row(d).items() if not np.isnan(v[0])})
+        res = row(self.results)
+        values = {k: (None if np.isnan(v[0]) else v) for k, v in res.items() if k in engine.VALUE_KEYS}
         cols = engine.Columns(values=values, step=one(self.breakdowns["step"]), memory=one(self.breakdowns["memory"]),
                               marginal=one(self.breakdowns["marginal"]), capital=one(self.breakdowns["capital"]),
-                              sched=one(self.breakdowns["sched"]), mfu=self.results["mfu"][i:i + 1],
-                              mfu_at_precision=self.results["mfu_at_precision"][i:i + 1],
-                              fits=self.results["fits"][i:i + 1] > 0, steps=self.results["steps"][i:i + 1],
-                              placement=self.results["placement"][i:i + 1].astype(int))
+                              sched=one(self.breakdowns["sched"]), mfu=res["mfu"], mfu_at_precision=res["mfu_at_precision"],
+                              fits=res["fits"] > 0, steps=res["steps"], placement=res["placement"].astype(int))
         return result(self.config(i), cols, 0, check=False)
 
     def row(self, i: int) -> Candidate:
         i = self._index(i)
-        res = {k: float(self.results[k][i]) for k, _ in _COLUMNS if k in self.results}
+        res = {k: float(self.results.at(k, i)) for k, _ in _COLUMNS if k in self.results}
         return Candidate(i, self.axis_values(i), self.status_of(i), self.reason(i), res, self)
 
     def _objective(self, objective: str, rows: np.ndarray | None = None) -> np.ndarray:
@@ -217,18 +307,18 @@ class Sweep:
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}; got {objective!r}")
         col, sense = OBJECTIVES[objective]
-        at = (lambda a: a) if rows is None else (lambda a: a[rows])
-        status = at(self.status)
-        x = at(self.results[col]) * sense if col in self.results else np.full(status.size, np.nan)
+        at = (lambda k: self.results[k]) if rows is None else (lambda k: self.results.at(k, rows))
+        status = self.status if rows is None else self.status[rows]
+        x = at(col) * sense if col in self.results else np.full(status.size, np.nan)
         if col == "marginal_cost" and np.all(np.isnan(x[status == _OK])):
-            x = at(self.results["gpu_hours"])  # no prices: GPU-hours are the cost
+            x = at("gpu_hours")  # no prices: GPU-hours are the cost
         return np.where((status == _OK) & ~np.isnan(x), x, np.inf)
 
     def ranked(self, objective: str = "time") -> np.ndarray:
         """Indices of the rows that fit, best first (ties keep sweep order)."""
         x = self._objective(objective)
-        order = np.argsort(x, kind="stable")
-        return order[np.isfinite(x[order])]
+        fit = np.flatnonzero(np.isfinite(x))  # a search's table: a few hundred of millions
+        return fit[np.argsort(x[fit], kind="stable")]
 
     def best(self, objective: str = "time") -> Candidate:
         """The row that fits with the best ``objective`` ("time", "cost", "memory", "mfu",
@@ -266,8 +356,8 @@ class Sweep:
         out._reason_rule, out._reason_text = self._reason_rule[idx], self._reason_text[idx]
         out._texts, out._values, out._group = self._texts, self._values, self._group[idx]
         out._row_values = {k: v[idx] for k, v in self._row_values.items()}
-        out.results = {k: v[idx] for k, v in self.results.items()}
-        out.breakdowns = {b: {k: v[idx] for k, v in d.items()} for b, d in self.breakdowns.items()}
+        out.results = self.results.take(idx)
+        out.breakdowns = {b: d.take(idx) for b, d in self.breakdowns.items()}
         out.info = {k: (({j: v[i] for j, i in enumerate(idx.tolist()) if i in v} if v else {}) if k == "range" else
                         {b: a[idx] for b, a in v.items()} if k == "bound" else v) for k, v in self.info.items()}
         return out
@@ -284,7 +374,7 @@ class Sweep:
         out["status"] = [STATUS[k] for k in self.status]
         out["reason"] = [None if k == _OK else self.reason(i) for i, k in enumerate(self.status)]
         for k, u in _COLUMNS:
-            x = self.results.get(k, np.full(self.n, np.nan))
+            x = self.results[k] if k in self.results else np.full(self.n, np.nan)
             out[f"{k} [{u}]" if u else k] = [None if np.isnan(v) else v for v in x.tolist()]
         return out
 
@@ -511,10 +601,12 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
         order = np.argsort(group.astype(np.uint16) if key_codes.shape[1] <= 1 << 16 else group, kind="stable")
         bounds = np.searchsorted(group[order], np.arange(key_codes.shape[1] + 1))
     groups: list[Group] = []
-    derived = np.zeros(n, dtype=np.int64) if derive_dp else None
+    dps: list = []  # derive_dp: each group's rows' dp, in the order of ``order`` (written at once below)
+    dp_of: dict = {}  # cartesian: the rows' dp by (pp, GPU count), the row axes' arrays being shared
     own = {k: _group_value(cfg, {}, k) for k in rows}
-    for k, v in rows.items():  # each row's value; a group whose own value differs writes its rows below
-        out._row_values[k] = np.full(n, own[k], dtype=np.int64) if v is None else v.astype(np.int64, copy=True)
+    for k, v in rows.items():  # each row's value (the axis' array, never written, or the config's own, one
+        # read-only value until a group whose own value differs writes its rows below: _writable)
+        out._row_values[k] = np.broadcast_to(np.int64(own[k]), (n,)) if v is None else v.astype(np.int64, copy=False)
     dumped = cfg.model_dump()  # once: each group's config is this with its changes
     taken: dict | None = None  # cartesian: the row axes' arrays of every group
     fixed: dict = {}  # arrays of one value, by (value, size): shared, never written
@@ -548,14 +640,16 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
             if (value, idx.size) not in fixed:
                 fixed[value, idx.size] = np.full(idx.size, value, dtype=np.int64)
             r[k] = fixed[value, idx.size]
-            if value != own[k]:
-                out._row_values[k][idx] = value
+            if value != own[k] and not (derive_dp and k == "dp"):
+                _writable(out._row_values, k)[idx] = value
         if derive_dp:
-            pp = _group_value(src, changes, "pp")
-            world = _group_value(src, changes, "num_gpus")
-            r["dp"] = np.maximum(1, world // np.maximum(1, r["tp"] * pp * r["cp"]))
-            derived[idx] = r["dp"]
-            out._row_values["dp"][idx] = r["dp"]
+            dkey = (_group_value(src, changes, "pp"), _group_value(src, changes, "num_gpus"))
+            dp = dp_of.get(dkey) if cartesian else None
+            if dp is None:
+                dp = np.maximum(1, dkey[1] // np.maximum(1, r["tp"] * dkey[0] * r["cp"]))
+                dp_of[dkey] = dp
+            r["dp"] = dp
+            dps.append(dp)
         for p_, text in errors:
             _refuse(out, idx, pos, p_, text=text)
         if base is None:  # the group's shared fields break a rule; the data section's rule on
@@ -598,10 +692,14 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
                         a.setflags(write=False)
                     rows_of[key] = (ok, valid)
             groups.append(Group(idx[ok], base, valid))
+    derived = None
+    if derive_dp:  # the groups' rows are ``order`` in turn
+        derived = np.empty(n, dtype=np.int64)
+        derived[order] = np.concatenate(dps) if dps else np.zeros(0, dtype=np.int64)
+        out._row_values["dp"] = derived
     out.derived_dp = derived
     out.info["range"] = {}  # row -> (name, value) of an out-of-range row
-    out.results = {k: np.full(n, np.nan) for k in (*engine.VALUE_KEYS, "mfu", "mfu_at_precision", "fits", "steps",
-                                                   "placement")}
+    out.results = RowColumns(n, (*engine.VALUE_KEYS, "mfu", "mfu_at_precision", "fits", "steps", "placement"))
     return out, groups
 
 
@@ -640,6 +738,13 @@ def evaluate_rows(out: Sweep, groups: list[Group], select: np.ndarray | None, *,
     _scatter(out, [(part, res) for (part, _), res in zip(tasks, results)])
 
 
+def _writable(arrays: dict, k: str) -> np.ndarray:
+    """``arrays[k]``, made a writable array of its own first where it is a read-only view."""
+    if not arrays[k].flags.writeable:
+        arrays[k] = np.array(arrays[k])
+    return arrays[k]
+
+
 def _at_row(group: TrainingConfig, row: dict) -> TrainingConfig:
     """The group's config with a valid row's values: every rule holds for it (the sweep has
     just checked them), so its parts are copied, not validated again."""
@@ -666,10 +771,13 @@ def _group_ramp(cfg: TrainingConfig, changes: dict, dumped: dict | None = None):
         return None
 
 
+#: The dotted path of each row field (and of the GPU count and pipeline degree).
+_PATH_OF = {**{a: p for p, a in engine.ROW_FIELDS.items()}, "num_gpus": "cluster.num_gpus", "pp": "parallelism.pp"}
+
+
 def _group_value(base: TrainingConfig, changes: dict, name: str) -> Any:
     """A field's value in a group: its change, else the group's config's."""
-    path = {"num_gpus": "cluster.num_gpus", "pp": "parallelism.pp"}.get(name) or next(
-        p for p, a in engine.ROW_FIELDS.items() if a == name)
+    path = _PATH_OF[name]
     if path in changes:
         v = changes[path]
         return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 1
@@ -714,33 +822,27 @@ def _refuse(out: Sweep, idx, pos: np.ndarray, p: int, *, text: str | None = None
 
 def _scatter(out: Sweep, parts: list[tuple[np.ndarray, engine.Columns]]) -> None:
     """Gather the engine's chunks into the sweep's columns; flag rows out of range."""
-    n = out.n
-    nan = (lambda: np.full(n, np.nan))
     res = out.results
     for idx, cols in parts:
         for k, v in cols.values.items():
             if v is not None:
-                res[k][idx] = v
-        res["mfu"][idx], res["mfu_at_precision"][idx] = cols.mfu, cols.mfu_at_precision
-        res["fits"][idx], res["steps"][idx], res["placement"][idx] = cols.fits, cols.steps, cols.placement
-        for name in ("step", "memory", "marginal", "capital", "sched"):
+                res.put(k, idx, v)
+        for k in ("mfu", "mfu_at_precision", "fits", "steps", "placement"):
+            res.put(k, idx, getattr(cols, k))
+        for name in _BREAKDOWNS:
             into = out.breakdowns[name]
             for k, v in getattr(cols, name).items():
-                if k not in into:
-                    into[k] = nan()
-                into[k][idx] = v
+                into.put(k, idx, v)
         out.status[idx] = np.where(cols.fits, _OK, _NOFIT)
         reasons = engine.out_of_range(cols)
         for j, reason in reasons.items():
             out.status[idx[j]] = _RANGE
             out.info["range"][int(idx[j])] = reason
         if reasons:  # no estimate: no numbers
-            bad = np.array(list(reasons))
-            for v in res.values():
-                v[idx[bad]] = np.nan
-            for d in out.breakdowns.values():
-                for v in d.values():
-                    v[idx[bad]] = np.nan
+            bad = idx[np.array(list(reasons))]
+            for d in (res, *out.breakdowns.values()):
+                for k in d:
+                    d.put(k, bad, np.nan)
 
 
 def sweep(cfg: TrainingConfig, axes: Mapping[str, Iterable], *, pipeline: str = "auto", executor=None,

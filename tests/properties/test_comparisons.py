@@ -15,7 +15,7 @@ from pydantic import ValidationError
 import costmodel
 from costmodel import memory
 from costmodel.config import SCHEDULES
-from costmodel.testing import training_configs
+from costmodel.testing import roomy, training_configs
 from costmodel.workload import GQA
 
 REL = 1e-4  # rounding, and the one approximation that breaks exact monotonicity: every
@@ -36,17 +36,6 @@ def run(cfg):
 
 def step(cfg) -> float:
     return run(cfg).step_time.m
-
-
-def roomy(cfg):
-    """The config on the same GPU with 100x its HBM: every candidate layout fits, so the
-    layout is chosen by time alone. (With memory binding, the estimate keeps the fastest
-    placement that fits, which only gets slower as work grows, until none fits: then it
-    reports the fastest of all, flagged ``fits=False``, which can be faster than the last
-    one that fitted. A run that cannot happen has no monotone time.)"""
-    g = cfg.cluster.gpu
-    return cfg.replace(**{"cluster.gpu": g.model_copy(update={"name": g.name + "-roomy",
-                                                              "hbm_capacity": g.hbm_capacity * 100})})
 
 
 def replaced(cfg, **changes):

@@ -11,7 +11,7 @@ import costmodel
 from costmodel import GPU
 from costmodel.engine import layer_work
 from costmodel.pipeline import bubble_1f1b, bubble_dualpipe
-from costmodel.testing import training_configs
+from costmodel.testing import roomy, training_configs
 
 H100, H800 = costmodel.gpu("H100-SXM"), costmodel.gpu("H800-SXM")
 
@@ -87,13 +87,38 @@ def test_dualpipe_bubble_never_exceeds_1f1b(half_pp, f, b, w, overlap):
 @settings(max_examples=BUDGET)
 @given(training_configs(max_gpus=4096))
 def test_doubling_data_parallel_gpus_never_lowers_gpu_hours(cfg):
-    # The same run (tokens, global batch) on twice the data-parallel ranks.
+    # The same run (tokens, global batch) on twice the data-parallel ranks, every placement
+    # fitting (roomy): the work per micro-batch is the same, the DP sync per rank no smaller
+    # and the per-step bubble paid on twice the GPUs. With memory binding, twice the ZeRO
+    # ranks can admit a faster placement (the test below).
+    cfg = roomy(cfg)
     p, c = cfg.parallelism, cfg.cluster
     try:
         doubled = cfg.replace(**{"parallelism.dp": 2 * p.dp, "cluster.num_gpus": 2 * c.num_gpus})
     except ValidationError:  # the batch does not split into whole micro-batches on 2x the ranks
         assume(False)
     assert run(doubled).gpu_hours.m >= run(cfg).gpu_hours.m * (1 - 1e-9)
+
+
+def test_doubling_zero3_ranks_frees_memory_for_a_faster_placement():
+    # Found by the property above in its dev profile (before it compared on roomy GPUs):
+    # BLOOM-176B on 765 H20 (96 GiB), PP15 DP51 interleaved x3, ZeRO-3, a slow 3.125 GB/s NIC.
+    # At DP51 one placement of the layers fits (103.0 GB of 103.1); at DP102 ZeRO-3 shards
+    # the states over twice the ranks and the faster ones fit too: the run's GPU-hours fall,
+    # for the physical reason, and on roomy GPUs they do not.
+    cfg = costmodel.TrainingConfig(
+        model="bloom-176b", data=dict(tokens=3133440, seq_len=1024, global_batch=3060),
+        cluster=dict(gpu="H20", num_gpus=765, gpus_per_node=1, scale_out_bandwidth="3.125 GB/s",
+                     scale_out_latency="3.7e-6 s"),
+        parallelism=dict(tp=1, pp=15, dp=51, zero=3, micro_batch=2, schedule="interleaved", virtual_stages=3),
+        precision=dict(gemm="bf16", master_weights="fp32", grads="fp32", optimizer_moments="fp32"),
+        costs=dict(gpu_hour_price="1 USD/hour"))
+    doubled = cfg.replace(**{"parallelism.dp": 102, "cluster.num_gpus": 1530})
+    small, large = run(cfg), run(doubled)
+    assert small.fits and large.fits
+    assert large.memory_per_gpu.m < small.memory_per_gpu.m
+    assert large.gpu_hours.m < small.gpu_hours.m  # a faster placement now fits
+    assert run(roomy(doubled)).gpu_hours.m >= run(roomy(cfg)).gpu_hours.m
 
 
 @settings(max_examples=BUDGET)

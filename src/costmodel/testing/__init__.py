@@ -23,6 +23,7 @@ from .strategies import (
     moe_architectures,
     numeric_edge_cases,
     numeric_fields,
+    roomy,
     training_configs,
 )
 
@@ -36,5 +37,6 @@ __all__ = [
     "moe_architectures",
     "numeric_edge_cases",
     "numeric_fields",
+    "roomy",
     "training_configs",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "invalid_assignments",
     "numeric_fields",
     "numeric_edge_cases",
+    "roomy",
     "EDGE_NUMBERS",
 ]
 
@@ -379,3 +380,15 @@ def numeric_edge_cases(draw, base: TrainingConfig, path: str | None = None) -> t
         parent, key = _parent(data, path), path.rsplit(".", 1)[-1]
         parent[key] = _edge_value(draw, kind, parent.get(key))
     return data, [p for p, _ in chosen]
+
+
+def roomy(cfg, factor: float = 100.0):
+    """``cfg`` on the same GPU with ``factor`` times its HBM: every candidate layout fits, so
+    the engine chooses among placements by time alone. A comparison of times belongs there:
+    with memory binding, the estimate keeps the fastest placement that fits, so a change
+    that frees memory (more ZeRO ranks to shard over) can admit a faster placement, and one
+    that needs more can force a slower one, until none fits (then it reports the fastest of
+    all, flagged ``fits=False``)."""
+    g = cfg.cluster.gpu
+    return cfg.replace(**{"cluster.gpu": g.model_copy(update={"name": g.name + "-roomy",
+                                                              "hbm_capacity": g.hbm_capacity * factor})})
