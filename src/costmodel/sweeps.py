@@ -167,8 +167,9 @@ class RowColumns(abc.Mapping):
         """A sparse column's rows (sorted, each once) and values, the last write of each."""
         parts = self._parts.get(name, [])
         if len(parts) != 1 or parts[0][0].size > 1 and np.any(np.diff(parts[0][0]) <= 0):
-            idx = np.concatenate([i for i, _ in parts[::-1]]) if parts else np.zeros(0, dtype=np.int64)
-            val = np.concatenate([v for _, v in parts[::-1]]) if parts else np.zeros(0)
+            # every write, last first (a row written twice in one piece, as numpy assigns, by the later)
+            idx = np.concatenate([i[::-1] for i, _ in parts[::-1]]) if parts else np.zeros(0, dtype=np.int64)
+            val = np.concatenate([v[::-1] for _, v in parts[::-1]]) if parts else np.zeros(0)
             idx, first = np.unique(idx, return_index=True)  # the first of the reversed: the last written
             self._parts[name] = parts = [(idx, val[first])]
         return parts[0]

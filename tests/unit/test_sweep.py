@@ -6,10 +6,13 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import costmodel
 from costmodel import presets
 from costmodel.cli import main
+from costmodel.sweeps import RowColumns
 
 V3 = presets.get("deepseek-v3")
 AXES = {"parallelism.pp": [4, 8, 16], "cluster.gpu": ["H100-SXM", "H800-SXM"], "parallelism.micro_batch": [1, 2]}
@@ -357,3 +360,38 @@ def test_the_own_rank_is_pinned_within_a_budget_of_exact_rows(monkeypatch):
     assert ranged.info["rank_of_config"] is None and ranged.info["exact"] < pinned.info["exact"]
     lo, hi = ranged.info["rank_of_config_range"]
     assert lo <= rank <= hi
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 200), st.lists(st.tuples(st.sampled_from("abc"), st.lists(st.integers(0, 199), max_size=30),
+                                               st.floats(-1e3, 1e3) | st.just(float("nan")) | st.lists(st.floats(-1e3, 1e3), min_size=30, max_size=30)),
+                                    max_size=12),
+       st.lists(st.integers(0, 199), max_size=20))
+def test_row_columns_read_as_a_dict_of_nan_filled_arrays(n, writes, rows):
+    # RowColumns keeps written pieces until read whole: every way of reading it (whole, at
+    # rows, taken) agrees with a dict of NaN-filled arrays written in the same order
+    cols, ref = RowColumns(n, ["a"]), {"a": np.full(n, np.nan)}
+    for name, idx, value in writes:
+        idx = np.array([i % n for i in idx], dtype=np.int64)
+        if isinstance(value, list):  # one value per row written (rows may repeat: the later wins)
+            value = np.array(value[:idx.size])
+        cols.put(name, idx, value)
+        ref.setdefault(name, np.full(n, np.nan))[idx] = value
+    rows = np.array([r % n for r in rows], dtype=np.int64)
+    assert list(cols) == list(ref)
+    for k in ref:
+        np.testing.assert_array_equal(cols.at(k, rows), ref[k][rows])
+    taken = cols.take(rows)
+    for k in ref:
+        np.testing.assert_array_equal(taken[k], ref[k][rows])
+        np.testing.assert_array_equal(cols[k], ref[k])  # whole, after the reads by row
+    cols.put("a", np.arange(n), 1.0)  # written whole: a dense column takes writes in place
+    assert np.all(cols["a"] == 1.0)
+
+
+def test_row_columns_a_row_written_twice_in_one_piece_keeps_the_later():
+    cols = RowColumns(100)
+    cols.put("a", np.array([3, 1, 3]), np.array([5.0, 6.0, 7.0]))
+    cols.put("a", np.array([1]), 8.0)
+    assert cols.at("a", [3, 1, 0]).tolist()[:2] == [7.0, 8.0] and np.isnan(cols.at("a", 0))
+    assert cols.take([3])["a"].tolist() == [7.0] and cols["a"][3] == 7.0
