@@ -569,7 +569,7 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
                 ints[j] = v
                 continue
             _refuse(out, np.flatnonzero(codes[a] == j), pos, _position(tuple(path.split(".")), False), text=err)
-        rows[name] = ints[codes[a]]
+        rows[name] = _Coded(ints, codes[a])
 
     # groups: one per combination of the other axes' values
     all_sizes = [len(v) for v in values]
@@ -578,7 +578,9 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
         # every combination is present, each group's rows in C order with the group axes outer
         sizes = [len(values[a]) for a in group_axes]
         count = math.prod(sizes)
-        group = np.ravel_multi_index(tuple(codes[a] for a in group_axes), sizes)
+        # each row's group: the group axes' index in C order, broadcast over the row axes
+        gid = np.arange(count, dtype=np.int32).reshape([len(v) if a in group_axes else 1 for a, v in enumerate(values)])
+        group = np.broadcast_to(gid, all_sizes).reshape(-1)
         key_codes = np.array(np.unravel_index(np.arange(count), sizes))
         inner = [a for a in range(len(paths)) if a not in group_axes]
         order = np.arange(n).reshape(all_sizes).transpose(group_axes + inner).reshape(-1)
@@ -607,7 +609,7 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
     own = {k: _group_value(cfg, {}, k) for k in rows}
     for k, v in rows.items():  # each row's value (the axis' array, never written, or the config's own, one
         # read-only value until a group whose own value differs writes its rows below: _writable)
-        out._row_values[k] = np.broadcast_to(np.int64(own[k]), (n,)) if v is None else v.astype(np.int64, copy=False)
+        out._row_values[k] = np.broadcast_to(np.int64(own[k]), (n,)) if v is None else v
     dumped = cfg.model_dump()  # once: each group's config is this with its changes
     taken: dict | None = None  # cartesian: the row axes' arrays of every group
     fixed: dict = {}  # arrays of one value, by (value, size): shared, never written
@@ -616,14 +618,26 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
     failed_of: dict = {}  # cartesian: a refused group's errors, ramp and values, by _error_key
     valid_of: dict = {}  # cartesian: a valid group's config, by the same
     alone: dict = {}
+    refused: dict = {}  # cartesian: rows of groups refused with another group's errors, by those errors
+    refused_ramp: list = []  # and those the batch ramp refuses
     for gi in range(key_codes.shape[1]):
         idx = order[bounds[gi]:bounds[gi + 1]]
         changes = {paths[a]: values[a][key_codes[k, gi]] for k, a in enumerate(group_axes)}
         ekey = _error_key(cfg, changes, alone) if cartesian else None
         failed = failed_of.get(ekey) if ekey is not None else None
-        if failed is not None:
-            base, errors = None, failed[0]
-        elif ekey is not None and ekey in valid_of:  # another group's config, its field-only values changed
+        if failed is not None:  # another group's errors (cartesian): its rows' refusals, at once below
+            errors, vals, bad = failed
+            refused.setdefault(id(errors), (errors, []))[1].append(idx)
+            if bad is not None:
+                refused_ramp.append(idx[bad])
+            out._values.append(vals)
+            if derive_dp:  # the row axes' arrays are every group's (cartesian)
+                dkey = (_group_value(cfg, changes, "pp"), _group_value(cfg, changes, "num_gpus"))
+                if dkey not in dp_of:
+                    dp_of[dkey] = np.maximum(1, dkey[1] // np.maximum(1, taken["tp"] * dkey[0] * taken["cp"]))
+                dps.append(dp_of[dkey])
+            continue
+        if ekey is not None and ekey in valid_of:  # another group's config, its field-only values changed
             base, errors = _with_fields(valid_of[ekey], changes), []
         else:
             base, errors = _group_config(cfg, changes, dumped)
@@ -655,15 +669,12 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
             _refuse(out, idx, pos, p_, text=text)
         if base is None:  # the group's shared fields break a rule; the data section's rule on
             # a per-row field (the batch ramp) may still come first
-            if failed is None:
-                ramp = _group_ramp(cfg, changes, dumped)
-                vals = dataclasses.replace(rules.Values.of(cfg, **r), batch_ramp=ramp)
-                bad = (None if ramp is None else
-                       ~np.broadcast_to(np.asarray(rules.RAMP.ok(vals), dtype=bool), (idx.size,)))
-                if ekey is not None:
-                    failed_of[ekey] = (errors, vals, bad)
-            else:
-                _, vals, bad = failed
+            ramp = _group_ramp(cfg, changes, dumped)
+            vals = dataclasses.replace(rules.Values.of(cfg, **r), batch_ramp=ramp)
+            bad = (None if ramp is None else
+                   ~np.broadcast_to(np.asarray(rules.RAMP.ok(vals), dtype=bool), (idx.size,)))
+            if ekey is not None:
+                failed_of[ekey] = (errors, vals, bad)
             out._values.append(vals)
             if bad is not None:
                 _refuse(out, idx[bad], pos, _RAMP_POSITION, rule=len(rules.RULES))
@@ -693,6 +704,12 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
                         a.setflags(write=False)
                     rows_of[key] = (ok, valid)
             groups.append(Group(idx[ok], base, valid))
+    for errors, idxs in refused.values():  # each row's first error wins, whatever the order rows are refused in
+        idx = np.concatenate(idxs)
+        for p_, text in errors:
+            _refuse(out, idx, pos, p_, text=text)
+    if refused_ramp:
+        _refuse(out, np.concatenate(refused_ramp), pos, _RAMP_POSITION, rule=len(rules.RULES))
     derived = None
     if derive_dp:  # the groups' rows are ``order`` in turn
         derived = np.empty(n, dtype=np.int64)
@@ -737,6 +754,22 @@ def evaluate_rows(out: Sweep, groups: list[Group], select: np.ndarray | None, *,
         if bar is not None:
             bar.close()
     _scatter(out, [(part, res) for (part, _), res in zip(tasks, results)])
+
+
+class _Coded:
+    """A row axis' values per row, read through the axis' codes (``values[codes[i]]``), not
+    built for every row: a search's table holds millions of rows, of which the engine reads
+    one group's worth (indexing gives arrays, or one value) and a reason reads one."""
+
+    def __init__(self, values: np.ndarray, codes: np.ndarray):
+        self.values, self.codes = values, codes
+
+    def __getitem__(self, i):
+        return self.values[self.codes[i]]
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.values[self.codes]
+        return a if dtype is None else a.astype(dtype)
 
 
 def _writable(arrays: dict, k: str) -> np.ndarray:
