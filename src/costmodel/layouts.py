@@ -22,7 +22,7 @@ import numpy as np
 
 from . import engine, ledger
 from .config import SCHEDULES, TrainingConfig
-from .sweeps import _SKIPPED, Sweep, _axes, _progress, evaluate_rows, prepare
+from .sweeps import _SKIPPED, RowColumns, Sweep, _axes, _progress, evaluate_rows, prepare
 from .units import to_base
 from .workload import MLA
 
@@ -136,22 +136,38 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     t_rules = time.perf_counter() - t0
 
     # bounds of every valid row, each from its own group's config (GPU, GPU count, prices,
-    # tokens and goodput may be axes too)
-    lb_time, lb_mem, hours_lb = np.full(n, np.inf), np.full(n, np.inf), np.full(n, np.inf)
-    per_hour, hbm = np.zeros(n), np.zeros(n)  # marginal USD per GPU-hour (linear ledgers); HBM [B]
+    # tokens and goodput may be axes too). The search works on the valid rows alone (a
+    # quarter of V3's table), in the table's order: ``vidx`` are their rows in the table, and
+    # group k's are at ``gpos[k]`` among them
+    valid = np.zeros(n, dtype=bool)
+    for g in groups:
+        valid[g.index] = True
+    vidx = np.flatnonzero(valid)
+    nv = vidx.size
+    at_valid = np.empty(n, dtype=np.int64)
+    at_valid[vidx] = np.arange(nv)
+    gpos = [at_valid[g.index] for g in groups]
+    del at_valid, valid
+    lb_time, lb_mem, hours_lb = np.full(nv, np.inf), np.full(nv, np.inf), np.full(nv, np.inf)
+    per_hour, hbm = np.zeros(nv), np.zeros(nv)  # marginal USD per GPU-hour (linear ledgers); HBM [B]
     shared = engine.SharedLayers([(g.cfg, g.rows) for g in groups])  # per-layer work: once per recomputation
     screened: dict = {}  # the screen's terms the ZeRO stage does not enter, shared by groups
+    capacity: dict = {}  # HBM [B] by GPU
     with np.errstate(all="ignore"):
         for k, g in enumerate(groups):
             t, mem = engine.screen(g.cfg, g.rows, lambda k=k: shared.of(k), screened)
-            lb_time[g.index], lb_mem[g.index] = t, mem
-            hbm[g.index] = to_base(g.cfg.cluster.gpu.hbm_capacity, "memory")
+            at = gpos[k]
+            lb_time[at], lb_mem[at] = t, mem
+            gpu = g.cfg.cluster.gpu
+            if id(gpu) not in capacity:
+                capacity[id(gpu)] = (gpu, to_base(gpu.hbm_capacity, "memory"))  # the entry keeps the GPU alive
+            hbm[at] = capacity[id(gpu)][1]
             if objective == "cost":  # the run's GPU-hours at the bound's work per micro-batch, no per-step rest
                 marginal, _ = ledger.ledgers(g.cfg, 1.0)
-                per_hour[g.index] = sum(marginal.values()) if marginal else 0.0
+                per_hour[at] = sum(marginal.values()) if marginal else 0.0
                 r = g.rows
                 m = r.global_batch // (r.micro_batch * r.dp)
-                hours_lb[g.index] = engine.run_gpu_hours(g.cfg, t / m, t, m, r.seq_len, r.micro_batch, r.dp, 0.0)
+                hours_lb[at] = engine.run_gpu_hours(g.cfg, t / m, t, m, r.seq_len, r.micro_batch, r.dp, 0.0)
     if objective == "time":
         bound = lb_time
     elif objective == "memory":
@@ -161,34 +177,37 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     candidate = np.isfinite(bound) & (lb_mem <= hbm)
     order = np.flatnonzero(candidate)
     order = order[np.argsort(bound[order], kind="stable")]
-    own = _own_row(cfg, paths, values)
+    own_row = _own_row(cfg, paths, values)  # in the table
+    own = None  # among the valid rows
+    if own_row is not None:
+        j = int(np.searchsorted(vidx, own_row))
+        own = j if j < nv and vidx[j] == own_row else None
     t_bounds = time.perf_counter() - t0 - t_rules
 
     # 1. the best rows by the screen's bound, exactly: a first threshold
-    done = np.zeros(n, dtype=bool)
-    placed = np.zeros(n, dtype=bool)  # rows bounded by their placements
+    done = np.zeros(nv, dtype=bool)
+    placed = np.zeros(nv, dtype=bool)  # rows bounded by their placements
     bar = _progress(progress, 2, order.size, "search")
 
-    def select(rows: np.ndarray) -> np.ndarray:
-        mask = np.zeros(n, dtype=bool)
+    def parts(rows: np.ndarray) -> list[np.ndarray]:
+        """Valid rows ``rows`` as each group's rows (indices into its own)."""
+        mask = np.zeros(nv, dtype=bool)
         mask[rows] = True
-        return mask
+        return [np.flatnonzero(mask[at]) for at in gpos]
 
     def exact(rows: np.ndarray) -> None:
         rows = rows[~done[rows]]
         if rows.size:
-            evaluate_rows(table, groups, select(rows), pipeline="auto", executor=executor, progress=False,
+            evaluate_rows(table, groups, parts(rows), pipeline="auto", executor=executor, progress=False,
                           shared=shared)
             done[rows] = True
 
     def placement_bounds(rows: np.ndarray) -> None:
         """Tighten the rows' bounds with their placements' (no schedule timed)."""
-        mask = select(rows)
-        for k, g in enumerate(groups):
-            part = np.flatnonzero(mask[g.index])
+        for k, (g, part) in enumerate(zip(groups, parts(rows))):
             if part.size:
                 b, fits = engine.bound(g.cfg, g.rows.take(part), shared.of(k, part))
-                final_bound[g.index[part]] = np.where(fits, b, np.inf)
+                final_bound[gpos[k][part]] = np.where(fits, b, np.inf)
         placed[rows] = True
 
     def threshold() -> float:
@@ -196,7 +215,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
         layout's when it ranks lower (so that its rank is exact too, within
         :data:`OWN_RANK_ROWS` exact evaluations)."""
         rows = np.flatnonzero(done)
-        value = table._objective(objective, rows)
+        value = table._objective(objective, vidx[rows])
         fit = np.sort(value[np.isfinite(value)])
         t = fit[top - 1] if fit.size >= top else np.inf
         if own is not None and done[own] and rows.size <= OWN_RANK_ROWS:
@@ -215,7 +234,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     # more tightly, objective "time"), then evaluate exactly the rows still below the
     # threshold, best bound first; every round tightens the threshold
     pos, size, rounds_run = 0, 4 * ROUND_ROWS, 1
-    queue = np.zeros(n, dtype=bool)
+    queue = np.zeros(nv, dtype=bool)
     while True:
         if pos < order.size and bound[order[pos]] < limit:
             end = min(pos + int(np.searchsorted(bound[order[pos:]], limit)), pos + size)
@@ -238,28 +257,29 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
         bar.update(1)
         bar.close()
     placed &= ~done
-    valid = np.zeros(n, dtype=bool)
-    for g in groups:
-        valid[g.index] = True
-    never = valid & ~done
-    table.status[never] = _SKIPPED  # no results: only rows evaluated exactly have them
-    table.info["bound"] = {"step_time": lb_time, "memory_per_gpu": lb_mem / 1e9, "objective": bound}
-    ranked = table.ranked(objective)
+    never = ~done
+    table.status[vidx[never]] = _SKIPPED  # no results: only rows evaluated exactly have them
+    table.info["bound"] = RowColumns(n, dense_share=np.inf)  # read by row (Sweep.reason), never whole
+    for name, x in (("step_time", lb_time), ("memory_per_gpu", lb_mem / 1e9), ("objective", bound)):
+        table.info["bound"].put(name, vidx, x)
+    timed = vidx[done]  # the only rows with results
+    value = table._objective(objective, timed)
+    ranked = timed[np.argsort(value, kind="stable")][:int(np.sum(np.isfinite(value)))]  # as table.ranked
     result = table.subset(ranked[:top])
-    evaluated = table.subset(np.flatnonzero(done))
+    evaluated = table.subset(timed)
     rank, rank_range = None, None
-    if own is not None:
-        value = table._objective(objective)
-        if np.isfinite(value[own]):
-            better = int(np.sum(value[done] < value[own]))
-            unknown = int(np.sum(never & candidate & (final_bound < value[own])))
+    if own_row is not None:
+        own_value = table._objective(objective, np.array([own_row]))[0]
+        if np.isfinite(own_value):
+            better = int(np.sum(value < own_value))
+            unknown = int(np.sum(never & candidate & (final_bound < own_value)))
             rank_range = (better + 1, better + 1 + unknown)
             rank = better + 1 if unknown == 0 else None
     result.info.update({
         "objective": objective, "rank_of_config": rank, "rank_of_config_range": rank_range,
-        "config_row": None if own is None else table.row(own),
+        "config_row": None if own_row is None else table.row(own_row),
         "pareto": evaluated.pareto(["time", "cost", "memory"]), "evaluated": evaluated, "all": table,
-        "rows": n, "valid": int(valid.sum()), "bounded_out": int(never.sum()), "exact": int(done.sum()),
+        "rows": n, "valid": int(nv), "bounded_out": int(never.sum()), "exact": int(done.sum()),
         "placement_bounded": int(placed.sum()),
         "rounds": rounds_run, "seconds": time.perf_counter() - t0, "seconds_rules": t_rules,
         "seconds_bounds": t_bounds,

@@ -122,8 +122,8 @@ class RowColumns(abc.Mapping):
     :meth:`take` read rows without building it. A column is built as soon as its pieces
     cover :data:`_DENSE_SHARE` of the rows (a sweep, which writes every row)."""
 
-    def __init__(self, n: int, names: Iterable[str] = ()):
-        self.n = n
+    def __init__(self, n: int, names: Iterable[str] = (), dense_share: float = _DENSE_SHARE):
+        self.n, self._dense_share = n, dense_share
         self._names: dict[str, None] = dict.fromkeys(names)  # in order of first write
         self._dense: dict[str, np.ndarray] = {}
         self._parts: dict[str, list] = {}  # name -> [(rows, values)], later pieces over earlier ones
@@ -160,7 +160,7 @@ class RowColumns(abc.Mapping):
         idx = np.asarray(idx)
         self._parts.setdefault(name, []).append((idx, np.array(np.broadcast_to(values, idx.shape), dtype=float)))
         self._count[name] = self._count.get(name, 0) + idx.size
-        if self._count[name] >= _DENSE_SHARE * self.n:
+        if self._count[name] >= self._dense_share * self.n:
             self[name]  # most rows written: whole, as a dict's would be
 
     def _sparse(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +177,7 @@ class RowColumns(abc.Mapping):
     def take(self, rows) -> "RowColumns":
         """The columns at ``rows`` (indices, in that order), each as a whole column."""
         rows = np.asarray(rows, dtype=np.int64)
-        out = RowColumns(rows.size, self._names)
+        out = RowColumns(rows.size, self._names, self._dense_share)
         for name in self._names:
             out._dense[name] = self.at(name, rows)
         return out
@@ -260,7 +260,8 @@ class Sweep:
             return self._texts[self._reason_text[i]]
         if self.status[i] == _SKIPPED:
             b = self.info["bound"]
-            return (f"not evaluated: at least {b['step_time'][i]:.4g} s per step and {b['memory_per_gpu'][i]:.4g} GB "
+            return (f"not evaluated: at least {b.at('step_time', i):.4g} s per step and "
+                    f"{b.at('memory_per_gpu', i):.4g} GB "
                     "per GPU (lower bounds), so it cannot rank among the layouts returned")
         if self.status[i] == _NOFIT:
             mem = self.results["memory_per_gpu"][i]
@@ -360,7 +361,7 @@ class Sweep:
         out.results = self.results.take(idx)
         out.breakdowns = {b: d.take(idx) for b, d in self.breakdowns.items()}
         out.info = {k: (({j: v[i] for j, i in enumerate(idx.tolist()) if i in v} if v else {}) if k == "range" else
-                        {b: a[idx] for b, a in v.items()} if k == "bound" else v) for k, v in self.info.items()}
+                        v.take(idx) if k == "bound" else v) for k, v in self.info.items()}
         return out
 
     def to_columns(self) -> dict[str, list]:
@@ -729,7 +730,8 @@ def evaluate_rows(out: Sweep, groups: list[Group], select: np.ndarray | None, *,
     out.pipeline = pipeline
     tasks: list[tuple[np.ndarray, _Task]] = []
     for k, grp in enumerate(groups):
-        sel = np.arange(grp.index.size) if select is None else np.flatnonzero(select[grp.index])
+        sel = (np.arange(grp.index.size) if select is None else select[k] if isinstance(select, list)
+               else np.flatnonzero(select[grp.index]))
         for s in range(0, sel.size, CHUNK_ROWS):
             part = sel[s:s + CHUNK_ROWS]
             rows = grp.rows.take(part)
