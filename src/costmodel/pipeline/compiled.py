@@ -334,16 +334,21 @@ def _build(okind, oa, ob, bounds, OFF, ST, PATH, POFF, NOFF, POWN, NOWN, PX, NX,
             cross_b, topo, peak)
 
 
-def _evaluate(kind, rank, stage, pair_stage, phase, prev, dep_f, cross_f, dep_b, cross_b, order,
-              stage_times, fb, has_fb, p2p, makespan, busy, start_log, end_log):
-    """Start and end of every op for each candidate ``c`` (compiled by numba).
+def _evaluate(kind, rank, stage, second, prev, dep_f, cross_f, dep_b, cross_b, op, stage_times, fb, has_fb,
+                      p2p, makespan, busy, start_log, end_log):
+    """Start and end of every op for each candidate ``c`` (compiled by numba), on the
+    graph's arrays laid out in its topological order (:func:`_ordered`): position ``j``
+    of every array is the ``j``-th op evaluated, and its inputs and previous op are
+    positions too, so the kernel walks its arrays in order (1.6x faster than reading them
+    through the order). ``second``: an F&B pair's phase where ``has_fb``, else its
+    backward's stage.
 
     ``stage_times[c]`` is ``(stages, 3)`` F, B, W; ``fb[c]`` ``(pp, 2)`` F&B durations if
     ``has_fb``; ``p2p[c]`` the transfer time. Fills ``makespan[c]`` and ``busy[c]``
-    (zeroed by the caller) and, if they have rows, ``start_log[c]`` and ``end_log[c]``.
-    The operations and their order are the event simulator's, so results are bit-identical.
-    """
-    nops = order.shape[0]
+    (zeroed by the caller) and, if they have rows, ``start_log[c]`` and ``end_log[c]``
+    (by op, ``op[j]``). The operations and their order are the event simulator's, so
+    results are bit-identical."""
+    nops = kind.shape[0]
     log = start_log.shape[0] > 0
     end = np.empty(nops)
     for c in range(stage_times.shape[0]):
@@ -351,8 +356,7 @@ def _evaluate(kind, rank, stage, pair_stage, phase, prev, dep_f, cross_f, dep_b,
         hop = p2p[c]
         first, last = np.inf, -np.inf
         for j in range(nops):
-            i = order[j]
-            k, s = kind[i], stage[i]
+            k, s = kind[j], stage[j]
             if k == _F:
                 d = times[s, 0]
             elif k == _B:
@@ -362,35 +366,28 @@ def _evaluate(kind, rank, stage, pair_stage, phase, prev, dep_f, cross_f, dep_b,
             elif k == _W:
                 d = times[s, 2]
             elif has_fb:
-                d = fb[c, rank[i], phase[i]]
+                d = fb[c, rank[j], second[j]]
             else:
-                d = times[s, 0] + times[pair_stage[i], 1] + times[pair_stage[i], 2]
+                d = times[s, 0] + times[second[j], 1] + times[second[j], 2]
             t = 0.0
-            if dep_f[i] >= 0:
-                t = end[dep_f[i]] + (hop if cross_f[i] else 0.0)
-            if dep_b[i] >= 0:
-                e = end[dep_b[i]] + (hop if cross_b[i] else 0.0)
+            if dep_f[j] >= 0:
+                t = end[dep_f[j]] + (hop if cross_f[j] else 0.0)
+            if dep_b[j] >= 0:
+                e = end[dep_b[j]] + (hop if cross_b[j] else 0.0)
                 if e > t:
                     t = e
-            now = end[prev[i]] if prev[i] >= 0 else 0.0
+            now = end[prev[j]] if prev[j] >= 0 else 0.0
             start = now if now > t else t
-            end[i] = start + d
-            busy[c, rank[i]] += end[i] - start
+            end[j] = start + d
+            busy[c, rank[j]] += end[j] - start
             if start < first:
                 first = start
-            if end[i] > last:
-                last = end[i]
+            if end[j] > last:
+                last = end[j]
             if log:
-                start_log[c, i] = start
-                end_log[c, i] = end[i]
+                start_log[c, op[j]] = start
+                end_log[c, op[j]] = end[j]
         makespan[c] = last - first
-
-
-@cache
-def _builder():
-    import numba
-
-    return numba.njit(cache=True)(_build)
 
 
 @cache
@@ -398,6 +395,37 @@ def _kernel():
     import numba
 
     return numba.njit(cache=True)(_evaluate)
+
+
+_ORDERED: dict = {}
+
+
+def _ordered(g: Graph, has_fb: bool) -> tuple:
+    """``g``'s arrays in its topological order, each op's inputs and previous op as
+    positions in it (-1 none), and each position's op (for the log); cached per graph
+    (the entry keeps the graph alive, so its id is never reused while cached)."""
+    key = (id(g), has_fb)
+    hit = _ORDERED.get(key)
+    if hit is None:
+        o = g.order
+        pos = np.empty(len(o), dtype=np.int32)
+        pos[o] = np.arange(len(o), dtype=np.int32)
+        at = (lambda a: np.where(a[o] >= 0, pos[np.maximum(a[o], 0)], -1).astype(np.int32))
+        second = (g.phase if has_fb else g.pair_stage)[o]
+        arrays = tuple(np.ascontiguousarray(a) for a in (
+            g.kind[o], g.rank[o], g.stage[o], second, at(g.prev), at(g.dep_f), g.cross_f[o], at(g.dep_b), g.cross_b[o],
+            o.astype(np.int64)))
+        if len(_ORDERED) >= 64:
+            _ORDERED.clear()
+        hit = _ORDERED[key] = (g, arrays)
+    return hit[1]
+
+
+@cache
+def _builder():
+    import numba
+
+    return numba.njit(cache=True)(_build)
 
 
 @dataclass(frozen=True)
@@ -427,8 +455,7 @@ def evaluate(g: Graph, stage_times, FB, p2p, *, log: bool = False) -> Evaluation
     busy = np.zeros((n, g.pp))
     rows = n if log else 0
     start, end = np.empty((rows, g.n_ops)), np.empty((rows, g.n_ops))
-    _kernel()(g.kind, g.rank, g.stage, g.pair_stage, g.phase, g.prev, g.dep_f, g.cross_f, g.dep_b, g.cross_b,
-              g.order, stage_times, fb, FB is not None, p2p, makespan, busy, start, end)
+    _kernel()(*_ordered(g, FB is not None), stage_times, fb, FB is not None, p2p, makespan, busy, start, end)
     return Evaluation(makespan, busy, start if log else None, end if log else None)
 
 
