@@ -570,17 +570,20 @@ class _Group:
     def simulate(self, i, c):
         """Simulated bubble, mean idle per rank and extrapolation flag at rows ``i``,
         placements ``c``, batched by micro-batch count."""
-        from .pipeline import step_totals_batch
+        from .pipeline.simulate import totals_of_rows
 
         p = self.cfg.parallelism
         st, fb, p2p = self.stage_inputs(i, c)
         m = _bcast(self.m, (self.n, 1, 1))[i, 0, 0]
         pair_r = _bcast(self.pair_r, self.ushape[:2] + (1,))[self.ui(i), c, 0]
         bubble, idle, unverified = (np.empty(len(i)) for _ in range(3))
+        p2p = np.asarray(p2p, dtype=float)
         for mm in np.unique(m):
-            k = np.flatnonzero(m == mm)
-            tot = step_totals_batch(p.schedule, p.pp, int(mm), stage_times=st[k], FB=None if fb is None else fb[k],
-                                    p2p=p2p[k], virtual_stages=p.virtual_stages)
+            k = np.flatnonzero(m == mm) if m.size > 1 else slice(None)
+            # the rows' work is finite (rows whose work is not never get here: _errors) and
+            # non-negative by construction: the batch's checks of user input are skipped
+            tot = totals_of_rows(p.schedule, p.pp, int(mm), p.virtual_stages, st[k], None if fb is None else fb[k],
+                                 p2p[k])
             bubble[k] = tot.makespan - mm * pair_r[k]
             idle[k] = tot.per_rank_bubble.mean(axis=-1)
             unverified[k] = ~tot.verified

@@ -240,6 +240,14 @@ def step_totals_batch(schedule: str, pp: int, microbatches: int, *, stage_times,
     return _totals(schedule, pp, microbatches, v, times, FB, hop, start, simulate_below)
 
 
+def totals_of_rows(schedule: str, pp: int, m: int, virtual_stages: int, stage_times: np.ndarray, FB, p2p) -> BatchTotals:
+    """:func:`step_totals_batch` of inputs already known to be float arrays of the right
+    shapes, finite and non-negative (the engine's, ``engine._Group.simulate``): the same
+    totals, without the checks of user input."""
+    v = virtual_stages if schedule == "interleaved" else 1
+    return _totals(schedule, pp, m, v, stage_times, FB, p2p, None, None)
+
+
 def _totals(schedule: str, pp: int, m: int, v: int, times: np.ndarray, FB, p2p: np.ndarray, start: int | None,
             simulate_below: int | None) -> BatchTotals:
     """:func:`step_totals`' extrapolation for every row of checked inputs. All rows double
