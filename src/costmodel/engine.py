@@ -996,6 +996,8 @@ class _ScreenParts:
     bwd: object
     acts: object
     held: object
+    dp_link: tuple  # network.dp_link
+    largest: tuple  # memory.largest_layer
 
 
 def screen(cfg, rows: Rows, work=None, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -1040,15 +1042,17 @@ def screen(cfg, rows: Rows, work=None, cache: dict | None = None) -> tuple[np.nd
         r, m = parts.r, parts.m
         optimizer = compute.optimizer_time(cfg, r, parts.ne_avg, parts.ex_avg)  # linear in the parameters
         time_lb = network.dp_sync_floor(cfg, parts.tiers, r, parts.ne_avg, parts.ex_avg, parts.fwd, parts.bwd, m,
-                                        parts.span) + optimizer
+                                        parts.span, parts.dp_link) + optimizer
         if p.zero >= 2:
             # the gathered layers are capped by what each rank holds: the state is concave in
             # a rank's non-expert and expert parameters (apart) and 0 at none, so at least
             # their share of the most any rank holds times the state of that most
             ne_top, ex_top = parts.most
             share = (lambda a, top: np.where(top > 0, a / np.where(top > 0, top, 1.0), 0.0))
-            states = (share(parts.ne_avg, ne_top) * sum(memory.rank_states(cfg, r, ne_top, 0.0 * ne_top).values())
-                      + share(parts.ex_avg, ex_top) * sum(memory.rank_states(cfg, r, 0.0 * ex_top, ex_top).values()))
+            states = (share(parts.ne_avg, ne_top)
+                      * sum(memory.rank_states(cfg, r, ne_top, 0.0 * ne_top, parts.largest).values())
+                      + share(parts.ex_avg, ex_top)
+                      * sum(memory.rank_states(cfg, r, 0.0 * ex_top, ex_top, parts.largest).values()))
         else:  # linear in the parameters: the average rank's
             states = sum(memory.rank_states(cfg, r, parts.ne_avg, parts.ex_avg).values())
         tensors = _bcast(states, (rows.n, 1, 1))[:, 0, 0] + parts.acts + parts.held
@@ -1103,8 +1107,9 @@ def _screen_parts(cfg, rows: Rows, work) -> _ScreenParts:
     # on the ranks holding a layer (the least share of the placements)
     held = (np.mean(ranks.average.holds_last) * memory.held_logits(cfg, r, tokens)
             + ranks.holding * memory.held_recompute(cfg, r, tokens))
+    tiers = network.tiers(cfg, r)
     return _ScreenParts(
-        r=r, m=m, tiers=network.tiers(cfg, r), span=np.maximum(m * timing.pairs(p.schedule, mean, cs), probed),
+        r=r, m=m, tiers=tiers, dp_link=network.dp_link(tiers, r), largest=memory.largest_layer(arch, r), span=np.maximum(m * timing.pairs(p.schedule, mean, cs), probed),
         most=memory.rank_params(cfg, ranks.most, r), ne_avg=ne_avg, ex_avg=ex_avg, fwd=mean.F, bwd=mean.B + mean.W,
         acts=coef * _bcast(memory.layer_activation_bytes(cfg, r) * tokens, (n, 1, 1))[:, 0, 0],
         held=_bcast(held, (n, 1, 1))[:, 0, 0])

@@ -194,14 +194,15 @@ def rank_memory(cfg, fam, rows, ne, ex, tokens, m) -> dict:
 GATHERED_LAYERS = 2
 
 
-def rank_states(cfg, rows, ne, ex) -> dict:
+def rank_states(cfg, rows, ne, ex, largest=None) -> dict:
     """Training state of each rank's parameters (``ne`` non-expert, ``ex`` expert) after
     ZeRO sharding over its data-parallel (and, for experts, expert-data-parallel) group [B],
     with what sharding must gather back while a layer runs: ZeRO-3 the full weights of
     :data:`GATHERED_LAYERS` layers, ZeRO-2 and -3 one layer's full gradient before its
     reduce-scatter. The layer is the largest kind's; a rank gathers no more than it holds,
     and the part of it the rank's own shard already counts is left out, so a higher ZeRO
-    stage never holds more (property-tested)."""
+    stage never holds more (property-tested). ``largest``: the rows' :func:`largest_layer`,
+    if at hand."""
     p, prec = cfg.parallelism, cfg.precision
     dp_cp = rows.dp * rows.cp
     dp_ex = np.maximum(1, dp_cp * rows.tp // rows.ep)
@@ -209,7 +210,7 @@ def rank_states(cfg, rows, ne, ex) -> dict:
     st_ex = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, dp_ex)
     out = {k: ne * st_ne[k] + ex * st_ex[k] for k in st_ne}
     if p.zero >= 2:
-        l_ne, l_ex = _largest_layer(cfg.model, rows)
+        l_ne, l_ex = largest_layer(cfg.model, rows) if largest is None else largest
 
         def gathered(layers):  # parameters of ``layers`` such layers the rank lacks in full
             return (np.minimum(layers * l_ne, ne) * (1.0 - 1.0 / dp_cp)
@@ -221,7 +222,7 @@ def rank_states(cfg, rows, ne, ex) -> dict:
     return out
 
 
-def _largest_layer(arch: Architecture, rows):
+def largest_layer(arch: Architecture, rows):
     """Non-expert (over ``tp``) and expert (over ``ep``) parameters one GPU holds of the
     kind of layer with the most of them."""
     ne = ex = total = 0.0

@@ -291,15 +291,21 @@ def syncs_every_microbatch(zero: int) -> bool:
     return zero >= 2
 
 
-def dp_traffic(cfg, t: Tiers, rows, ne, ex):
+def dp_link(t: Tiers, rows):
+    """(bandwidth, latency, over the NIC) of the rows' data-parallel groups (``Tiers.tier``)."""
+    return t.tier(rows.tp * rows.cp * rows.dp, rows.dp * rows.cp)
+
+
+def dp_traffic(cfg, t: Tiers, rows, ne, ex, link=None):
     """A rank's data-parallel collectives for one gradient sync [s], over its DP (and, for
     experts, expert-data-parallel) group: the gradient reduction (ZeRO-0: all-reduce; else
     reduce-scatter) and the parameter all-gather (0 for ZeRO-0), and whether the group
     crosses the NIC. ``ne``, ``ex``: the rank's non-expert and expert parameters; affine in
-    them (so the average rank's traffic is at most the busiest's)."""
+    them (so the average rank's traffic is at most the busiest's). ``link``: the group's
+    :func:`dp_link`, if at hand."""
     p, prec = cfg.parallelism, cfg.precision
     tp, cp, dp, ep = rows.tp, rows.cp, rows.dp, rows.ep
-    bw, lat, nic = t.tier(tp * cp * dp, dp * cp)
+    bw, lat, nic = dp_link(t, rows) if link is None else link
     g = BYTES[prec.grads]
     rs = ag = 0.0
     for params, n in ((ne, dp * cp), (ex, dp * cp * tp // ep)):
@@ -317,7 +323,7 @@ def dp_gathers(zero: int, m, ag):
     return 2 * m * ag if zero == 3 else ag
 
 
-def dp_sync_floor(cfg, t: Tiers, rows, ne, ex, f, bw, m, span):
+def dp_sync_floor(cfg, t: Tiers, rows, ne, ex, f, bw, m, span, link=None):
     """A lower bound of the pipeline's span plus the exposed data-parallel sync
     (:func:`dp_sync`), from the average rank: ``ne``, ``ex`` its parameters, ``f`` its
     forward and ``bw`` its backward and weight-gradient compute per micro-batch, ``span`` a
@@ -328,9 +334,9 @@ def dp_sync_floor(cfg, t: Tiers, rows, ne, ex, f, bw, m, span):
     grows (the NIC's free time only hides what the span adds). ZeRO-2 and -3 add the NIC's
     floor: with the reduction overlapped, every reduction and gather of the step crosses it
     within the step; without, the reductions are exposed and ZeRO-3's gathers hide at most
-    behind the span."""
+    behind the span. ``link``: the DP group's :func:`dp_link`, if at hand."""
     p = cfg.parallelism
-    rs, ag, _ = dp_traffic(cfg, t, rows, ne, ex)
+    rs, ag, _ = dp_traffic(cfg, t, rows, ne, ex, link)
     first = np.maximum(0.0, ag - f)  # a gather behind a forward
     tail = (np.maximum(0.0, rs - bw) if p.overlap_grad_reduce else rs) + first
     if not syncs_every_microbatch(p.zero):
