@@ -199,7 +199,13 @@ def first_broken(v: Values, n: int | None = None) -> np.ndarray:
     open_ = np.ones(n, dtype=bool)
     with np.errstate(all="ignore"):
         for k, rule in enumerate(RULES):
-            bad = open_ & ~np.broadcast_to(np.asarray(rule.ok(v), dtype=bool), (n,))
+            ok = rule.ok(v)
+            if not isinstance(ok, np.ndarray) or ok.ndim == 0:  # one value for every row
+                if ok:
+                    continue
+                out[open_] = k
+                break
+            bad = open_ & ~np.broadcast_to(ok.astype(bool, copy=False), (n,))
             out[bad] = k
             open_ &= ~bad
             if not open_.any():
