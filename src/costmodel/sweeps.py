@@ -158,7 +158,9 @@ class RowColumns(abc.Mapping):
             a[idx] = values
             return
         idx = np.asarray(idx)
-        self._parts.setdefault(name, []).append((idx, np.array(np.broadcast_to(values, idx.shape), dtype=float)))
+        val = np.empty(idx.shape)
+        val[...] = values  # a copy of its own, broadcast
+        self._parts.setdefault(name, []).append((idx, val))
         self._count[name] = self._count.get(name, 0) + idx.size
         if self._count[name] >= self._dense_share * self.n:
             self[name]  # most rows written: whole, as a dict's would be
