@@ -22,7 +22,7 @@ numba is imported by the first :func:`graph` or :func:`evaluate` call, not with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
 import numpy as np
@@ -109,6 +109,8 @@ class Graph:
     cross_b: np.ndarray
     order: np.ndarray
     peak_activations: np.ndarray
+    #: The arrays in topological order (:func:`_ordered`), by whether F&B pairs have durations.
+    _ordered: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_ops(self) -> int:
@@ -397,15 +399,10 @@ def _kernel():
     return numba.njit(cache=True)(_evaluate)
 
 
-_ORDERED: dict = {}
-
-
 def _ordered(g: Graph, has_fb: bool) -> tuple:
     """``g``'s arrays in its topological order, each op's inputs and previous op as
-    positions in it (-1 none), and each position's op (for the log); cached per graph
-    (the entry keeps the graph alive, so its id is never reused while cached)."""
-    key = (id(g), has_fb)
-    hit = _ORDERED.get(key)
+    positions in it (-1 none), and each position's op (for the log); kept with the graph."""
+    hit = g._ordered.get(has_fb)
     if hit is None:
         o = g.order
         pos = np.empty(len(o), dtype=np.int32)
@@ -415,10 +412,10 @@ def _ordered(g: Graph, has_fb: bool) -> tuple:
         arrays = tuple(np.ascontiguousarray(a) for a in (
             g.kind[o], g.rank[o], g.stage[o], second, at(g.prev), at(g.dep_f), g.cross_f[o], at(g.dep_b), g.cross_b[o],
             o.astype(np.int64)))
-        if len(_ORDERED) >= 64:
-            _ORDERED.clear()
-        hit = _ORDERED[key] = (g, arrays)
-    return hit[1]
+        for a in arrays:
+            a.setflags(write=False)
+        hit = g._ordered[has_fb] = arrays
+    return hit
 
 
 @cache
