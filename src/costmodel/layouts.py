@@ -22,7 +22,7 @@ import numpy as np
 
 from . import engine, ledger
 from .config import SCHEDULES, TrainingConfig
-from .sweeps import _SKIPPED, RowColumns, Sweep, _axes, _progress, evaluate_rows, prepare
+from .sweeps import _SKIPPED, ProductCodes, RowColumns, Sweep, _axes, _progress, evaluate_rows, prepare
 from .units import to_base
 from .workload import MLA
 
@@ -132,8 +132,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
             axes[path] = vals  # checked by _axes, as a sweep's (a string is not a sequence of values)
     paths, values = _axes(cfg, axes)
     sizes = [len(v) for v in values]
-    codes = (np.indices(sizes, dtype=np.int32).reshape(len(sizes), -1) if sizes
-             else np.zeros((0, 1), dtype=np.int32))
+    codes = ProductCodes(sizes) if sizes else np.zeros((0, 1), dtype=np.int32)
     derive = "parallelism.dp" not in paths
     table, groups = prepare(cfg, paths, values, codes, derive_dp=derive, cartesian=True)
     n = table.n

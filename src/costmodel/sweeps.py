@@ -590,7 +590,7 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
         bounds = np.arange(count + 1) * (n // count)
     elif group_axes:
         sizes = [len(values[a]) for a in group_axes]
-        group = np.ravel_multi_index(tuple(codes[a] for a in group_axes), sizes)
+        group = np.ravel_multi_index(tuple(np.asarray(codes[a]) for a in group_axes), sizes)
         if math.prod(sizes) <= 4 * n + 4096:  # few possible keys: mark those present, no sort
             present = np.bincount(group, minlength=math.prod(sizes)) > 0
             keys = np.flatnonzero(present)
@@ -760,6 +760,63 @@ def evaluate_rows(out: Sweep, groups: list[Group], select: np.ndarray | None, *,
     _scatter(out, [(part, res) for (part, _), res in zip(tasks, results)])
 
 
+class ProductCodes:
+    """The codes of the Cartesian product of axes of ``sizes``, in C order, as
+    ``np.indices(sizes).reshape(len(sizes), -1)`` gives them, computed where they are read
+    and never stored (V3's search space: 10 axes of 2.3M rows, 92 MB). Reads as that array
+    does: ``codes[a, i]``, ``codes[:, idx]``, ``codes[a]`` (an axis, indexable), ``shape``,
+    and ``np.asarray(codes)``."""
+
+    ndim = 2
+
+    def __init__(self, sizes):
+        self.sizes = tuple(int(x) for x in sizes)
+        self.shape = (len(self.sizes), math.prod(self.sizes))
+        self._strides = tuple(math.prod(self.sizes[a + 1:]) for a in range(len(self.sizes)))
+
+    def axis(self, a: int, i):
+        """Axis ``a``'s code of rows ``i``."""
+        return np.asarray(i) // self._strides[a] % self.sizes[a]
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            return _AxisCodes(self, int(key))
+        a, i = key
+        if isinstance(a, slice):
+            axes = range(len(self.sizes))[a]
+            return np.array([self.axis(b, i) for b in axes], dtype=np.int64).reshape(len(axes), *np.shape(i))
+        return self.axis(int(a), i)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.indices(self.sizes, dtype=dtype or np.int64).reshape(len(self.sizes), -1)
+
+
+class _AxisCodes:
+    """One axis of :class:`ProductCodes` (``codes[a]``): indexable, comparable, an array on
+    demand."""
+
+    def __init__(self, codes: ProductCodes, a: int):
+        self.codes, self.a = codes, a
+
+    def __getitem__(self, i):
+        return self.codes.axis(self.a, i)
+
+    def __len__(self) -> int:
+        return self.codes.shape[1]
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.codes.axis(self.a, np.arange(self.codes.shape[1]))
+        return a if dtype is None else a.astype(dtype)
+
+    def __iter__(self):
+        return iter(np.asarray(self).tolist())
+
+    def __eq__(self, other):
+        return np.asarray(self) == other
+
+    __hash__ = None
+
+
 class _Coded:
     """A row axis' values per row, read through the axis' codes (``values[codes[i]]``), not
     built for every row: a search's table holds millions of rows, of which the engine reads
@@ -772,7 +829,7 @@ class _Coded:
         return self.values[self.codes[i]]
 
     def __array__(self, dtype=None, copy=None):
-        a = self.values[self.codes]
+        a = self.values[np.asarray(self.codes)]
         return a if dtype is None else a.astype(dtype)
 
 
@@ -906,8 +963,7 @@ def sweep(cfg: TrainingConfig, axes: Mapping[str, Iterable], *, pipeline: str = 
     """
     paths, values = _axes(cfg, axes)
     sizes = [len(v) for v in values]
-    codes = (np.indices(sizes, dtype=np.int64).reshape(len(sizes), -1) if sizes
-             else np.zeros((0, 1), dtype=np.int64))
+    codes = ProductCodes(sizes) if sizes else np.zeros((0, 1), dtype=np.int64)
     derive = "parallelism.dp" not in paths and any(p in paths for p in _DERIVE_DP)
     return run_table(cfg, paths, values, codes, pipeline=pipeline, executor=executor, progress=progress,
                      derive_dp=derive, cartesian=True)

@@ -398,3 +398,18 @@ def test_row_columns_a_row_written_twice_in_one_piece_keeps_the_later():
     cols.put("a", np.array([1]), 8.0)
     assert cols.at("a", [3, 1, 0]).tolist()[:2] == [7.0, 8.0] and np.isnan(cols.at("a", 0))
     assert cols.take([3])["a"].tolist() == [7.0] and cols["a"][3] == 7.0
+
+
+def test_product_codes_read_as_the_indices_array():
+    from costmodel.sweeps import ProductCodes
+
+    sizes = (3, 1, 4, 2)
+    ref = np.indices(sizes).reshape(len(sizes), -1)
+    codes = ProductCodes(sizes)
+    idx = np.array([0, 5, 23, 7, 7])
+    assert codes.shape == ref.shape and np.array_equal(np.asarray(codes), ref)
+    assert np.array_equal(codes[:, idx], ref[:, idx]) and np.array_equal(codes[1:, idx], ref[1:, idx])
+    assert all(codes[a, i] == ref[a, i] for a in range(4) for i in range(ref.shape[1]))
+    for a in range(4):
+        assert np.array_equal(np.asarray(codes[a]), ref[a]) and list(codes[a]) == ref[a].tolist()
+        assert np.array_equal(codes[a][idx], ref[a][idx]) and np.array_equal(codes[a] == 1, ref[a] == 1)
