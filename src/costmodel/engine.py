@@ -667,6 +667,13 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
         w = min(P - pos, max(1, budget // i.size))
         if simulated:
             w = min(w, int(np.max(np.where(pos < n_fit[i], n_fit[i], P))) - pos)
+            if i.size > 1 and pos == 0:  # many rows: each row's best-bound candidate first, ...
+                w = 1
+            elif i.size > 1:  # ... then as many as any row still needs (those its best cannot rule out)
+                nxt = order[i, pos:pos + max(w, 8 * budget // i.size)]
+                can = ~_cannot_win(nofit[i[:, None], nxt], bound[i[:, None], nxt], best[i, None], best_nf[i, None],
+                                   best_step[i, None])
+                w = max(1, int(np.max(np.sum(np.cumprod(can, axis=1), axis=1))))
         cand = order[i, pos:pos + w]
         ii, cc = np.repeat(i, w), cand.ravel()
         if simulated:
