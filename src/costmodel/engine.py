@@ -103,7 +103,7 @@ class Rows:
         return int(self.tp.shape[0])
 
     def _map(self, fn) -> "Rows":
-        return Rows(**{f.name: (None if (a := getattr(self, f.name)) is None else fn(a)) for f in fields(self)})
+        return Rows(*[None if (a := getattr(self, name)) is None else fn(a) for name in _ROWS_FIELDS])
 
     def expand(self) -> "Rows":
         return self._map(lambda a: a.reshape(-1, 1, 1))
@@ -135,6 +135,17 @@ class Rows:
     @property
     def microbatches(self):
         return self.global_batch // (self.micro_batch * self.dp)
+
+
+#: :class:`Rows`' fields in order.
+_ROWS_FIELDS = tuple(f.name for f in fields(Rows))
+
+
+@dataclass(frozen=True)
+class _EpOnly:
+    """Rows' expert-parallel degree alone: what ``memory.rank_reserve`` reads."""
+
+    ep: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -362,6 +373,25 @@ class SharedLayers:
         return _take_work(work, idx if part is None else idx[part], size)
 
 
+#: Model FLOPs per token by (architecture, sequence length) for one-row groups: the entry
+#: keeps its architecture alive, so its id is never reused while cached.
+_MODEL_FLOPS: dict = {}
+
+
+def _model_flops(arch, seq):
+    """``arch``'s training FLOPs per token at ``seq`` (no MTP): MFU's numerator, a property
+    of the (immutable) architecture, computed once per sequence length for one row."""
+    if isinstance(seq, np.ndarray):  # rows of their own: computed as arrays
+        return sum(arch.flops_per_token(seq).by_component().values())
+    key = (id(arch), seq)
+    hit = _MODEL_FLOPS.get(key)
+    if hit is None:
+        if len(_MODEL_FLOPS) >= 256:
+            _MODEL_FLOPS.clear()
+        hit = _MODEL_FLOPS[key] = (arch, sum(arch.flops_per_token(seq).by_component().values()))
+    return hit[1]
+
+
 class _Group:
     """Everything known about every (row, placement) before timing the schedule."""
 
@@ -472,7 +502,7 @@ class _Group:
     def model_flops(self):
         """The model's training FLOPs per token of each row (MFU's numerator: no MTP);
         only an estimate's columns read it."""
-        flops = sum(self.cfg.model.flops_per_token(self._seq).by_component().values())
+        flops = _model_flops(self.cfg.model, self._seq)
         return flops if self.inv is None else _expand(flops, self.inv, self.u)
 
     @cached_property
@@ -499,7 +529,7 @@ class _Group:
         m = _bcast(self.m, (self.n, 1, 1))[i, 0, 0]
         chunks = _bcast(self.unit, self.cshape)[ui, c]  # (rows, K): the fullest rank's peak reads every chunk
         out["activations"] = acts = memory.peak_activations(self.cfg, chunks, at(self.held), m, rm)
-        out["reserve"] = memory.rank_reserve(self.cfg, self.rows.take(i), (at(self.state) + acts)[:, None, None])[:, 0, 0]
+        out["reserve"] = memory.rank_reserve(self.cfg, _EpOnly(self.rows.ep[i, 0, 0]), at(self.state) + acts)
         return out
 
     def ui(self, i):
