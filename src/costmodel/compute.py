@@ -14,6 +14,7 @@ the router, the output head and the MTP head stay in BF16, as in the DeepSeek-V3
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -76,7 +77,18 @@ def attention_fractions(architecture: str, seq_len, causal: bool = True) -> tupl
     matmul rate, for a GPU of ``architecture`` ("Ampere" uses FlashAttention-2 on A100,
     every other part FlashAttention-3 on H100), interpolated in log sequence length and
     held constant outside 512-16K."""
-    t = ATTENTION_TABLES["Ampere" if architecture == "Ampere" else "Hopper"]
+    if np.ndim(seq_len) == 0:  # one value (an estimate's row): computed once per input
+        return _attention_fractions_one(architecture == "Ampere", float(seq_len), causal)
+    return _attention_fractions("Ampere" if architecture == "Ampere" else "Hopper", seq_len, causal)
+
+
+@lru_cache(maxsize=1024)
+def _attention_fractions_one(ampere: bool, seq_len: float, causal: bool) -> tuple[float, float]:
+    return _attention_fractions("Ampere" if ampere else "Hopper", seq_len, causal)
+
+
+def _attention_fractions(table: str, seq_len, causal: bool):
+    t = ATTENTION_TABLES[table]
     x = np.log2(np.clip(np.asarray(seq_len, dtype=float), ATTENTION_SEQ[0], ATTENTION_SEQ[-1]))
     xs = np.log2(ATTENTION_SEQ)
     fwd = np.interp(x, xs, t["fwd"][causal]) / t["mamf"]

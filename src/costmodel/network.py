@@ -20,6 +20,7 @@ GPU costs nothing (the ``n - 1`` factors vanish).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -87,6 +88,17 @@ def distinct_nodes(k: int, nodes, limit: int | None = None, experts: int | None 
     Sec. 2.1.2). With ``experts`` (the routed experts, ``E``), the ``k`` are distinct experts
     (drawn without replacement, as top-k routing picks them): ``N (1 - C(E - E/N, k) / C(E,
     k))``; without, ``N (1 - (1 - 1/N)^k)``. Broadcasts over ``nodes``."""
+    if np.ndim(nodes) == 0:  # one value (an estimate's row): computed once per input
+        return _distinct_nodes_one(k, float(nodes), limit, experts)
+    return _distinct_nodes(k, nodes, limit, experts)
+
+
+@lru_cache(maxsize=1024)
+def _distinct_nodes_one(k: int, nodes: float, limit, experts):
+    return _distinct_nodes(k, nodes, limit, experts)
+
+
+def _distinct_nodes(k: int, nodes, limit, experts):
     n = np.maximum(np.asarray(nodes, dtype=float), 1.0)
     if experts:
         per, miss = float(experts) / n, 1.0  # miss: P(no expert of the token on a given node)
