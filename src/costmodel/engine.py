@@ -608,10 +608,19 @@ class _Group:
         pair_r = _bcast(self.pair_r, self.ushape[:2] + (1,))[self.ui(i), c, 0]
         bubble, idle, unverified = (np.empty(len(i)) for _ in range(3))
         p2p = np.asarray(p2p, dtype=float)
-        for mm in np.unique(m):
-            k = np.flatnonzero(m == mm) if m.size > 1 else slice(None)
-            # the rows' work is finite (rows whose work is not never get here: _errors) and
-            # non-negative by construction: the batch's checks of user input are skipped
+        # durations are non-negative by construction, and finite where the work is (_errors
+        # keeps other rows out) unless a sum of finite parts overflows (an F&B pair of
+        # durations near the float range): such a candidate cannot be timed, its step is
+        # out of range (inf: never kept while one is finite; EstimateOutOfRange if all are)
+        ok = np.isfinite(st).all(axis=(1, 2)) & np.isfinite(p2p)
+        if fb is not None:
+            ok &= np.isfinite(fb).all(axis=(1, 2))
+        every = bool(ok.all())
+        if not every:
+            bubble[~ok], idle[~ok], unverified[~ok] = np.inf, np.inf, 0.0
+        for mm in np.unique(m if every else m[ok]):
+            k = slice(None) if every and m.size == 1 else np.flatnonzero(ok & (m == mm))
+            # the batch's checks of user input are skipped: the engine's own arrays, checked above
             tot = totals_of_rows(p.schedule, p.pp, int(mm), p.virtual_stages, st[k], None if fb is None else fb[k],
                                  p2p[k])
             bubble[k] = tot.makespan - mm * pair_r[k]

@@ -243,7 +243,8 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
         return t
 
     final_bound = bound.copy()  # the tightest bound known of each row's objective
-    first = order[:max(2 * top, 64)]
+    k = max(2 * top, 64)
+    first = reach(k - 1)[:k]
     exact(first if own is None or not candidate[own] else np.append(first, own))
     limit = threshold()
     if bar is not None:
@@ -280,7 +281,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     placed &= ~done
     never = ~done
     table.status[vidx[never]] = _SKIPPED  # no results: only rows evaluated exactly have them
-    table.info["bound"] = RowColumns(n, dense_share=np.inf)  # read by row (Sweep.reason), never whole
+    table.info["bound"] = RowColumns(n, dense_share=np.inf, fill=np.inf)  # read by row (Sweep.reason); inf: no bound
     for name, x in (("step_time", lb_time), ("memory_per_gpu", lb_mem / 1e9), ("objective", bound)):
         table.info["bound"].put(name, vidx, x)
     timed = vidx[done]  # the only rows with results
@@ -308,15 +309,25 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     return result
 
 
+#: How many of the commonest reasons :func:`why_none` names.
+WHY_REASONS = 3
+
+
 def why_none(info: dict, what: str = "") -> str:
-    """Why a search (its ``info``) found no layout: every layout refused (the most common
-    reason, which names the rule: a GPU without the config's precision refuses them all), or
-    none of the valid ones fits. ``what``: words after "layout" ("of the changed setup ")."""
+    """Why a search (its ``info``) found no layout: every layout refused (the commonest
+    reasons, each with the share of the rows it refuses first, which name the rules: a GPU
+    without the config's precision refuses every layout the space's own combinations, such
+    as virtual stages a schedule does not take, leave), or none of the valid ones fits.
+    ``what``: words after "layout" ("of the changed setup ")."""
     table = info["all"]
     if info["valid"] == 0:
-        key = table._reason_rule.astype(np.int64) * (len(table._texts) + 1) + table._reason_text
+        # by reason, not by where it is stored: rows refused alike may hold their text apart
+        ids: dict = {}
+        text_id = np.array([ids.setdefault(t, len(ids)) for t in table._texts] + [-1], dtype=np.int64)
+        key = table._reason_rule.astype(np.int64) * (len(ids) + 1) + text_id[table._reason_text]
         codes, first, counts = np.unique(key, return_index=True, return_counts=True)
-        top = int(np.argmax(counts))
-        return (f"no layout {what}(within the space) is valid: all {info['rows']:,} are refused, "
-                f"{counts[top] / info['rows']:.0%} of them because {table.reason(int(first[top]))}")
+        top = np.argsort(-counts, kind="stable")[:WHY_REASONS]
+        shares = [f"{counts[j] / info['rows']:.0%}{' of them' if not k else ''} because {table.reason(int(first[j]))}"
+                  for k, j in enumerate(top)]
+        return f"no layout {what}(within the space) is valid: all {info['rows']:,} are refused, " + "; ".join(shares)
     return f"none of the {info['valid']:,} valid layouts {what}(within the space) fits in HBM"

@@ -115,15 +115,15 @@ class Candidate:
 
 
 class RowColumns(abc.Mapping):
-    """Named float columns over a table's ``n`` rows, NaN where a row has no value (a
+    """Named float columns over a table's ``n`` rows, ``fill`` (NaN) where a row has no value (a
     mapping of name to array, as a dict of arrays). A search writes a few hundred rows of a
     table of millions: the columns keep what is written as (rows, values) pieces and build
     a whole column only when it is read whole, once (:meth:`__getitem__`); :meth:`at` and
     :meth:`take` read rows without building it. A column is built as soon as its pieces
     cover :data:`_DENSE_SHARE` of the rows (a sweep, which writes every row)."""
 
-    def __init__(self, n: int, names: Iterable[str] = (), dense_share: float = _DENSE_SHARE):
-        self.n, self._dense_share = n, dense_share
+    def __init__(self, n: int, names: Iterable[str] = (), dense_share: float = _DENSE_SHARE, fill: float = np.nan):
+        self.n, self._dense_share, self._fill = n, dense_share, fill
         self._names: dict[str, None] = dict.fromkeys(names)  # in order of first write
         self._dense: dict[str, np.ndarray] = {}
         self._parts: dict[str, list] = {}  # name -> [(rows, values)], later pieces over earlier ones
@@ -143,7 +143,7 @@ class RowColumns(abc.Mapping):
         if a is None:
             if name not in self._names:
                 raise KeyError(name)
-            a = np.full(self.n, np.nan)
+            a = np.full(self.n, self._fill)
             for idx, v in self._parts.pop(name, ()):
                 a[idx] = v
             self._count.pop(name, None)
@@ -157,7 +157,7 @@ class RowColumns(abc.Mapping):
         if a is not None:
             a[idx] = values
             return
-        idx = np.asarray(idx)
+        idx = np.atleast_1d(np.asarray(idx))
         val = np.empty(idx.shape)
         val[...] = values  # a copy of its own, broadcast
         self._parts.setdefault(name, []).append((idx, val))
@@ -179,7 +179,7 @@ class RowColumns(abc.Mapping):
     def take(self, rows) -> "RowColumns":
         """The columns at ``rows`` (indices, in that order), each as a whole column."""
         rows = np.asarray(rows, dtype=np.int64)
-        out = RowColumns(rows.size, self._names, self._dense_share)
+        out = RowColumns(rows.size, self._names, self._dense_share, self._fill)
         for name in self._names:
             out._dense[name] = self.at(name, rows)
         return out
@@ -193,7 +193,7 @@ class RowColumns(abc.Mapping):
             raise KeyError(name)
         rows = np.asarray(rows, dtype=np.int64)
         idx, val = self._sparse(name)
-        out = np.full(rows.shape, np.nan)
+        out = np.full(rows.shape, self._fill)
         if idx.size:
             j = np.minimum(np.searchsorted(idx, rows), idx.size - 1)
             hit = idx[j] == rows
@@ -214,7 +214,7 @@ class Sweep:
 
     def __init__(self, cfg: TrainingConfig, paths: tuple[str, ...], values: tuple[tuple, ...], codes: np.ndarray,
                  pipeline: str, derived_dp: np.ndarray | None = None):
-        self.cfg, self.paths, self.values, self.codes, self.pipeline = cfg, paths, values, codes, pipeline
+        self.cfg, self.paths, self.values, self._codes, self.pipeline = cfg, paths, values, codes, pipeline
         n = codes.shape[1] if codes.ndim == 2 else 0
         self.n = n
         self.derived_dp = derived_dp
@@ -231,6 +231,15 @@ class Sweep:
         self.info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ access
+    @property
+    def codes(self) -> np.ndarray:
+        """Each row's index into each axis' values, ``(axes, rows)``: an array, built when
+        first read where the table keeps a Cartesian product's codes implicit
+        (:class:`ProductCodes`)."""
+        if not isinstance(self._codes, np.ndarray):
+            self._codes = np.asarray(self._codes)
+        return self._codes
+
     def __len__(self) -> int:
         return self.n
 
@@ -245,7 +254,7 @@ class Sweep:
     def axis_values(self, i: int) -> dict[str, Any]:
         """The row's value of every axis (and ``parallelism.dp`` when derived)."""
         i = self._index(i)
-        out = {p: self.values[a][self.codes[a, i]] for a, p in enumerate(self.paths)}
+        out = {p: self.values[a][self._codes[a, i]] for a, p in enumerate(self.paths)}
         if self.derived_dp is not None:
             out["parallelism.dp"] = int(self.derived_dp[i])
         return out
@@ -354,7 +363,7 @@ class Sweep:
     def subset(self, idx) -> "Sweep":
         """A sweep of rows ``idx`` (in that order; negative counts from the end)."""
         idx = np.arange(self.n)[np.asarray(idx, dtype=np.int64)]
-        out = Sweep(self.cfg, self.paths, self.values, self.codes[:, idx], self.pipeline,
+        out = Sweep(self.cfg, self.paths, self.values, self._codes[:, idx], self.pipeline,
                     None if self.derived_dp is None else self.derived_dp[idx])
         out.status = self.status[idx]
         out._reason_rule, out._reason_text = self._reason_rule[idx], self._reason_text[idx]
@@ -372,7 +381,7 @@ class Sweep:
         out: dict[str, list] = {}
         for a, p in enumerate(self.paths):
             vals = [self._label(v) for v in self.values[a]]
-            out[p] = [vals[c] for c in self.codes[a]]
+            out[p] = [vals[c] for c in self._codes[a]]
         if self.derived_dp is not None:
             out["parallelism.dp"] = self.derived_dp.tolist()
         out["status"] = [STATUS[k] for k in self.status]
@@ -608,7 +617,24 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
         bounds = np.searchsorted(group[order], np.arange(key_codes.shape[1] + 1))
     groups: list[Group] = []
     dps: list = []  # derive_dp: each group's rows' dp, in the order of ``order`` (written at once below)
-    dp_of: dict = {}  # cartesian: the rows' dp by (pp, GPU count), the row axes' arrays being shared
+    dp_of: dict = {}  # cartesian: the rows' dp by what it reads (the row axes' arrays being every group's)
+
+    def derived_dp(src, changes: dict, size: int, r: dict | None = None) -> np.ndarray:
+        """A group's rows' dp, GPU count // (tp pp cp), tp and cp each the row axis' values
+        or the group's own; ``r``: the group's rows, if built (else the row axes' arrays of
+        a cartesian product, ``taken``, every group's)."""
+        pp, world = _group_value(src, changes, "pp"), _group_value(src, changes, "num_gpus")
+        own = {k: _group_value(src, changes, k) for k in ("tp", "cp") if rows[k] is None}
+        key = (pp, world, own.get("tp"), own.get("cp"), size)
+        if cartesian and key in dp_of:
+            return dp_of[key]
+        at = taken if r is None else r
+        tp, cp = (own[k] if k in own else at[k] for k in ("tp", "cp"))
+        dp = np.maximum(1, world // np.maximum(1, tp * pp * cp))
+        dp = np.broadcast_to(dp, (size,)) if np.ndim(dp) == 0 else dp
+        if cartesian:
+            dp_of[key] = dp
+        return dp
     own = {k: _group_value(cfg, {}, k) for k in rows}
     for k, v in rows.items():  # each row's value (the axis' array, never written, or the config's own, one
         # read-only value until a group whose own value differs writes its rows below: _writable)
@@ -634,11 +660,8 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
             if bad is not None:
                 refused_ramp.append(idx[bad])
             out._values.append(vals)
-            if derive_dp:  # the row axes' arrays are every group's (cartesian)
-                dkey = (_group_value(cfg, changes, "pp"), _group_value(cfg, changes, "num_gpus"))
-                if dkey not in dp_of:
-                    dp_of[dkey] = np.maximum(1, dkey[1] // np.maximum(1, taken["tp"] * dkey[0] * taken["cp"]))
-                dps.append(dp_of[dkey])
+            if derive_dp:
+                dps.append(derived_dp(cfg, changes, idx.size))
             continue
         if ekey is not None and ekey in valid_of:  # another group's config, its field-only values changed
             base, errors = _with_fields(valid_of[ekey], changes), []
@@ -661,13 +684,8 @@ def prepare(cfg: TrainingConfig, paths, values, codes, *, derive_dp: bool = Fals
             if value != own[k] and not (derive_dp and k == "dp"):
                 _writable(out._row_values, k)[idx] = value
         if derive_dp:
-            dkey = (_group_value(src, changes, "pp"), _group_value(src, changes, "num_gpus"))
-            dp = dp_of.get(dkey) if cartesian else None
-            if dp is None:
-                dp = np.maximum(1, dkey[1] // np.maximum(1, r["tp"] * dkey[0] * r["cp"]))
-                dp_of[dkey] = dp
-            r["dp"] = dp
-            dps.append(dp)
+            r["dp"] = derived_dp(src, changes, idx.size, r)
+            dps.append(r["dp"])
         for p_, text in errors:
             _refuse(out, idx, pos, p_, text=text)
         if base is None:  # the group's shared fields break a rule; the data section's rule on
@@ -775,8 +793,11 @@ class ProductCodes:
         self._strides = tuple(math.prod(self.sizes[a + 1:]) for a in range(len(self.sizes)))
 
     def axis(self, a: int, i):
-        """Axis ``a``'s code of rows ``i``."""
-        return np.asarray(i) // self._strides[a] % self.sizes[a]
+        """Axis ``a``'s code of rows ``i`` (indices or a boolean mask, as an array reads them)."""
+        i = np.asarray(i)
+        if i.dtype == bool:
+            i = np.flatnonzero(i)
+        return i // self._strides[a] % self.sizes[a]
 
     def __getitem__(self, key):
         if not isinstance(key, tuple):

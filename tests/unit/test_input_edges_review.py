@@ -85,3 +85,15 @@ def test_a_gpu_without_a_16_bit_peak_is_refused_at_validation():
     gpu["peaks"] = {"fp8": gpu["peaks"]["fp8"]}
     with pytest.raises(ValidationError, match="bf16 or fp16 peak"):
         v3.replace(**{"cluster.gpu": gpu})
+
+
+def test_durations_that_overflow_in_a_pair_are_out_of_range_not_an_internal_error():
+    # efficiency.hbm at 1e-310: each stage's work is finite but DualPipe's F&B pair sums past
+    # float range. The engine's simulator calls once let step_totals_batch's input check
+    # raise "FB must be finite" out of estimate and a whole sweep (independent review,
+    # session of 2026-11-30, fourth); such a candidate cannot be timed: out of range
+    v3 = costmodel.presets.get("deepseek-v3")
+    with pytest.raises(costmodel.EstimateOutOfRange):
+        costmodel.estimate(v3.replace(**{"efficiency.hbm": 1e-310}))
+    s = costmodel.sweep(v3, {"efficiency.hbm": [0.9, 1e-310]})
+    assert [s.status_of(i) for i in range(2)] == ["ok", "out of range"]

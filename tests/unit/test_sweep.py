@@ -204,9 +204,14 @@ SMALL = {"parallelism.pp": [4, 8, 16], "parallelism.ep": [32, 64], "parallelism.
 @pytest.mark.parametrize("objective", ["time", "cost", "memory"])
 @pytest.mark.parametrize("head", [None, 3])
 def test_search_is_exact_for_every_objective(objective, head, monkeypatch):
-    if head is not None:  # the candidates sorted a few at a time, as V3's full space is
+    if head is not None:  # the candidates sorted a few at a time, as V3's full space is: the same search
+        whole = costmodel.search(V3, space=SMALL, top=4, objective=objective)
         monkeypatch.setattr("costmodel.layouts.ORDER_HEAD", head)
     top = costmodel.search(V3, space=SMALL, top=4, objective=objective)
+    if head is not None:
+        keys = ("exact", "placement_bounded", "bounded_out", "rank_of_config", "rank_of_config_range")
+        assert [top.info[k] for k in keys] == [whole.info[k] for k in keys]
+        assert np.array_equal(top.info["pareto"].results["step_time"], whole.info["pareto"].results["step_time"])
     brute = costmodel.sweep(V3, {k: v for k, v in SMALL.items() if v is not None})
     ranked = brute.ranked(objective)
     col = {"time": "step_time", "cost": "marginal_cost", "memory": "memory_per_gpu"}[objective]
@@ -413,3 +418,41 @@ def test_product_codes_read_as_the_indices_array():
     for a in range(4):
         assert np.array_equal(np.asarray(codes[a]), ref[a]) and list(codes[a]) == ref[a].tolist()
         assert np.array_equal(codes[a][idx], ref[a][idx]) and np.array_equal(codes[a] == 1, ref[a] == 1)
+
+
+def test_derived_dp_reads_each_groups_own_tp():
+    # a whole section as an axis: groups of one pp and GPU count differ in tp (found by an
+    # independent review: a derived dp shared by (pp, GPU count) alone refused the tp=16 row)
+    cfg = presets.get("megatron-gpt-18.4b")
+    d = cfg.parallelism.model_dump()
+    s = costmodel.sweep(cfg, {"parallelism": [d, dict(d, tp=16)], "cluster.num_gpus": [256]})
+    assert [s.axis_values(i)["parallelism.dp"] for i in range(2)] == [256 // (8 * d["pp"]), 256 // (16 * d["pp"])]
+    assert [s.status_of(i) for i in range(2)] == ["ok", "ok"]
+
+
+def test_cartesian_groups_refused_alike_match_the_general_path_without_row_axes():
+    # groups refused with another group's errors (virtual stages the schedule does not take)
+    # while tp and cp are the config's own: their rows' dp and reasons as the general path's
+    from costmodel import sweeps
+
+    axes = {"parallelism.pp": [4, 8], "parallelism.schedule": ["dualpipe", "1f1b", "interleaved"],
+            "parallelism.virtual_stages": [1, 2, 4], "parallelism.zero": [0, 1]}
+    paths, values = sweeps._axes(V3, axes)
+    codes = np.indices([len(v) for v in values]).reshape(len(values), -1)
+    fast, _ = sweeps.prepare(V3, paths, values, codes, derive_dp=True, cartesian=True)
+    slow, _ = sweeps.prepare(V3, paths, values, codes, derive_dp=True)
+    assert np.array_equal(fast.status, slow.status) and np.array_equal(fast.derived_dp, slow.derived_dp)
+    assert [fast.reason(i) for i in range(fast.n)] == [slow.reason(i) for i in range(slow.n)]
+    assert (fast.status == sweeps._REFUSED).sum() > 10
+
+
+def test_why_none_counts_rows_by_reason():
+    # every layout refused for one reason: "100% of them" (5% before: refusals were counted
+    # by where each group stored its text; an independent review, session of 2026-11-30, fourth)
+    from costmodel.layouts import why_none
+
+    cfg = presets.get("megatron-gpt-1.7b")
+    space = {"goodput": [1.5], "parallelism.schedule": ["1f1b"], "parallelism.virtual_stages": [1],
+             "parallelism.recompute": ["full"]}
+    msg = why_none(costmodel.search(cfg, space=space, top=3).info)
+    assert "100% of them because goodput" in msg
