@@ -142,13 +142,6 @@ _ROWS_FIELDS = tuple(f.name for f in fields(Rows))
 
 
 @dataclass(frozen=True)
-class _EpOnly:
-    """Rows' expert-parallel degree alone: what ``memory.rank_reserve`` reads."""
-
-    ep: np.ndarray
-
-
-@dataclass(frozen=True)
 class Columns:
     """The engine's result: one element per row. ``values`` and the breakdowns are in the
     units of ``Estimate.to_dict``'s keys (s, day, hour, token/s, TFLOP/s, GB, USD), except
@@ -311,9 +304,10 @@ def _take_work(work, idx, n: int):
 
 def _layer_last(cfg, lt, comm, share):
     """The average layer's and the last chunk's extra work per micro-batch (:class:`Work`)
-    from per-layer work (:func:`_per_layer`), and the all-to-all the NIC carries where
-    shared-expert compute hides part of it ((forward, backward) of a MoE layer, else None)."""
+    from per-layer work (:func:`_per_layer`), and the average layer's all-to-all the NIC
+    carries where shared-expert compute hides part of it ((forward, backward), else None)."""
     p, arch = cfg.parallelism, cfg.model
+    sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
     moe = list(comm["moe"])
     nic = None
     if lt.shared is not None and p.schedule not in timing.DUAL:
@@ -326,8 +320,8 @@ def _layer_last(cfg, lt, comm, share):
         none = np.isnan(share)
         moe[2] = moe[2] - np.where(none, 0.0, np.minimum(ef, share * comm["dispatch"][0]))
         moe[3] = moe[3] - np.where(none, 0.0, np.minimum(hide_b, share * comm["dispatch"][1]))
-        nic = comm["moe"][2:]  # hidden or not, the whole all-to-all crosses the NIC
-    sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
+        # hidden or not, the whole all-to-all crosses the NIC
+        nic = tuple(sd * d + sm * x for d, x in zip(comm["dense"][2:], comm["moe"][2:]))
     avg = [sd * d + sm * x for d, x in zip(comm["dense"], moe)]
     layer = Work(*lt.layer, *avg)
     last = Work(*lt.last, *(x * arch.mtp_modules for x in avg))  # an MTP block communicates like a layer
@@ -422,7 +416,6 @@ class _Group:
             lt, comm = _per_layer(cfg, self.t, r, tokens)
         share = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
         layer, last, nic = _layer_last(cfg, lt, comm, share)
-        sd, sm = arch.n_dense_layers / arch.n_layers, arch.n_moe_layers / arch.n_layers
         self.fam = fam = family(p.schedule, p.pp, p.virtual_stages, arch.n_layers)
         if places is not None:
             self.fam = fam = replace(fam, members=tuple(fam.members[j] for j in places), layers=fam.layers[places],
@@ -434,8 +427,7 @@ class _Group:
         self.e_last = e_last
         rank = Work(*(a * fam.rank_layers + b * fam.runs_last for a, b in zip(layer.fields(), last.fields())))
         if nic is not None:  # each rank's all-to-all over the NIC, (forward, backward), per micro-batch
-            nic = tuple((a := sd * d + sm * x) * fam.rank_layers + a * arch.mtp_modules * fam.runs_last
-                        for d, x in zip(comm["dense"][2:], nic))
+            nic = tuple(a * fam.rank_layers + a * arch.mtp_modules * fam.runs_last for a in nic)
         # each rank's CP ring time on the NIC behind the attention core, (forward, backward)
         self.ring = ring = tuple(x * (fam.rank_layers + arch.mtp_modules * fam.runs_last) for x in comm["ring"])
         pair = timing.pairs(p.schedule, rank, share)
@@ -503,21 +495,31 @@ class _Group:
         """The model's training FLOPs per token of each row (MFU's numerator: no MTP);
         only an estimate's columns read it."""
         flops = _model_flops(self.cfg.model, self._seq)
-        return flops if self.inv is None else _expand(flops, self.inv, self.u)
+        return self._expanded(flops)
+
+    def _expanded(self, a):
+        """A per-distinct-row value (leading axis ``u``) read at every row's."""
+        return a if self.inv is None else _expand(a, self.inv, self.u)
+
+    @cached_property
+    def span(self):
+        """Each (row, placement)'s lower bound on the pipeline's part of the step:
+        ``timing.lower_bound`` at its slowest rank without the optimizer, per row ``(n, P,
+        1)``, not at every rank (as many operations per row as placements, not placements
+        times ranks)."""
+        return timing.lower_bound(self._expanded(self._first), self._expanded(self._pair), self.m, 0.0)
 
     @cached_property
     def bound(self):
-        """Each (row, placement)'s lower bound on the step: ``timing.lower_bound`` at its
-        slowest rank, per row ``(n, P, 1)``, not at every rank (as many operations per row as
-        placements, not placements times ranks)."""
-        X = (lambda a: a) if self.inv is None else (lambda a: _expand(a, self.inv, self.u))
-        return timing.lower_bound(X(self._first), X(self._pair), self.m, X(self.optimizer))
+        """Each (row, placement)'s lower bound on the step: :attr:`span` plus the optimizer
+        (``timing.lower_bound``'s sum, the same bits)."""
+        return self.span + self._expanded(self.optimizer)
 
     def _fullest(self, state, unit, held, m, rows, shape):
         """The fullest rank of each (row, placement) and its memory [B], for ``m``
         micro-batches (:func:`memory.peak_activations`, :func:`memory.rank_reserve`)."""
         tensors = state + memory.peak_activations(self.cfg, unit, held, m)
-        total = _bcast(tensors + memory.rank_reserve(self.cfg, rows, tensors), shape)
+        total = _bcast(tensors + memory.rank_reserve(self.cfg, rows.ep, tensors), shape)
         rm = np.argmax(total, axis=-1)[..., None]
         return rm, np.take_along_axis(total, rm, axis=-1)
 
@@ -529,7 +531,7 @@ class _Group:
         m = _bcast(self.m, (self.n, 1, 1))[i, 0, 0]
         chunks = _bcast(self.unit, self.cshape)[ui, c]  # (rows, K): the fullest rank's peak reads every chunk
         out["activations"] = acts = memory.peak_activations(self.cfg, chunks, at(self.held), m, rm)
-        out["reserve"] = memory.rank_reserve(self.cfg, _EpOnly(self.rows.ep[i, 0, 0]), at(self.state) + acts)
+        out["reserve"] = memory.rank_reserve(self.cfg, self.rows.ep[i, 0, 0], at(self.state) + acts)
         return out
 
     def ui(self, i):
@@ -951,10 +953,8 @@ def _bound(g: _Group) -> np.ndarray:
         dp = g.per_row(g.dp_fixed)
     else:
         X = (lambda a: g.per_row(a, g.shape[-1]))
-        Y = (lambda a: a if g.inv is None else _expand(a, g.inv, g.u))
         nic = None if g.nic is None else tuple(X(x) for x in g.nic)
-        span = timing.lower_bound(Y(g._first), Y(g._pair), g.m, 0.0)
-        dp = network.dp_sync(g.cfg, g.t, g.rows, X(g.ne), X(g.ex), g.rank.map(X), g.p2p, g.p2p_nic, g.m, span, nic,
+        dp = network.dp_sync(g.cfg, g.t, g.rows, X(g.ne), X(g.ex), g.rank.map(X), g.p2p, g.p2p_nic, g.m, g.span, nic,
                              tuple(X(x) for x in g.ring))
     fits = _bcast(g.fits, (n, P, 1))[..., 0]
     b = _bcast(g.bound + dp, (n, P, 1))[..., 0]
@@ -1102,7 +1102,7 @@ def screen(cfg, rows: Rows, work=None, cache: dict | None = None) -> tuple[np.nd
         else:  # linear in the parameters: the average rank's
             states = sum(memory.rank_states(cfg, r, parts.ne_avg, parts.ex_avg).values())
         tensors = _bcast(states, (rows.n, 1, 1))[:, 0, 0] + parts.acts + parts.held
-        mem_lb = tensors + memory.rank_reserve(cfg, rows, tensors)
+        mem_lb = tensors + memory.rank_reserve(cfg, rows.ep, tensors)
     return _bcast(time_lb, (rows.n, 1, 1))[:, 0, 0], _bcast(mem_lb, (rows.n,))
 
 
@@ -1110,8 +1110,8 @@ def _screen_parts(cfg, rows: Rows, work) -> _ScreenParts:
     """:func:`screen`'s terms that the ZeRO stage does not enter."""
     p, arch = cfg.parallelism, cfg.model
     r = rows.expand()
-    tokens = r.tokens
-    lt, comm = work if work is not None else _per_layer(cfg, network.tiers(cfg, r), r, tokens)
+    tokens, tiers = r.tokens, network.tiers(cfg, r)
+    lt, comm = work if work is not None else _per_layer(cfg, tiers, r, tokens)
     cs = network.compute_share(r.comm_sms, cfg.cluster.gpu.sms)
     m = r.microbatches
     # the engine's own layer and last-chunk work (_Group): the average rank's and the probes'
@@ -1153,9 +1153,9 @@ def _screen_parts(cfg, rows: Rows, work) -> _ScreenParts:
     # on the ranks holding a layer (the least share of the placements)
     held = (np.mean(ranks.average.holds_last) * memory.held_logits(cfg, r, tokens)
             + ranks.holding * memory.held_recompute(cfg, r, tokens))
-    tiers = network.tiers(cfg, r)
     return _ScreenParts(
-        r=r, m=m, tiers=tiers, dp_link=network.dp_link(tiers, r), largest=memory.largest_layer(arch, r), span=np.maximum(m * timing.pairs(p.schedule, mean, cs), probed),
+        r=r, m=m, tiers=tiers, dp_link=network.dp_link(tiers, r), largest=memory.largest_layer(arch, r),
+        span=np.maximum(m * timing.pairs(p.schedule, mean, cs), probed),
         most=memory.rank_params(cfg, ranks.most, r), ne_avg=ne_avg, ex_avg=ex_avg, fwd=mean.F, bwd=mean.B + mean.W,
         acts=coef * _bcast(memory.layer_activation_bytes(cfg, r) * tokens, (n, 1, 1))[:, 0, 0],
         held=_bcast(held, (n, 1, 1))[:, 0, 0])

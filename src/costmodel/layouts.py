@@ -182,17 +182,18 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     # the rounds read: the ORDER_HEAD best first, the rest only if a round reaches them
     order = np.flatnonzero(candidate)
     n_candidates = order.size
-    rest = order[:0]
+    rest, cut = order[:0], np.inf
     if order.size > 2 * ORDER_HEAD:
         cut = np.partition(bound[order], ORDER_HEAD)[ORDER_HEAD]
         head = bound[order] <= cut  # every row tied with the cut too
         order, rest = order[head], order[~head]
     order = order[np.argsort(bound[order], kind="stable")]
 
-    def reach(pos: int) -> np.ndarray:
-        """The order, sorted at least past ``pos``."""
+    def upto(limit: float) -> np.ndarray:
+        """The order, complete through every candidate whose bound is below ``limit`` (the
+        head holds all up to ``cut``)."""
         nonlocal order, rest
-        if pos >= order.size and rest.size:
+        if rest.size and limit > cut:
             order = np.concatenate([order, rest[np.argsort(bound[rest], kind="stable")]])
             rest = rest[:0]
         return order
@@ -244,7 +245,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
 
     final_bound = bound.copy()  # the tightest bound known of each row's objective
     k = max(2 * top, 64)
-    first = reach(k - 1)[:k]
+    first = (order if k <= order.size else upto(np.inf))[:k]
     exact(first if own is None or not candidate[own] else np.append(first, own))
     limit = threshold()
     if bar is not None:
@@ -256,10 +257,9 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     pos, size, rounds_run = 0, 4 * ROUND_ROWS, 1
     queue = np.zeros(nv, dtype=bool)
     while True:
-        if pos < reach(pos).size and bound[order[pos]] < limit:
+        order = upto(limit)
+        if pos < order.size and bound[order[pos]] < limit:
             end = min(pos + int(np.searchsorted(bound[order[pos:]], limit)), pos + size)
-            if end == order.size and rest.size:  # the sorted part ends below the limit
-                end = min(pos + int(np.searchsorted(bound[reach(end)[pos:]], limit)), pos + size)
             block = order[pos:end]
             block = block[~done[block]]
             pos, size = end, 2 * size
@@ -267,7 +267,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
                 placement_bounds(block)
             queue[block] = True
         live = np.flatnonzero(queue & ~done & (final_bound < limit))
-        more = pos < reach(pos).size and bound[order[pos]] < limit
+        more = pos < order.size and bound[order[pos]] < limit
         if live.size == 0 and not more:
             break
         if live.size:
@@ -286,8 +286,7 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
         table.info["bound"].put(name, vidx, x)
     timed = vidx[done]  # the only rows with results
     value = table._objective(objective, timed)
-    ranked = timed[np.argsort(value, kind="stable")][:int(np.sum(np.isfinite(value)))]  # as table.ranked
-    result = table.subset(ranked[:top])
+    result = table.subset(table.ranked(objective, timed)[:top])
     evaluated = table.subset(timed)
     rank, rank_range = None, None
     if own_row is not None:

@@ -183,7 +183,7 @@ def rank_memory(cfg, fam, rows, ne, ex, tokens, m) -> dict:
     unit, held = rank_activations(cfg, fam, rows, tokens)
     parts["activations"] = peak_activations(cfg, unit, held, m)
     tensors = sum(parts.values())
-    parts["reserve"] = rank_reserve(cfg, rows, tensors)
+    parts["reserve"] = rank_reserve(cfg, rows.ep, tensors)
     return parts
 
 
@@ -359,7 +359,7 @@ def _peak(schedule: str, pp: int, v: int, unit, m: float, rank=None):
     return np.max(np.einsum("kp,ksp->ks", w, states[rank]), axis=-1)
 
 
-def rank_reserve(cfg, rows, tensors):
+def rank_reserve(cfg, ep, tensors):
     """:func:`reserve_bytes` of each rank's ``tensors`` (DeepEP's buffers with expert
-    parallelism) [B]."""
-    return reserve_bytes(tensors, cfg.model.is_moe & (rows.ep > 1))
+    parallelism, ``ep``: the rows' degree) [B]."""
+    return reserve_bytes(tensors, cfg.model.is_moe & (ep > 1))

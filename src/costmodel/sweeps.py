@@ -13,10 +13,10 @@ rules as arrays and evaluated by the engine in chunks, in this process or on an
 from __future__ import annotations
 
 import dataclasses
-from collections import abc
-import math
 import functools
+import math
 import sys
+from collections import abc
 from dataclasses import dataclass
 from typing import Annotated, Any, Iterable, Mapping, Sequence
 
@@ -34,7 +34,10 @@ __all__ = ["Sweep", "Candidate", "sweep", "OBJECTIVES", "CHUNK_ROWS", "STATUS"]
 CHUNK_ROWS = 8192
 
 #: The share of a table's rows written into a column past which it is kept whole
-#: (:class:`RowColumns`).
+#: (:class:`RowColumns`). Pieces cost 16 bytes a written row (index and value) against a whole
+#: column's 8 a row, so they pay below a half; an eighth makes a sweep, which writes every
+#: row chunk by chunk, build its columns after its first few chunks rather than keep and
+#: merge many pieces, while a search (457 of V3's 2.3M rows) keeps pieces.
 _DENSE_SHARE = 0.125
 
 #: Objectives by name: (column, sense) with sense +1 to minimise, -1 to maximise.
@@ -327,11 +330,14 @@ class Sweep:
             x = at("gpu_hours")  # no prices: GPU-hours are the cost
         return np.where((status == _OK) & ~np.isnan(x), x, np.inf)
 
-    def ranked(self, objective: str = "time") -> np.ndarray:
-        """Indices of the rows that fit, best first (ties keep sweep order)."""
-        x = self._objective(objective)
+    def ranked(self, objective: str = "time", rows: np.ndarray | None = None) -> np.ndarray:
+        """Indices of the rows that fit, best first (ties keep sweep order); among ``rows``
+        (increasing indices: a search's evaluated rows, the only ones with results) when
+        given."""
+        x = self._objective(objective, rows)
         fit = np.flatnonzero(np.isfinite(x))  # a search's table: a few hundred of millions
-        return fit[np.argsort(x[fit], kind="stable")]
+        fit = fit[np.argsort(x[fit], kind="stable")]
+        return fit if rows is None else rows[fit]
 
     def best(self, objective: str = "time") -> Candidate:
         """The row that fits with the best ``objective`` ("time", "cost", "memory", "mfu",
@@ -529,15 +535,20 @@ def _error_key(cfg: TrainingConfig, changes: dict, alone: dict):
     return _hashable(rest)
 
 
+def _copied(group: TrainingConfig, values: dict) -> TrainingConfig:
+    """``group`` with ``values`` (dotted ``section.field`` paths) copied in, not validated
+    again: the callers know every rule holds for them."""
+    sections: dict = {}
+    for path, v in values.items():
+        section, field = path.split(".")
+        sections.setdefault(section, {})[field] = v
+    return group.model_copy(update={k: getattr(group, k).model_copy(update=v) for k, v in sections.items()})
+
+
 def _with_fields(group: TrainingConfig, changes: dict) -> TrainingConfig:
     """A valid group's config with ``changes``' :data:`_FIELD_ONLY` values, each valid alone
     (:func:`_error_key`): copied, not validated again (no other field reads them)."""
-    sections: dict = {}
-    for path, v in changes.items():
-        if path in _FIELD_ONLY:
-            section, field = path.split(".")
-            sections.setdefault(section, {})[field] = v
-    return group.model_copy(update={k: getattr(group, k).model_copy(update=v) for k, v in sections.items()})
+    return _copied(group, {p: v for p, v in changes.items() if p in _FIELD_ONLY})
 
 
 def _rule_key(changes: dict):
@@ -864,11 +875,7 @@ def _writable(arrays: dict, k: str) -> np.ndarray:
 def _at_row(group: TrainingConfig, row: dict) -> TrainingConfig:
     """The group's config with a valid row's values: every rule holds for it (the sweep has
     just checked them), so its parts are copied, not validated again."""
-    sections: dict[str, dict] = {}
-    for path, name in engine.ROW_FIELDS.items():
-        section, field = path.split(".")
-        sections.setdefault(section, {})[field] = row[name]
-    return group.model_copy(update={k: getattr(group, k).model_copy(update=v) for k, v in sections.items()})
+    return _copied(group, {path: row[name] for path, name in engine.ROW_FIELDS.items()})
 
 
 def _group_ramp(cfg: TrainingConfig, changes: dict, dumped: dict | None = None):

@@ -3,6 +3,8 @@ screen bounds a row's step time and memory from below, and the engine's per-plac
 (plus the least exposed DP sync) its simulated step time. A bound above the estimate would
 drop a layout that belongs in the ranking."""
 
+from pathlib import Path
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +14,13 @@ from costmodel import engine
 from costmodel.testing import training_configs
 
 BUDGET = 40
+
+#: Configs reviews found (as TrainingConfig JSON), one file each.
+COUNTEREXAMPLES = Path(__file__).parent / "counterexamples"
+
+
+def _counterexample(name: str) -> costmodel.TrainingConfig:
+    return costmodel.TrainingConfig.model_validate_json((COUNTEREXAMPLES / name).read_text())
 
 
 @settings(max_examples=BUDGET)
@@ -68,15 +77,7 @@ def test_placement_bound_never_exceeds_a_dualpipe_step_with_half_the_sms_held():
     # micro-batches a rank ran alone cost compute plus the exposed all-to-all on the whole
     # GPU; the bound charged every micro-batch a pair and exceeded the simulated step (0.1298
     # > 0.1287 s). Lone ops now run on the same SMs (timing.lone), so a pair is their least
-    cfg = costmodel.TrainingConfig.model_validate_json(
-        '{"model":{"name":"hypothesis-mla","n_layers":9,"hidden":3328,"vocab_size":2515,"attention":{"kind":"mla",'
-        '"n_heads":64,"q_lora_rank":1536,"kv_lora_rank":512,"qk_nope_head_dim":128,"qk_rope_head_dim":64,'
-        '"v_head_dim":128},"mlp":{"kind":"swiglu","ffn_hidden":4864,"bias":false},"moe":{"first_k_dense":1,'
-        '"n_shared":0,"n_routed":8,"top_k":7,"expert_ffn":128},"mtp_modules":2,"tied_embeddings":false},'
-        '"data":{"tokens":"13355532288.0 token","seq_len":3072,"global_batch":456},"cluster":{"gpu":"MI300X",'
-        '"num_gpus":912,"gpus_per_node":8,"scale_out_bandwidth":"50.0 GB / s"},"parallelism":{"tp":8,"pp":6,'
-        '"dp":19,"ep":8,"micro_batch":2,"schedule":"dualpipe","recompute":"full","comm_sms":152},'
-        '"precision":{"gemm":"fp8"}}')
+    cfg = _counterexample("dualpipe_half_the_sms_held.json")
     e = costmodel.estimate(cfg, check=False)
     bound, _ = engine.bound(cfg, engine.Rows.of(cfg))
     assert bound[0] <= e.step_time.m * (1 + 1e-9)
@@ -159,15 +160,7 @@ def test_the_memory_screen_counts_a_recomputed_layer_only_on_ranks_that_hold_one
     # a GPU of 4.305 GB dropped the one layout that fits. The recomputed layer is now weighed
     # by the least share of ranks holding a layer (and ZeRO-3's gathered layers by the
     # concavity of the state, not by one placement's ranks)
-    cfg = costmodel.TrainingConfig.model_validate_json(
-        '{"model":{"name":"hypothesis-mla","n_layers":2,"hidden":1408,"vocab_size":3913,"attention":{"kind":"mla"'
-        ',"n_heads":16,"q_lora_rank":768,"kv_lora_rank":512,"qk_nope_head_dim":128,"qk_rope_head_dim":64,"v_head_'
-        'dim":128},"mlp":{"kind":"swiglu","ffn_hidden":8448,"bias":false},"moe":{"first_k_dense":2,"n_shared":1,"'
-        'n_routed":8,"top_k":7,"expert_ffn":1664},"mtp_modules":2,"tied_embeddings":false},"data":{"tokens":"8422'
-        '68672.0 token","seq_len":2048,"global_batch":48},"cluster":{"gpu":"MI300X","num_gpus":96,"gpus_per_node"'
-        ':8,"scale_out_bandwidth":"12.5 GB / s"},"parallelism":{"tp":8,"pp":2,"dp":6,"ep":8,"cp":1,"zero":3,"micr'
-        'o_batch":4,"schedule":"1f1b","recompute":"full","comm_sms":152},"precision":{"gemm":"bf16","master_weigh'
-        'ts":"fp32","grads":"fp32","optimizer_moments":"fp32"},"efficiency":{"scale_out":0.8,"hbm":0.9127}}')
+    cfg = _counterexample("one_f_one_b_head_only_rank.json")
     e = costmodel.estimate(cfg, check=False)
     _, mem_lb = engine.screen(cfg, engine.Rows.of(cfg))
     assert mem_lb[0] / 1e9 <= e.memory_per_gpu.m
