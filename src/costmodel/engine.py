@@ -195,6 +195,13 @@ class _AtRank:
         self.r, self.shape = rank, shape
         self.i0, self.i1 = np.arange(shape[0])[:, None], np.arange(shape[1])[None, :]
 
+    def stacked(self, s):
+        """The same of every field of a stacked :class:`Work` (``Work.stack``: ``(7, P, K)``
+        or ``(7, u, P, K)``) in one fancy index: ``(7, u, P, 1)``."""
+        if s.ndim == 3:
+            return s[:, self.i1, self.r][..., None]
+        return s[:, self.i0 if s.shape[1] == self.shape[0] else 0, self.i1, self.r][..., None]
+
     def __call__(self, a):
         u, P, K = self.shape
         if type(a) is np.ndarray and a.ndim >= 2 and a.shape[-1] == K and a.shape[-2] in (1, P) \
@@ -254,14 +261,14 @@ def _expand(a, inv, u: int):
     return a
 
 
-def _errors(n: int, rank: Work, p2p) -> dict:
-    """The rows whose work or transfer is not finite: row -> (name, value) of the first."""
+def _errors(n: int, rank, p2p) -> dict:
+    """The rows whose work or transfer is not finite: row -> (name, value) of the first.
+    ``rank``: the ranks' work, stacked (``Work.stack``)."""
     out: dict = {}
-    checks = (("compute time per micro-batch", (rank.F, rank.B, rank.W)),
-              ("communication time per micro-batch", (rank.xf, rank.xb, rank.af, rank.ab)),
-              ("pipeline transfer time", (p2p,)))
-    if all(np.isfinite(np.sum(a)) for _, arrs in checks for a in arrs):  # the usual case, at once
+    if np.isfinite(np.sum(rank)) and np.isfinite(np.sum(p2p)):  # the usual case, at once
         return out
+    checks = (("compute time per micro-batch", rank[:3]), ("communication time per micro-batch", rank[3:]),
+              ("pipeline transfer time", (p2p,)))
     for name, arrs in checks:
         for a in arrs:
             a = np.asarray(a)
@@ -425,24 +432,28 @@ class _Group:
         e_last = np.zeros(self.K)
         e_last[-1] = 1.0
         self.e_last = e_last
-        rank = Work(*(a * fam.rank_layers + b * fam.runs_last for a, b in zip(layer.fields(), last.fields())))
+        # every field of the ranks' work at once (``Work.stack``: fields on the leading axis)
+        layer_s, last_s = layer.stack(), last.stack()
+        lead = (lambda s: s.reshape(-1, 1, 1) if s.ndim == 1 else s)
+        rank_s = lead(layer_s) * fam.rank_layers + lead(last_s) * fam.runs_last
+        rank = Work(*rank_s)
         if nic is not None:  # each rank's all-to-all over the NIC, (forward, backward), per micro-batch
             nic = tuple(a * fam.rank_layers + a * arch.mtp_modules * fam.runs_last for a in nic)
         # each rank's CP ring time on the NIC behind the attention core, (forward, backward)
         self.ring = ring = tuple(x * (fam.rank_layers + arch.mtp_modules * fam.runs_last) for x in comm["ring"])
         pair = timing.pairs(p.schedule, rank, share)
         p2p, self.p2p_nic = network.pipeline_transfer(cfg, self.t, r, tokens)
-        errors = _errors(u, rank, p2p)
+        errors = _errors(u, rank_s, p2p)
         shape = (u, self.P, p.pp)
         pair_b = _bcast(pair, shape)
-        ri = np.argmax(pair_b, axis=-1)[..., None]
+        ri = pair_b.argmax(axis=-1)[..., None]
         at_ri = _AtRank(ri[..., 0], shape)
-        at = Work(*(at_ri(x) for x in rank.fields()))
+        at_s = at_ri.stacked(rank_s)
         pair_r = at_ri(pair_b)
-        busiest = np.max(_bcast(rank.compute, shape), axis=-1, keepdims=True)
+        busiest = _bcast(rank.compute, shape).max(axis=-1, keepdims=True)
         ne, ex = memory.rank_params(cfg, fam, r)
-        optimizer = compute.optimizer_time(cfg, r, np.max(ne, axis=-1, keepdims=True),
-                                           np.max(ex, axis=-1, keepdims=True))
+        optimizer = compute.optimizer_time(cfg, r, np.asarray(ne).max(axis=-1, keepdims=True),
+                                           np.asarray(ex).max(axis=-1, keepdims=True))
         solo, solo_last = timing.lone(p.schedule, layer, share), timing.lone(p.schedule, last, share)
         fwd = fam.layers * solo.forward + e_last * solo_last.forward
         bwd = None
@@ -454,8 +465,11 @@ class _Group:
         self.inv, self.u = inv, u
         self.ushape = (u, self.P, p.pp)
         self.share, self.p2p = X(share), X(p2p)
-        self.layer, self.last = layer.map(X), last.map(X)
-        self.rank, self.at, self.pair_r, self.slowest, self.busiest = rank, at, pair_r, ri, busiest
+        Xs = (lambda s: s[:, inv] if inv is not None and s.ndim > 1 and s.shape[1] == u > 1 else s)
+        self.layer_s, self.last_s = Xs(layer_s), Xs(last_s)  # stacked, per row
+        self.layer = Work(*self.layer_s)
+        self.rank, self.rank_s, self.at_s, self.pair_r, self.slowest, self.busiest = rank, rank_s, at_s, pair_r, ri, \
+            busiest
         self.ne, self.ex, self.optimizer = ne, ex, optimizer
         # ZeRO-0 and -1 expose a DP sync that neither the micro-batch count nor the span
         # enters: once per distinct row and placement
@@ -470,20 +484,22 @@ class _Group:
         # states stop changing (``pipeline.orders.saturated``), so rows at or past it are their
         # distinct row's at that count, and the rest are computed per row
         self.states = states = memory.rank_states(cfg, r, ne, ex)
-        self.state = state = sum(states.values())
-        self.unit, self.held = unit, held = memory.rank_activations(cfg, fam, r, tokens)
-        self.cshape = (u, self.P, self.K)  # per-chunk arrays (the activations of a chunk)
-        self.rm, self.peak = self._fullest(state, unit, held, np.inf, r, self.ushape)
-        self.rm, self.peak = X(self.rm), X(self.peak)
+        state = sum(states.values())
+        unit, held = memory.rank_activations(cfg, fam, r, tokens)
+        # the fullest rank, its memory, and its activations and reserve (``memory_at``)
+        self.rm, self.peak, self.acts, self.reserve = (X(a) for a in self._fullest(state, unit, held, np.inf, r,
+                                                                                     self.ushape))
         cap = saturated(p.schedule, p.pp, p.virtual_stages if p.schedule == "interleaved" else 1)
         below = np.flatnonzero(_bcast(self.m, (n, 1, 1))[:, 0, 0] < cap)
         if below.size:
             ub = self.ui(below)
             pick = (lambda a, last=p.pp: _bcast(a, (u, self.P, last))[ub])
-            rm, peak = self._fullest(pick(state), pick(unit, self.K), pick(held), _bcast(self.m, (n, 1, 1))[below],
-                                     self.rows.take(below), (below.size, self.P, p.pp))
-            self.rm, self.peak = np.array(_bcast(self.rm, (n, self.P, 1))), np.array(_bcast(self.peak, (n, self.P, 1)))
-            self.rm[below], self.peak[below] = rm, peak
+            fullest = self._fullest(pick(state), pick(unit, self.K), pick(held), _bcast(self.m, (n, 1, 1))[below],
+                                    self.rows.take(below), (below.size, self.P, p.pp))
+            self.rm, self.peak, self.acts, self.reserve = (np.array(_bcast(a, (n, self.P, 1))) for a in
+                                                           (self.rm, self.peak, self.acts, self.reserve))
+            for a, b in zip((self.rm, self.peak, self.acts, self.reserve), fullest):
+                a[below] = b
         self.fits = self.peak <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
         # the bound's terms at the slowest rank (``ri``): one of ``lower_bound``'s terms, so a
         # lower bound itself (the whole of it when that rank's term is the largest)
@@ -516,22 +532,24 @@ class _Group:
         return self.span + self._expanded(self.optimizer)
 
     def _fullest(self, state, unit, held, m, rows, shape):
-        """The fullest rank of each (row, placement) and its memory [B], for ``m``
-        micro-batches (:func:`memory.peak_activations`, :func:`memory.rank_reserve`)."""
-        tensors = state + memory.peak_activations(self.cfg, unit, held, m)
-        total = _bcast(tensors + memory.rank_reserve(self.cfg, rows.ep, tensors), shape)
-        rm = np.argmax(total, axis=-1)[..., None]
-        return rm, np.take_along_axis(total, rm, axis=-1)
+        """The fullest rank of each (row, placement) for ``m`` micro-batches, and its memory,
+        activations (:func:`memory.peak_activations`) and reserve (:func:`memory.rank_reserve`)
+        [B], each ``(rows, placements, 1)``."""
+        acts = memory.peak_activations(self.cfg, unit, held, m)
+        tensors = state + acts
+        reserve = memory.rank_reserve(self.cfg, rows.ep, tensors)
+        total = _bcast(tensors + reserve, shape)
+        rm = total.argmax(axis=-1)
+        at = _AtRank(rm, shape)
+        return (rm[..., None], at(total), at(acts), at(reserve))
 
     def memory_at(self, i, c):
         """Memory by kind [B] of rows ``i`` at placements ``c``, on their fullest rank."""
         ui, rm = self.ui(i), _bcast(self.rm, (self.n, self.P, 1))[i, c, 0]
         at = (lambda a: _bcast(a, self.ushape)[ui, c, rm])
         out = {k: at(v) for k, v in self.states.items()}
-        m = _bcast(self.m, (self.n, 1, 1))[i, 0, 0]
-        chunks = _bcast(self.unit, self.cshape)[ui, c]  # (rows, K): the fullest rank's peak reads every chunk
-        out["activations"] = acts = memory.peak_activations(self.cfg, chunks, at(self.held), m, rm)
-        out["reserve"] = memory.rank_reserve(self.cfg, self.rows.ep[i, 0, 0], at(self.state) + acts)
+        for k, v in (("activations", self.acts), ("reserve", self.reserve)):
+            out[k] = _bcast(v, (self.n, self.P, 1))[i, c, 0]
         return out
 
     def ui(self, i):
@@ -574,7 +592,7 @@ class _Group:
     def closed(self, i, c):
         """Closed-form bubble of rows ``i`` at placements ``c`` (idle = bubble)."""
         p, ui, shape = self.cfg.parallelism, self.ui(i), self.ushape[:2] + (1,)
-        at = Work(*(_gather(x, ui, c, shape) for x in self.at.fields()))
+        at = Work(*self.at_s[:, ui, c][:, :, None, :])
         at = timing.lone(p.schedule, at, _bcast(self.share, (self.n, 1, 1))[i])
         m, p2p = _bcast(self.m, (self.n, 1, 1))[i], _bcast(self.p2p, (self.n, 1, 1))[i]
         bubble = timing.closed_bubble(p.schedule, p.pp, p.virtual_stages, self.K, m, at.forward, at.backward, at.W,
@@ -586,16 +604,18 @@ class _Group:
         ``(k, K, 3)``, DualPipe's F&B pairs ``(k, pp, 2)`` or None, and the transfer ``(k,)``."""
         p = self.cfg.parallelism
         layers = self.fam.layers[c]  # (k, chunks)
-        row = (lambda x: _bcast(x, (self.n, 1, 1))[i, 0] if isinstance(x, np.ndarray) else x)  # (k, 1) or a number
-        ch = Work(*(layers * row(a) + self.e_last * row(b) for a, b in zip(self.layer.fields(), self.last.fields())))
+        # each field's (k, 1) per row, or (1, 1) where it is the same number in every row
+        row = (lambda s: s.reshape(-1, 1, 1) if s.ndim == 1 else _bcast(s, (len(s), self.n, 1, 1))[:, i, 0])
+        ch_s = layers * row(self.layer_s) + self.e_last * row(self.last_s)
+        ch = Work(*ch_s)
         share = _bcast(self.share, (self.n, 1, 1))[i, 0]
         solo = timing.lone(p.schedule, ch, share)
         st = np.stack([solo.forward, solo.backward, solo.W + 0.0 * solo.F], axis=-1)
         fb = None
         if p.schedule in timing.DUAL:
             a, b = timing.pair_phases(p.schedule, p.pp)
-            fb = timing.fb_pair(ch.F[:, a], ch.B[:, b], ch.W[:, b], ch.xf[:, a], ch.xb[:, b], ch.af[:, a],
-                                ch.ab[:, b], share[:, :, None])
+            fa, bb = ch_s[:, :, a], ch_s[:, :, b]  # every field at each phase's forward chunk and backward chunk
+            fb = timing.fb_pair(fa[0], bb[1], bb[2], fa[3], bb[4], fa[5], bb[6], share[:, :, None])
         p2p = _bcast(self.p2p, (self.n, 1, 1))[i, 0, 0]
         return st, fb, p2p
 
@@ -640,7 +660,8 @@ class _Group:
             dp = _gather(self.dp_fixed, ui, c, shape[:2] + (1,))
         else:
             span = m * (busiest + comm) + np.maximum(0.0, bubble)[:, None, None]  # the step's pipeline part
-            rank = Work(*(_gather(x, ui, c, shape) for x in self.rank.fields()))
+            s = self.rank_s if self.rank_s.ndim == 4 else self.rank_s[:, None]
+            rank = Work(*_bcast(s, (len(s),) + shape)[:, ui, c][:, :, None, :])
             ne, ex = _gather(self.ne, ui, c, shape), _gather(self.ex, ui, c, shape)
             p2p = _bcast(self.p2p, (self.n, 1, 1))[i]
             rows = self.rows.take(i)
@@ -690,7 +711,7 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
     alive[list(g.error)] = False
     out_parts = [np.zeros(n) for _ in STEP_LINES]
     idle, unverified = np.zeros(n), np.zeros(n)
-    n_fit = P - np.sum(nofit, axis=-1)  # candidates in order: those that fit, then the rest
+    n_fit = P - nofit.sum(axis=-1)  # candidates in order: those that fit, then the rest
     pos = 0
     while pos < P:
         i = np.flatnonzero(alive)
@@ -908,7 +929,7 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=No
     gpu = cfg.cluster.gpu
     marginal, capital = ledger.ledgers(cfg, gpu_hours, prices)
     mem = g.memory_at(i, best)
-    at = Work(*(upick(x) for x in g.at.fields()))
+    at = Work(*g.at_s[:, g.ui(i), best, 0])
     sched = {"compute": upick(g.busiest), "comm": upick(g.pair_r) - upick(g.busiest), "bubble": parts[2],
              "idle": idle, "simulated": np.full(n, simulated), "f": at.forward, "b": at.backward, "w": at.W,
              "f_compute": at.F, "b_compute": at.B, "p2p": _bcast(g.p2p, (n, 1, 1))[:, 0, 0] + 0.0 * step,

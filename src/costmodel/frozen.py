@@ -9,9 +9,10 @@ caller can change a number that every later estimate in the process would see.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
-__all__ = ["FrozenDict", "freeze", "PicklesAsJson"]
+__all__ = ["FrozenDict", "freeze", "PicklesAsJson", "memo_method"]
 
 
 class FrozenDict(dict):
@@ -56,3 +57,36 @@ def freeze(value: Any) -> Any:
     if isinstance(value, dict):
         return FrozenDict({k: freeze(v) for k, v in value.items()})
     return value
+
+
+#: (id of the object, method, arguments, their types) -> (the object, result): an entry
+#: keeps its object alive, so an id is never reused while a result of it is held.
+_MEMO: dict = {}
+#: Entries held at most (the memo is cleared when full): a process estimating many models.
+MEMO_ENTRIES = 4096
+_KEYED = (int, float, str, bool, type(None))
+
+
+def memo_method(fn):
+    """Memoise a method of an immutable object (a frozen catalogue model: an architecture, a
+    GPU) on arguments that are Python numbers, strings or None; a call with any other
+    argument (an array of rows) is computed. A ``dict`` result comes back as a fresh copy
+    each call, so a caller may change its own. What it saves is the Python of recomputing
+    an architecture's per-layer counts for every estimate of it (specs/engine.md, "Speed")."""
+    name = fn.__qualname__
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        vals = args + tuple(kwargs.values())
+        if not all(type(a) in _KEYED for a in vals):
+            return fn(self, *args, **kwargs)
+        key = (id(self), name, args, tuple(kwargs.items()), tuple(type(a) for a in vals))
+        hit = _MEMO.get(key)
+        if hit is None:
+            if len(_MEMO) >= MEMO_ENTRIES:
+                _MEMO.clear()
+            hit = _MEMO[key] = (self, fn(self, *args, **kwargs))
+        out = hit[1]
+        return dict(out) if type(out) is dict else out
+
+    return wrapper

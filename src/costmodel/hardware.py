@@ -18,7 +18,7 @@ import pint
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .errors import UnknownName, UnknownPeak, UnsupportedPrecision
-from .frozen import PicklesAsJson, freeze
+from .frozen import PicklesAsJson, freeze, memo_method
 from .units import Bandwidth, FlopRate, MemoryCapacity, Power, quantity, to_base
 
 __all__ = ["GPU", "Precision", "PRECISIONS", "gpu", "gpus", "gpu_names"]
@@ -142,10 +142,12 @@ class GPU(PicklesAsJson, BaseModel):
             )
         return self.peaks[dtype]
 
+    @memo_method
     def peak_flops(self, dtype: str) -> float:
         """Dense peak for ``dtype`` as a plain float [FLOP/s], for use inside the model."""
         return to_base(self.peak(dtype), "flop rate")
 
+    @memo_method
     def achievable_flops(self, dtype: str) -> float:
         """Maximum achievable dense matmul rate for ``dtype`` [FLOP/s].
 
@@ -165,6 +167,7 @@ class GPU(PicklesAsJson, BaseModel):
         """True if a peak for ``dtype`` is catalogued."""
         return dtype in self.peaks and dtype not in self.unsupported
 
+    @memo_method
     def scale_up_rate(self) -> float:
         """Scale-up (NVLink) bandwidth per GPU in one direction [B/s]: half the datasheet's
         bidirectional total."""

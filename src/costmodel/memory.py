@@ -312,13 +312,13 @@ def held_recompute(cfg, rows, tokens):
     return redo * tokens
 
 
-def peak_activations(cfg, unit, held, m, rank=None):
+def peak_activations(cfg, unit, held, m):
     """Activations a rank holds at its peak [B]: the largest, over the moments its op order
     can peak at (``pipeline.orders.peak_states``), of the micro-batches it holds of each
     chunk times that chunk's activations (``unit``, per chunk on the last axis, as
     :func:`rank_activations` gives them), plus what it holds on top of them (``held``: logits,
-    a recomputed layer); of every rank on the last axis, or of ``rank`` (one per row). ``m``: the micro-batches of a step, a number or one per
-    row (the leading axis)."""
+    a recomputed layer); of every rank, on the last axis. ``m``: the micro-batches of a step,
+    a number or one per row (the leading axis)."""
     from .pipeline.orders import saturated
 
     p = cfg.parallelism
@@ -326,37 +326,30 @@ def peak_activations(cfg, unit, held, m, rank=None):
     v = p.virtual_stages if p.schedule == "interleaved" else 1
     m = np.minimum(np.asarray(m, dtype=float), saturated(p.schedule, p.pp, v))  # past it, the same states
     if p.schedule == "gpipe":  # every micro-batch held: m times the rank's one chunk, for any m at once
-        if rank is None:
-            return m.reshape(m.shape + (1,) * max(0, unit.ndim - m.ndim)) * unit + held
-        rank = np.asarray(rank)
-        return m.reshape(-1) * np.take_along_axis(unit, rank.reshape(-1, 1), axis=-1)[:, 0] + held
+        return m.reshape(m.shape + (1,) * max(0, unit.ndim - m.ndim)) * unit + held
     if m.size == 1 or np.all(m == m.flat[0]):
-        return _peak(p.schedule, p.pp, v, unit, float(m.reshape(-1)[0]), rank) + held
+        return _peak(p.schedule, p.pp, v, unit, float(m.reshape(-1)[0])) + held
     ms = m.reshape(-1)
     rows = ms.size
     unit = np.broadcast_to(unit, (rows,) + unit.shape[1:]) if unit.shape[0] != rows else unit
     out = None
     for mm in np.unique(ms):
         k = np.flatnonzero(ms == mm)
-        part = _peak(p.schedule, p.pp, v, unit[k], mm, None if rank is None else np.asarray(rank)[k])
+        part = _peak(p.schedule, p.pp, v, unit[k], mm)
         if out is None:
             out = np.empty((rows,) + part.shape[1:])
         out[k] = part
     return out + held
 
 
-def _peak(schedule: str, pp: int, v: int, unit, m: float, rank=None):
-    """:func:`peak_activations` at one micro-batch count, without ``held``."""
+def _peak(schedule: str, pp: int, v: int, unit, m: float):
+    """:func:`peak_activations` at one micro-batch count, without ``held``: unit (..., K)
+    -> (..., pp, phases) -> (..., pp)."""
     from .pipeline.orders import peak_states
 
     states, chunk = peak_states(schedule, pp, m if np.isfinite(m) else np.inf, v)
-    if rank is None:  # every rank: unit (..., K) -> (..., pp, phases) -> (..., pp)
-        w = np.where(chunk >= 0, unit[..., np.maximum(chunk, 0)], 0.0)
-        return np.max(np.einsum("...rp,rsp->...rs", w, states), axis=-1)
-    rank = np.asarray(rank)
-    c = chunk[rank]  # (k, phases)
-    w = np.where(c >= 0, np.take_along_axis(unit, np.maximum(c, 0), axis=-1), 0.0)
-    return np.max(np.einsum("kp,ksp->ks", w, states[rank]), axis=-1)
+    w = np.where(chunk >= 0, unit[..., np.maximum(chunk, 0)], 0.0)
+    return np.einsum("...rp,rsp->...rs", w, states).max(axis=-1)
 
 
 def rank_reserve(cfg, ep, tensors):

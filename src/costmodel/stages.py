@@ -257,6 +257,15 @@ class Work:
         """Apply ``fn`` to every field."""
         return Work(*(fn(x) for x in self.fields()))
 
+    def stack(self) -> np.ndarray:
+        """The fields as one array, :data:`NAMES` on the leading axis, broadcast together
+        (``(7,)`` for numbers): an operation on every field at once is one numpy call.
+        ``Work(*s)`` is the Work of such an array's fields (views)."""
+        f = self.fields()
+        if not any(isinstance(x, np.ndarray) for x in f):
+            return np.array(f, dtype=float)
+        return np.stack(np.broadcast_arrays(*f))
+
     @property
     def forward(self):
         """A forward with its exposed communication and all-to-all."""

@@ -29,6 +29,7 @@ from typing import Annotated, Literal, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .frozen import memo_method
 from .units import quantity
 
 __all__ = [
@@ -388,6 +389,7 @@ class Architecture(BaseModel):
         return self.attention.matrix_params(self.hidden) + self.attention.other_params(self.hidden)
 
     # -- parameters
+    @memo_method
     def param_counts(self) -> dict[str, int]:
         """Stored parameters of the main model by component (MTP modules apart)."""
         d, V = self.hidden, self.vocab_size
@@ -434,6 +436,10 @@ class Architecture(BaseModel):
         """Parameters of the MTP modules, not counting the embedding and output head they
         share with the main model: per module a ``[2d, d]`` projection, two input norms, one
         transformer block like the last main layer, and a final norm (V3 report Sec. 2.2)."""
+        return self._params_mtp()
+
+    @memo_method
+    def _params_mtp(self) -> int:
         if not self.mtp_modules:
             return 0
         d = self.hidden
@@ -442,6 +448,7 @@ class Architecture(BaseModel):
         return self.mtp_modules * per
 
     # -- FLOPs
+    @memo_method
     def layer_flops(self, kind: Literal["dense", "moe"], seq_len, causal: bool = True) -> dict[str, object]:
         """Forward FLOPs per token of one layer, by component [FLOP/token]."""
         d, att = self.hidden, self.attention
@@ -459,6 +466,7 @@ class Architecture(BaseModel):
         """Forward FLOPs per token of the output head, ``2 V d``."""
         return 2.0 * self.vocab_size * self.hidden
 
+    @memo_method
     def mtp_flops(self, seq_len, causal: bool = True) -> dict[str, object]:
         """Forward FLOPs per token of the MTP modules: per module a ``[2d, d]`` projection,
         one block like the last main layer, and a pass through the shared head."""
@@ -473,6 +481,7 @@ class Architecture(BaseModel):
             "mtp_head": k * self.head_flops(),
         }
 
+    @memo_method
     def layer_params(self, kind: Literal["dense", "moe"]) -> dict[str, int]:
         """Stored parameters of one layer by component (experts: all of them)."""
         d = self.hidden

@@ -69,3 +69,40 @@ def test_frozen_dict_is_a_dict_that_copies_and_compares():
     mutable = dict(d)
     mutable["c"] = 2  # a copy is the way to change it
     assert "c" not in d
+
+
+def test_memoised_methods_give_each_caller_its_own_dict_and_compute_arrays():
+    """``frozen.memo_method`` (an architecture's per-layer counts, a GPU's rates): a caller
+    that changes the dict it got changes no later call's; an array argument is computed,
+    not keyed; an int and a float argument are told apart; equality and hashing of the
+    object are its fields' (the memo is not on the object); an error is raised each call."""
+    import numpy as np
+
+    arch = costmodel.models.get("deepseek-v3")
+    first = arch.param_counts()
+    first["embedding"] = -1
+    first.pop("head")
+    again = arch.param_counts()
+    assert again["embedding"] > 0 and "head" in again
+    assert arch.params_total == sum(again.values())
+    flops = arch.layer_flops("moe", 4096)
+    flops["attention_core"] = 0.0
+    assert arch.layer_flops("moe", 4096)["attention_core"] > 0
+    seq = np.array([1024, 4096])
+    rows = arch.layer_flops("moe", seq)["attention_core"]  # rows of their own: computed
+    assert rows.shape == (2,) and rows[1] == arch.layer_flops("moe", 4096)["attention_core"]
+    assert rows[0] == arch.layer_flops("moe", 1024)["attention_core"]
+    from costmodel import frozen
+
+    arch.layer_flops("moe", 2048)
+    arch.layer_flops("moe", 2048.0)
+    keys = [k for k in frozen._MEMO if k[0] == id(arch) and k[2] in (("moe", 2048), ("moe", 2048.0))]
+    assert sorted(k[4][1].__name__ for k in keys) == ["float", "int"]  # an int and a float kept apart
+    copy_ = arch.model_copy()
+    assert copy_ == arch and hash(copy_) == hash(arch)
+    gpu = costmodel.gpu("H800-SXM")
+    assert gpu.peak_flops("fp8") == gpu.peak_flops("fp8") == costmodel.units.to_base(gpu.peak("fp8"), "flop rate")
+    with pytest.raises(costmodel.errors.UnsupportedPrecision):  # an error is raised again, never kept
+        costmodel.gpu("A100-SXM-80GB").peak_flops("fp8")
+    with pytest.raises(costmodel.errors.UnsupportedPrecision):
+        costmodel.gpu("A100-SXM-80GB").peak_flops("fp8")

@@ -90,7 +90,7 @@ def lower_bound(first, pair, m, optimizer):
     step (``m`` times its work per micro-batch ``pair``; a DualPipe rank's unpaired ops, on
     the same SMs as its pairs (:func:`lone`), only add) plus the work before its first chunk
     (:func:`before_first`), plus the optimizer step."""
-    return np.max(m * pair + first, axis=-1, keepdims=True) + optimizer
+    return np.asarray(m * pair + first).max(axis=-1, keepdims=True) + optimizer
 
 
 def _before(x):
