@@ -640,8 +640,9 @@ class _Group:
         every = bool(ok.all())
         if not every:
             bubble[~ok], idle[~ok], unverified[~ok] = np.inf, np.inf, 0.0
-        for mm in np.unique(m if every else m[ok]):
-            k = slice(None) if every and m.size == 1 else np.flatnonzero(ok & (m == mm))
+        same = every and (self.n == 1 or m.size == 1)  # one row (an estimate): one micro-batch count
+        for mm in (m[:1] if same else np.unique(m if every else m[ok])):
+            k = slice(None) if same else np.flatnonzero(ok & (m == mm))
             # the batch's checks of user input are skipped: the engine's own arrays, checked above
             tot = totals_of_rows(p.schedule, p.pp, int(mm), p.virtual_stages, st[k], None if fb is None else fb[k],
                                  p2p[k])
