@@ -62,8 +62,9 @@ def freeze(value: Any) -> Any:
 #: (id of the object, method, arguments, their types) -> (the object, result): an entry
 #: keeps its object alive, so an id is never reused while a result of it is held.
 _MEMO: dict = {}
-#: Entries held at most (the memo is cleared when full): a process estimating many models.
-MEMO_ENTRIES = 4096
+#: Entries held at most (the memo is cleared when full): an estimate reads about a dozen, and
+#: an entry keeps its object (a model or GPU, a few kB) alive until the clear.
+MEMO_ENTRIES = 1024
 _KEYED = (int, float, str, bool, type(None))
 
 
@@ -72,7 +73,10 @@ def memo_method(fn):
     GPU) on arguments that are Python numbers, strings or None; a call with any other
     argument (an array of rows) is computed. A ``dict`` result comes back as a fresh copy
     each call, so a caller may change its own. What it saves is the Python of recomputing
-    an architecture's per-layer counts for every estimate of it (specs/engine.md, "Speed")."""
+    an architecture's per-layer counts for every estimate of it (specs/engine.md, "Speed").
+    Only a frozen pydantic model's results are kept (a subclass that unfreezes it is
+    computed every call); one changed behind pydantic's back (``object.__setattr__``) would
+    read its old results, as it would break its own hash."""
     name = fn.__qualname__
 
     @functools.wraps(fn)
@@ -83,6 +87,8 @@ def memo_method(fn):
         key = (id(self), name, args, tuple(kwargs.items()), tuple(type(a) for a in vals))
         hit = _MEMO.get(key)
         if hit is None:
+            if not self.model_config.get("frozen"):
+                return fn(self, *args, **kwargs)
             if len(_MEMO) >= MEMO_ENTRIES:
                 _MEMO.clear()
             hit = _MEMO[key] = (self, fn(self, *args, **kwargs))

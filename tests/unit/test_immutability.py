@@ -102,6 +102,15 @@ def test_memoised_methods_give_each_caller_its_own_dict_and_compute_arrays():
     assert copy_ == arch and hash(copy_) == hash(arch)
     gpu = costmodel.gpu("H800-SXM")
     assert gpu.peak_flops("fp8") == gpu.peak_flops("fp8") == costmodel.units.to_base(gpu.peak("fp8"), "flop rate")
+    from costmodel.workload import Architecture
+
+    class Loose(Architecture):  # unfrozen: its results are never kept
+        model_config = {**Architecture.model_config, "frozen": False}
+
+    loose = Loose(**arch.model_dump())
+    before = loose.param_counts()["embedding"]
+    loose.vocab_size *= 2
+    assert loose.param_counts()["embedding"] == 2 * before
     with pytest.raises(costmodel.errors.UnsupportedPrecision):  # an error is raised again, never kept
         costmodel.gpu("A100-SXM-80GB").peak_flops("fp8")
     with pytest.raises(costmodel.errors.UnsupportedPrecision):
