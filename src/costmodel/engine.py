@@ -396,25 +396,6 @@ class SharedLayers:
         return _take_work(work, idx if part is None else idx[part], size)
 
 
-#: Model FLOPs per token by (architecture, sequence length) for one-row groups: the entry
-#: keeps its architecture alive, so its id is never reused while cached.
-_MODEL_FLOPS: dict = {}
-
-
-def _model_flops(arch, seq):
-    """``arch``'s training FLOPs per token at ``seq`` (no MTP): MFU's numerator, a property
-    of the (immutable) architecture, computed once per sequence length for one row."""
-    if isinstance(seq, np.ndarray):  # rows of their own: computed as arrays
-        return sum(arch.flops_per_token(seq).by_component().values())
-    key = (id(arch), seq)
-    hit = _MODEL_FLOPS.get(key)
-    if hit is None:
-        if len(_MODEL_FLOPS) >= 256:
-            _MODEL_FLOPS.clear()
-        hit = _MODEL_FLOPS[key] = (arch, sum(arch.flops_per_token(seq).by_component().values()))
-    return hit[1]
-
-
 class _Group:
     """Everything known about every (row, placement) before timing the schedule."""
 
@@ -490,8 +471,7 @@ class _Group:
         Xs = (lambda s: s[:, inv] if inv is not None and s.ndim > 1 and s.shape[1] == u > 1 else s)
         self.layer_s, self.last_s = Xs(layer_s), Xs(last_s)  # stacked, per row
         self.layer = Work(*self.layer_s)
-        self.rank, self.rank_s, self.at_s, self.pair_r, self.slowest, self.busiest = rank, rank_s, at_s, pair_r, ri, \
-            busiest
+        self.rank_s, self.at_s, self.pair_r, self.slowest, self.busiest = rank_s, at_s, pair_r, ri, busiest
         self.ne, self.ex, self.optimizer = ne, ex, optimizer
         # ZeRO-0 and -1 expose a DP sync that neither the micro-batch count nor the span
         # enters: once per distinct row and placement
@@ -528,11 +508,16 @@ class _Group:
         self._first = at_ri(timing.before_first(fwd, bwd, fam.first_chunk))
         self._pair = pair_r
 
+    @property
+    def rank(self) -> Work:
+        """Each rank's work per micro-batch: the fields of :attr:`rank_s` (views)."""
+        return Work(*self.rank_s)
+
     @cached_property
     def model_flops(self):
         """The model's training FLOPs per token of each row (MFU's numerator: no MTP);
         only an estimate's columns read it."""
-        flops = _model_flops(self.cfg.model, self._seq)
+        flops = self.cfg.model.model_flops_per_token(self._seq)
         return self._expanded(flops)
 
     def _expanded(self, a):

@@ -467,6 +467,12 @@ class Architecture(BaseModel):
         return 2.0 * self.vocab_size * self.hidden
 
     @memo_method
+    def model_flops_per_token(self, seq_len):
+        """Training FLOPs per token at ``seq_len`` (causal, no recomputation, no MTP): what
+        MFU divides by the peak, the sum of :meth:`flops_per_token`'s parts."""
+        return sum(self.flops_per_token(seq_len).by_component().values())
+
+    @memo_method
     def mtp_flops(self, seq_len, causal: bool = True) -> dict[str, object]:
         """Forward FLOPs per token of the MTP modules: per module a ``[2d, d]`` projection,
         one block like the last main layer, and a pass through the shared head."""
