@@ -712,6 +712,10 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
                 bound = np.array(bound)
                 bound[:, timed] = np.maximum(bound[:, timed], g.path_bound(timed))
         order = np.lexsort((bound, nofit), axis=-1)
+    if n == 1:  # one row (an estimate): the same rounds, order and comparisons, on Python numbers
+        best, out_parts, idle, unverified = _one_row_rounds(g, simulated, order[0], nofit[0], bound[0], peak[0])
+        cols = _columns(cfg, g, best, out_parts, idle, unverified, float(simulated), prices)
+        return cols if places is None else replace(cols, placement=places[cols.placement])
     best = np.full(n, -1)
     best_nf = np.ones(n, dtype=bool)
     best_step, best_mem = np.full(n, np.inf), np.full(n, np.inf)
@@ -778,6 +782,46 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
     best = np.where(best < 0, 0, best)
     cols = _columns(cfg, g, best, out_parts, idle, unverified, float(simulated), prices)
     return cols if places is None else replace(cols, placement=places[cols.placement])
+
+
+def _one_row_rounds(g: _Group, simulated: bool, order, nofit, bound, peak):
+    """:func:`evaluate`'s rounds for its one row (a live row of the loop there, without
+    arrays of rows): the row's placements in ``order``, each round timing the next ones as
+    a round of that loop would (as many as fit, at most the round's budget), kept by
+    :func:`_one_row`; until the next cannot win. The chosen placement, its step parts, idle
+    and extrapolation flag, each a one-element array."""
+    P = g.P
+    best, best_nf, best_step, best_mem = np.full(1, -1), np.ones(1, dtype=bool), np.full(1, np.inf), np.full(1, np.inf)
+    out_parts = [np.zeros(1) for _ in STEP_LINES]
+    idle, unverified = np.zeros(1), np.zeros(1)
+    if g.error:
+        return np.zeros(1, dtype=np.int64), out_parts, idle, unverified
+    order_l, nofit_l, bound_l, peak_l = order.tolist(), nofit.tolist(), bound.tolist(), peak.tolist()
+    n_fit = P - sum(nofit_l)
+    budget = ROUND_BATCH if not simulated else max(1, ROUND_OPS // g.ops)
+    pos = 0
+    while pos < P:
+        if pos:
+            c = order_l[pos]
+            if _cannot_win(nofit_l[c], bound_l[c], int(best[0]), bool(best_nf[0]), float(best_step[0])):
+                break
+        w = min(P - pos, budget)
+        if simulated:
+            w = min(w, (n_fit if pos < n_fit else P) - pos)
+        cand = order[pos:pos + w]
+        ii = np.zeros(w, dtype=np.int64)
+        if simulated:
+            bub, idl, unv = g.simulate(ii, cand)
+        else:
+            bub = g.closed(ii, cand)
+            idl, unv = bub, np.zeros(w)
+        parts, step = g.finish(ii, cand, bub)
+        live = _one_row(0, order_l[pos:pos + w], nofit_l, bound_l, peak_l, step.tolist(), best, best_nf, best_step,
+                        best_mem, out_parts, parts, idle, idl, unverified, unv)
+        if not live:
+            break
+        pos += w
+    return np.where(best < 0, 0, best), out_parts, idle, unverified
 
 
 def _fitting(cfg, rows: Rows):
@@ -916,31 +960,43 @@ def run_gpu_hours(cfg, per_mb, step, m, seq_len, micro_batch, dp, steps, goodput
 
 
 def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=None) -> Columns:
-    """Run, throughput, MFU and ledgers of each row at its chosen placement."""
+    """Run, throughput, MFU and ledgers of each row at its chosen placement. One row (an
+    estimate) is computed on numpy scalars, whose arithmetic is the arrays' without numpy's
+    per-call cost, and its columns are built at the end: the same equations."""
     n, rows = g.n, g.rows
-    i = np.arange(n)
-    pick = (lambda a: _bcast(a, (n, g.P, 1))[i, best, 0])
-    upick = (lambda a: _bcast(a, (g.u, g.P, 1))[g.ui(i), best, 0])  # per distinct row
+    if n == 1:
+        i = ui = 0
+        best_i = int(best[0])
+        at_row = (lambda a: _bcast(a, (1, 1, 1))[0, 0, 0])  # a per-row value
+        upick = (lambda a: _bcast(a, (1, g.P, 1))[0, best_i, 0])  # a per-(row, placement) value
+        parts, idle, unverified = [x[0] for x in parts], idle[0], unverified[0]
+    else:
+        i = np.arange(n)
+        best_i, ui = best, g.ui(i)
+        at_row = (lambda a: _bcast(a, (n, 1, 1))[:, 0, 0])
+        upick = (lambda a: _bcast(a, (g.u, g.P, 1))[ui, best, 0])  # per distinct row
     step = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
-    m = _bcast(g.m, (n, 1, 1))[:, 0, 0]
-    seq, gb = rows.seq_len[:, 0, 0], rows.global_batch[:, 0, 0]
+    m = at_row(g.m)
+    seq, gb = at_row(rows.seq_len), at_row(rows.global_batch)
     steps = run_steps(cfg.data, seq, gb) + 0.0 * step
-    per_mb = upick(g.busiest) + (upick(g.pair_r) - upick(g.busiest))
-    goodput = None if rows.goodput is None else rows.goodput[:, 0, 0]
+    busiest = upick(g.busiest)
+    comm = upick(g.pair_r) - busiest
+    per_mb = busiest + comm
+    goodput = None if rows.goodput is None else at_row(rows.goodput)
     sync_mb = parts[3] / m if network.syncs_every_microbatch(cfg.parallelism.zero) else 0.0
-    gpu_hours = run_gpu_hours(cfg, per_mb, step, m, seq, rows.micro_batch[:, 0, 0], rows.dp[:, 0, 0], steps, goodput,
+    gpu_hours = run_gpu_hours(cfg, per_mb, step, m, seq, at_row(rows.micro_batch), at_row(rows.dp), steps, goodput,
                               sync_mb)
     wall = gpu_hours * 3600.0 / cfg.cluster.num_gpus
     tps = gb * seq / step
-    model_flops = _bcast(g.model_flops, (n, 1, 1))[:, 0, 0]
+    model_flops = at_row(g.model_flops)
     flops_gpu = tps * model_flops / cfg.cluster.num_gpus
     gpu = cfg.cluster.gpu
     marginal, capital = ledger.ledgers(cfg, gpu_hours, prices)
-    mem = g.memory_at(i, best)
-    at = Work(*g.at_s[:, g.ui(i), best, 0])
-    sched = {"compute": upick(g.busiest), "comm": upick(g.pair_r) - upick(g.busiest), "bubble": parts[2],
-             "idle": idle, "simulated": np.full(n, simulated), "f": at.forward, "b": at.backward, "w": at.W,
-             "f_compute": at.F, "b_compute": at.B, "p2p": _bcast(g.p2p, (n, 1, 1))[:, 0, 0] + 0.0 * step,
+    mem = g.memory_at(i, best_i)
+    at = Work(*g.at_s[:, ui, best_i, 0])
+    sched = {"compute": busiest, "comm": comm, "bubble": parts[2],
+             "idle": idle, "simulated": simulated if n == 1 else np.full(n, simulated), "f": at.forward,
+             "b": at.backward, "w": at.W, "f_compute": at.F, "b_compute": at.B, "p2p": at_row(g.p2p) + 0.0 * step,
              "rank": upick(g.slowest).astype(float), "unverified_extrapolation": unverified}
     values = {
         "step_time": step, "wall_time": wall / 86400.0, "gpu_hours": gpu_hours, "tokens_per_second": tps,
@@ -950,12 +1006,38 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=No
         "capital_cost": sum(capital.values()) if capital else None,
     }
     half = "bf16" if gpu.supports("bf16") else "fp16"
-    full = (lambda d: {k: None if v is None else _bcast(np.asarray(v, dtype=float), (n,)) for k, v in d.items()})
+    named = (values, dict(zip(STEP_LINES, parts)), mem, marginal, capital, sched,
+             {"mfu": flops_gpu / gpu.peak_flops(half), "mfu_at_precision": flops_gpu / gpu.peak_flops(cfg.precision.gemm),
+              "steps": steps})
+    values, step_d, mem, marginal, capital, sched, rest = _columns_of(named, n)
     return Columns(
-        values=full(values), step=full(dict(zip(STEP_LINES, parts))), memory=full(mem), marginal=full(marginal),
-        capital=full(capital), sched=full(sched), mfu=flops_gpu / gpu.peak_flops(half),
-        mfu_at_precision=flops_gpu / gpu.peak_flops(cfg.precision.gemm),
-        fits=pick(g.fits), steps=steps, placement=best, error=g.error)
+        values=values, step=step_d, memory=mem, marginal=marginal, capital=capital, sched=sched, mfu=rest["mfu"],
+        mfu_at_precision=rest["mfu_at_precision"], fits=_bcast(g.fits, (n, g.P, 1))[np.arange(n), best, 0],
+        steps=rest["steps"], placement=best, error=g.error)
+
+
+def _columns_of(named, n: int):
+    """Mappings of values (arrays of ``n`` rows or numbers, None kept) as mappings of float
+    columns of ``n`` rows; one row's numbers in one array, each column a view of it."""
+    if n == 1:
+        flat = [v for d in named for v in d.values() if v is not None]
+        try:
+            a = np.array(flat, dtype=float)
+        except ValueError:  # one-element arrays among numbers (a row's own prices)
+            a = None
+        if a is not None and a.shape == (len(flat),):
+            out, k = [], 0
+            for d in named:
+                o = {}
+                for name, v in d.items():
+                    if v is None:
+                        o[name] = None
+                    else:
+                        o[name] = a[k:k + 1]
+                        k += 1
+                out.append(o)
+            return out
+    return [{k: None if v is None else _bcast(np.asarray(v, dtype=float), (n,)) for k, v in d.items()} for d in named]
 
 
 def bound(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ network -> stages -> schedule -> step -> run -> memory -> ledgers) into the immu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -62,11 +63,10 @@ class Estimate:
     fits: bool
     steps: float
     stage_times: FrozenDict = field(default_factory=FrozenDict)
-    cost_basis: FrozenDict = field(default_factory=FrozenDict)
     warnings: tuple[str, ...] = ()
 
     def __post_init__(self):
-        for name in ("values", "breakdowns", "stage_times", "cost_basis"):
+        for name in ("values", "breakdowns", "stage_times"):
             object.__setattr__(self, name, freeze(dict(getattr(self, name))))
         object.__setattr__(self, "warnings", tuple(self.warnings))
 
@@ -78,6 +78,12 @@ class Estimate:
             u = _BREAKDOWN_UNITS[name]
             return FrozenDict({k: quantity(v, u) for k, v in self.breakdowns[name].items()})
         raise AttributeError(name)
+
+    @cached_property
+    def cost_basis(self) -> FrozenDict:
+        """What each ledger assumed, in words (``ledger.basis``), built when first read: it
+        follows from the config and the GPU-hours, and a sweep's rows never read it."""
+        return freeze(ledger.basis(self.config, self.values["gpu_hours"]))
 
     @property
     def capital_over_marginal(self) -> float | None:
@@ -157,7 +163,6 @@ def result(cfg: TrainingConfig, cols: engine.Columns, i: int, check: bool = True
         fits=fits,
         steps=float(cols.steps[i]),
         stage_times=sched,
-        cost_basis=ledger.basis(cfg, values["gpu_hours"]),
         warnings=tuple(w for w in (cfg.price_mismatch, _timing_note(sched), _mfu_note(gpu)) if w),
     )
     return out
