@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import scalars
 from .hardware import GPU
 from .units import to_base
 from .workload import GQA, Architecture, split_backward
@@ -195,7 +196,7 @@ def gemm_io_bytes(arch: Architecture, kind: str, tokens: float, tp: int, ep: int
         f = m.expert_ffn / tp
         expert = (lambda rows: _gemm_bytes(d, up * f, rows, low) + _gemm_bytes(f, d, rows, low))
         io += m.n_shared * expert(tokens)
-        io += m.top_k * expert(np.maximum(tokens * m.top_k * ep / m.n_routed, 1e-30))
+        io += m.top_k * expert(scalars.maximum(tokens * m.top_k * ep / m.n_routed, 1e-30))
         io += _gemm_bytes(d, m.n_routed, tokens, False)  # router, BF16
     else:
         f = arch.mlp.ffn_hidden / tp

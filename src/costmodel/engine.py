@@ -30,7 +30,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from . import compute, ledger, memory, network
+from . import compute, ledger, memory, network, scalars
 from .pipeline import timing
 from .pipeline.orders import saturated
 from .pipeline.simulate import SIMULATE_BELOW_OPS, op_count
@@ -347,8 +347,8 @@ def _layer_last(cfg, lt, comm, share):
         ef, eb, ew = lt.shared
         hide_b = eb + (0.0 if p.schedule in timing.DEFERS_W else ew)
         none = np.isnan(share)
-        moe[2] = moe[2] - np.where(none, 0.0, np.minimum(ef, share * comm["dispatch"][0]))
-        moe[3] = moe[3] - np.where(none, 0.0, np.minimum(hide_b, share * comm["dispatch"][1]))
+        moe[2] = moe[2] - scalars.where(none, 0.0, scalars.minimum(ef, share * comm["dispatch"][0]))
+        moe[3] = moe[3] - scalars.where(none, 0.0, scalars.minimum(hide_b, share * comm["dispatch"][1]))
         # hidden or not, the whole all-to-all crosses the NIC
         nic = tuple(sd * d + sm * x for d, x in zip(comm["dense"][2:], comm["moe"][2:]))
     avg = [sd * d + sm * x for d, x in zip(comm["dense"], moe)]
@@ -621,8 +621,12 @@ class _Group:
         fb = None
         if p.schedule in timing.DUAL:
             a, b = timing.pair_phases(p.schedule, p.pp)
-            fb = timing.fb_pair(ch.F[:, a], ch.B[:, b], ch.W[:, b], ch.xf[:, a], ch.xb[:, b], ch.af[:, a],
-                                ch.ab[:, b], share[:, :, None])
+            if ch_s[0].size <= _STACK_BELOW:  # every field at both phases' chunks in two gathers
+                fa, fb_ = Work(*ch_s[:, :, a]), Work(*ch_s[:, :, b])
+            else:  # past it, each field it reads (a 4-D gather of large arrays is slower)
+                fa = Work(ch.F[:, a], 0.0, 0.0, ch.xf[:, a], 0.0, ch.af[:, a], 0.0)
+                fb_ = Work(0.0, ch.B[:, b], ch.W[:, b], 0.0, ch.xb[:, b], 0.0, ch.ab[:, b])
+            fb = timing.fb_pair(fa.F, fb_.B, fb_.W, fa.xf, fb_.xb, fa.af, fb_.ab, share[:, :, None])
         p2p = _bcast(self.p2p, (self.n, 1, 1))[i, 0, 0]
         return st, fb, p2p
 

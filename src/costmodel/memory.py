@@ -24,6 +24,7 @@ import functools
 
 import numpy as np
 
+from . import scalars
 from .workload import GQA, Architecture
 
 __all__ = ["BYTES", "state_bytes_per_param", "activation_bytes_per_token", "in_flight", "reserve_bytes",
@@ -148,7 +149,7 @@ FRAGMENTATION = 0.05
 def reserve_bytes(tensors, expert_parallel: bool):
     """Memory no tensor accounts for [B]: the CUDA context, NCCL buffers, DeepEP's buffers
     (``expert_parallel``), and allocator fragmentation on ``tensors`` bytes."""
-    return (CUDA_CONTEXT_BYTES + NCCL_BYTES + np.where(expert_parallel, DEEPEP_BYTES, 0.0)
+    return (CUDA_CONTEXT_BYTES + NCCL_BYTES + scalars.where(expert_parallel, DEEPEP_BYTES, 0.0)
             + FRAGMENTATION * np.asarray(tensors))
 
 

@@ -24,6 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import scalars
 from .memory import BYTES
 
 __all__ = [
@@ -66,9 +67,12 @@ def reduce_scatter_time(bytes_, n, bandwidth, latency):
 all_gather_time = reduce_scatter_time
 
 
+_FLOATS = (float, np.float64)
+
+
 def all_to_all_time(bytes_out, bandwidth, latency):
     """All-to-all in which ``bytes_out`` leave each GPU [s]."""
-    return bytes_out / bandwidth + latency * (np.asarray(bytes_out) > 0)
+    return bytes_out / bandwidth + latency * (bytes_out > 0 if type(bytes_out) in _FLOATS else np.asarray(bytes_out) > 0)
 
 
 def p2p_time(bytes_, bandwidth, latency):
@@ -153,6 +157,9 @@ class Tiers:
         """Masks of the groups of ``span`` consecutive GPUs inside the scale-up domain, and
         of those crossing a bridged-pair part's PCIe inside its server (issue #8 item 8);
         the rest cross the NIC. The one rule behind :meth:`tier` and :meth:`group`."""
+        if type(span) is int:  # one group (an estimate's row): Python booleans
+            inside = span <= self.node_size
+            return inside, not inside and self.pcie is not None and span <= self.server_gpus
         span = np.asarray(span)
         inside = span <= self.node_size
         pcie = ~inside & (span <= self.server_gpus) if self.pcie is not None else np.zeros_like(inside)
@@ -160,8 +167,14 @@ class Tiers:
 
     def tier(self, span, members=None):
         """(bandwidth, latency, over the NIC) of groups of ``members`` GPUs (default
-        ``span``) spread over ``span`` consecutive GPUs. Broadcasts over both."""
-        inside, pcie = self._which(span)
+        ``span``) spread over ``span`` consecutive GPUs. Broadcasts over both; numpy
+        scalars for Python integers (an estimate's row: :meth:`group`'s link, the same rule)."""
+        if type(span) is int and (members is None or type(members) is int):
+            link = self.group(span)
+            bw = self.nvlink.bandwidth * self.mesh_share(span if members is None else members) \
+                if link is self.nvlink else link.bandwidth
+            return np.float64(bw), np.float64(link.latency), np.bool_(link is self.scale_out)
+        inside, pcie = self._which(np.asarray(span))
         pc = self.pcie or self.scale_out
         nvl = self.nvlink.bandwidth * self.mesh_share(span if members is None else members)
         bw = np.where(inside, nvl, np.where(pcie, pc.bandwidth, self.scale_out.bandwidth))
@@ -194,16 +207,16 @@ def tiers(cfg, rows=None) -> Tiers:
 def driven(comm_sms):
     """Share of the link bandwidth the all-to-all kernels' reserved SMs can drive (1 when
     no SMs are reserved: the kernels then take the whole GPU and overlap nothing)."""
-    c = np.asarray(comm_sms, dtype=float)
-    return np.where(c == 0, 1.0, np.minimum(1.0, c / SATURATING_COMM_SMS))
+    c = float(comm_sms) if type(comm_sms) is int else np.asarray(comm_sms, dtype=float)
+    return scalars.where(c == 0, 1.0, scalars.minimum(1.0, c / SATURATING_COMM_SMS))
 
 
 def compute_share(comm_sms, sms):
     """Share of the SMs left to compute while communication kernels run; NaN where no SMs
     are reserved (communication then overlaps no compute: ``pipeline.timing.fb_pair``)."""
-    c = np.asarray(comm_sms, dtype=float)
+    c = float(comm_sms) if type(comm_sms) is int else np.asarray(comm_sms, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(c == 0, np.nan, (float(sms or 0) - c) / float(sms or 1))
+        return scalars.where(c == 0, np.nan, (float(sms or 0) - c) / float(sms or 1))
 
 
 def all_to_all(cfg, t: Tiers, rows, tokens):
@@ -215,26 +228,26 @@ def all_to_all(cfg, t: Tiers, rows, tokens):
     bridged-pair part's server crosses its PCIe, otherwise the NIC."""
     arch, gpn = cfg.model, t.node_size
     k, d = arch.moe.top_k, arch.hidden
-    ep = np.asarray(rows.ep)
+    ep = rows.ep if type(rows.ep) is int else np.asarray(rows.ep)
     low = 1.0 if cfg.precision.gemm == "fp8" else 2.0
     nodes = -(-ep // gpn)  # exact for any integer size
     one = nodes == 1
     # one copy per distinct GPU (DeepEP sends a token once to each rank that holds any of its
     # experts: is_token_in_rank), and per distinct node across the NIC
     e = arch.moe.n_routed
-    copies_nvl = np.where(one, distinct_nodes(k, ep, None, e) * (ep - 1) / ep, k * (gpn - 1) / gpn)
-    copies_ib = np.where(one, 0.0, distinct_nodes(k, nodes, arch.moe.max_nodes_per_token, e) * (nodes - 1) / nodes)
+    copies_nvl = scalars.where(one, distinct_nodes(k, ep, None, e) * (ep - 1) / ep, k * (gpn - 1) / gpn)
+    copies_ib = scalars.where(one, 0.0, distinct_nodes(k, nodes, arch.moe.max_nodes_per_token, e) * (nodes - 1) / nodes)
     far_bw, far_lat = t.scale_out.bandwidth, t.scale_out.latency
     if t.pcie is not None:
         in_server = ep <= t.server_gpus
         far_bw, far_lat = np.where(in_server, t.pcie.bandwidth, far_bw), np.where(in_server, t.pcie.latency, far_lat)
     share = driven(rows.comm_sms)
-    nvl_bw = t.nvlink.bandwidth * t.mesh_share(np.minimum(ep, gpn))  # a mesh: the links to the node's expert peers
+    nvl_bw = t.nvlink.bandwidth * t.mesh_share(min(ep, gpn) if type(ep) is int else np.minimum(ep, gpn))  # a mesh: the links to the node's expert peers
 
     def a2a(elem_bytes: float):
         t_nvl = all_to_all_time(tokens * copies_nvl * d * elem_bytes, nvl_bw * share, t.nvlink.latency)
         t_ib = all_to_all_time(tokens * copies_ib * d * elem_bytes, far_bw * share, far_lat)
-        return np.maximum(t_nvl, t_ib)
+        return scalars.maximum(t_nvl, t_ib)
 
     first = a2a(low)
     both = first + a2a(2.0)
@@ -265,7 +278,7 @@ def layer_comm(cfg, t: Tiers, rows, tokens, core_f, core_b) -> dict:
     tp_t = 2 * ring_allreduce_time(act, tp, bw, lat)
     bw, _, cp_nic = t.tier(tp * cp, 2)  # the ring passes each chunk to one peer
     ring = (cp - 1) * tokens / tp * kv_bytes_per_token(arch) / bw
-    cp_f, cp_b = np.maximum(0.0, ring - core_f), np.maximum(0.0, 2 * ring - core_b)
+    cp_f, cp_b = scalars.maximum(0.0, ring - core_f), scalars.maximum(0.0, 2 * ring - core_b)
     full = p.recompute == "full"
     xf = tp_t + cp_f
     xb = tp_t + cp_b + (tp_t + cp_f if full else 0.0)

@@ -9,6 +9,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .. import scalars
 from .closed_form import makespan
 from .orders import topology
 
@@ -56,7 +57,7 @@ def lone(schedule: str, work, share):
     if schedule not in DUAL:
         return work
     with np.errstate(invalid="ignore", divide="ignore"):
-        held = np.where(np.isnan(share) | (work.af + work.ab <= 0), 1.0, 1.0 / share)
+        held = scalars.where(np.isnan(share) | (work.af + work.ab <= 0), 1.0, 1.0 / share)
     # built field by field (``dataclasses.replace`` costs several times more, per estimate)
     return type(work)(F=work.F * held, B=work.B * held, W=work.W * held, xf=work.xf, xb=work.xb, af=work.af, ab=work.ab)
 

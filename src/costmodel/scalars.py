@@ -1,0 +1,48 @@
+"""numpy's ``where``, ``maximum`` and ``minimum`` without numpy's per-call cost on one value.
+
+An estimate's row is Python numbers (``engine.Rows.scalars``), and the model's equations
+run on them as on arrays of rows; on one value numpy's per-call overhead (about a
+microsecond) is most of their cost. These functions give numpy's value for a Python or
+numpy float among Python or numpy numbers, as a numpy ``float64``, so that the arithmetic
+that follows keeps numpy's rules (a division by zero gives inf, not an exception), and
+call numpy for anything else (arrays, integers only). ``tests/unit/test_scalars.py``
+checks them against numpy, NaN, infinities and signed zeros included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["where", "maximum", "minimum"]
+
+_FLOAT = (float, np.float64)
+_NUMBER = (int, float, np.float64, np.int64)
+_BOOL = (bool, np.bool_)
+_f64 = np.float64
+
+
+def _floats(a, b) -> bool:
+    """Whether numpy would give one float64 for ``a`` and ``b``: numbers, one a float."""
+    ta, tb = type(a), type(b)
+    return ta in _NUMBER and tb in _NUMBER and (ta in _FLOAT or tb in _FLOAT)
+
+
+def where(condition, a, b):
+    """``np.where(condition, a, b)``."""
+    if type(condition) in _BOOL and _floats(a, b):
+        return _f64(a if condition else b)
+    return np.where(condition, a, b)
+
+
+def maximum(a, b):
+    """``np.maximum(a, b)``: NaN if either is NaN."""
+    if _floats(a, b):
+        return _f64(a if a > b or a != a else b)
+    return np.maximum(a, b)
+
+
+def minimum(a, b):
+    """``np.minimum(a, b)``: NaN if either is NaN."""
+    if _floats(a, b):
+        return _f64(a if a < b or a != a else b)
+    return np.minimum(a, b)
