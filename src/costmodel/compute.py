@@ -19,6 +19,8 @@ from functools import lru_cache
 import numpy as np
 
 from . import scalars
+from .frozen import memo_method
+from .memory import BYTES
 from .hardware import GPU
 from .units import to_base
 from .workload import GQA, Architecture, split_backward
@@ -165,6 +167,7 @@ def _gemm_bytes(k: float, n: float, m: float, low: bool) -> float:
     return k * b + n * BF16_BYTES + k * n * b / m
 
 
+@memo_method
 def gemm_io_bytes(arch: Architecture, kind: str, tokens: float, tp: int, ep: int, gemm: str) -> float:
     """HBM bytes per token that one layer's GEMMs stream in the forward pass, per GPU of a
     ``tp`` group [B/token]; each backward GEMM (input and weight gradient) streams as much.
@@ -215,6 +218,7 @@ def head_io_bytes(arch: Architecture, tokens: float, tp: int) -> float:
 NORM_RESIDUAL_ELEMS = 2 * 2 + 2 * 3
 
 
+@memo_method
 def elementwise_bytes(arch: Architecture, kind: str, gemm: str) -> float:
     """HBM bytes per token moved by one layer's memory-bound operations, forward [B/token].
 
@@ -316,7 +320,6 @@ def optimizer_time(cfg, rows, ne, ex):
     """The AdamW step over the rank's shard of parameters, a pass over HBM [s]: read and
     write the gradient, master weights, both moments and the BF16 weights. ``ne``, ``ex``:
     the rank's non-expert and expert parameters (already split by TP and EP)."""
-    from .memory import BYTES
 
     p, prec = cfg.parallelism, cfg.precision
     per_param = (BYTES[prec.grads] + (8.0 if prec.master_weights == "fp32" else 4.0)

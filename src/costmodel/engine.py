@@ -33,7 +33,7 @@ import numpy as np
 from . import compute, ledger, memory, network, scalars
 from .pipeline import timing
 from .pipeline.orders import saturated
-from .pipeline.simulate import SIMULATE_BELOW_OPS, op_count
+from .pipeline.simulate import SIMULATE_BELOW_OPS, op_count, totals_of_rows
 from .stages import Work, family
 from .units import to_base
 
@@ -198,6 +198,8 @@ def _affine(x, a, y, b):
     array: in one call where a field has at most :data:`_STACK_BELOW` elements (one row's
     arrays, where numpy's per-call cost dominates), else field by field into it. The same
     operations either way."""
+    if np.size(x[0]) * np.size(a) * np.size(y[0]) * np.size(b) <= _STACK_BELOW:  # at least the field's size
+        return x * a + y * b
     shape = np.broadcast_shapes(np.shape(x)[1:], np.shape(a), np.shape(y)[1:], np.shape(b))
     if math.prod(shape) <= _STACK_BELOW:
         return x * a + y * b
@@ -615,7 +617,8 @@ class _Group:
         row = (lambda s: s.reshape(-1, 1, 1) if s.ndim == 1 else _bcast(s, (len(s), self.n, 1, 1))[:, i, 0])
         ch_s = _affine(row(self.layer_s), layers, row(self.last_s), self.e_last)
         ch = Work(*ch_s)
-        share = _bcast(self.share, (self.n, 1, 1))[i, 0]
+        one = type(self.share) in (float, np.float64)  # one share for every row (an estimate's)
+        share = self.share if one else _bcast(self.share, (self.n, 1, 1))[i, 0]
         solo = timing.lone(p.schedule, ch, share)
         st = np.stack([solo.forward, solo.backward, solo.W + 0.0 * solo.F], axis=-1)
         fb = None
@@ -626,14 +629,13 @@ class _Group:
             else:  # past it, each field it reads (a 4-D gather of large arrays is slower)
                 fa = Work(ch.F[:, a], 0.0, 0.0, ch.xf[:, a], 0.0, ch.af[:, a], 0.0)
                 fb_ = Work(0.0, ch.B[:, b], ch.W[:, b], 0.0, ch.xb[:, b], 0.0, ch.ab[:, b])
-            fb = timing.fb_pair(fa.F, fb_.B, fb_.W, fa.xf, fb_.xb, fa.af, fb_.ab, share[:, :, None])
+            fb = timing.fb_pair(fa.F, fb_.B, fb_.W, fa.xf, fb_.xb, fa.af, fb_.ab, share if one else share[:, :, None])
         p2p = _bcast(self.p2p, (self.n, 1, 1))[i, 0, 0]
         return st, fb, p2p
 
     def simulate(self, i, c):
         """Simulated bubble, mean idle per rank and extrapolation flag at rows ``i``,
         placements ``c``, batched by micro-batch count."""
-        from .pipeline.simulate import totals_of_rows
 
         p = self.cfg.parallelism
         st, fb, p2p = self.stage_inputs(i, c)
@@ -821,7 +823,7 @@ def _one_row_rounds(g: _Group, simulated: bool, order, nofit, bound, peak):
             idl, unv = bub, np.zeros(w)
         parts, step = g.finish(ii, cand, bub)
         live = _one_row(0, order_l[pos:pos + w], nofit_l, bound_l, peak_l, step.tolist(), best, best_nf, best_step,
-                        best_mem, out_parts, parts, idle, idl, unverified, unv)
+                        best_mem, out_parts, [x.tolist() for x in parts], idle, idl, unverified, unv)
         if not live:
             break
         pos += w
@@ -938,8 +940,6 @@ def _one_row(r, cand, nofit, bound, peak, step, best, best_nf, best_step, best_m
 def run_steps(data, seq_len, global_batch):
     """Optimizer steps for the token budget, with a linear batch ramp (closed form):
     ``d(steps)/d(tokens) = 1 / (s b(t))``, ``b(t) = b0 + (B - b0) t / tr``."""
-    from .units import to_base
-
     tokens = to_base(data.tokens, "tokens")
     s, B = np.asarray(seq_len, dtype=float), np.asarray(global_batch, dtype=float)
     if data.batch_ramp is None:

@@ -70,7 +70,8 @@ _KEYED = (int, float, str, bool, type(None))
 
 def memo_method(fn):
     """Memoise a method of an immutable object (a frozen catalogue model: an architecture, a
-    GPU) on arguments that are Python numbers, strings or None; a call with any other
+    GPU), or a function whose first argument is one (an architecture's activation or GEMM
+    bytes per token), on arguments that are Python numbers, strings or None; a call with any other
     argument (an array of rows) is computed. A ``dict`` result comes back as a fresh copy
     each call, so a caller may change its own. What it saves is the Python of recomputing
     an architecture's per-layer counts for every estimate of it (specs/engine.md, "Speed").

@@ -18,6 +18,7 @@ multiple of the run's marginal cost.
 
 from __future__ import annotations
 
+from .prices import used
 from .units import to_base
 
 __all__ = ["HOURS_PER_YEAR", "marginal_rental", "marginal_owned", "capital", "basis", "sources", "ledgers", "energy_kwh",
@@ -86,7 +87,6 @@ def price_inputs(cfg) -> dict[str, float]:
     GPU price, the capital's fleet (the config's, or the run's cluster) and research multiple.
     A price the config does not give, or that no ledger of it uses, is absent."""
 
-    from .prices import used
 
     c = cfg.costs
     out: dict[str, float] = {}
@@ -110,7 +110,6 @@ def ledgers(cfg, gpu_hours, prices: dict | None = None) -> tuple[dict, dict]:
     one per row) [USD]; a ledger whose prices the config does not give is empty. ``prices``
     maps some of :func:`price_inputs` to per-row values (in :data:`PRICE_INPUTS`' units) that
     replace the config's; a price the config does not use stays unused."""
-    from .units import to_base
 
     c, gpu = cfg.costs, cfg.cluster.gpu
     v = price_inputs(cfg)
@@ -143,7 +142,6 @@ def sources(cfg) -> dict[str, str]:
     """Where each price of ``cfg`` came from, in words: ``costs.gpu_hour_price`` and
     ``costs.gpu_price`` -> the catalogue entry (market, GPU, date, source) when the config
     names one, or "pinned" with the GPU it was set for when it gives a number."""
-    from .prices import used
 
     out = {}
     for path, entry in used(cfg).items():

@@ -25,6 +25,8 @@ import functools
 import numpy as np
 
 from . import scalars
+from .frozen import memo_method
+from .pipeline.orders import peak_states, saturated
 from .workload import GQA, Architecture
 
 __all__ = ["BYTES", "state_bytes_per_param", "activation_bytes_per_token", "in_flight", "reserve_bytes",
@@ -45,6 +47,7 @@ def state_bytes_per_param(master_weights: str, grads: str, moments: str, zero: i
     }
 
 
+@memo_method
 def activation_bytes_per_token(arch: Architecture, kind: str, recompute: str, gemm: str,
                                attention: str = "flash", seq_len: int = 0, tp: int = 1,
                                sequence_parallel: bool = True) -> float:
@@ -115,7 +118,6 @@ def in_flight(schedule: str, pp, rank, microbatches, v: int = 1):
     starts with and ``h + 1`` of the other, ``h = min(rank, pp - 1 - rank)``; DualPipeV and
     ZB-V: in half-size chunks, ``2 pp + 1`` and ``2 pp`` at rank 0. Never more than the
     ``microbatches`` a step has. Unequal chunks: :func:`peak_activations`."""
-    from .pipeline.orders import peak_states
 
     per_mb = {"interleaved": v, "dualpipev": 2, "zbv": 2}.get(schedule, 1)
     m = np.asarray(microbatches, dtype=float)
@@ -320,7 +322,6 @@ def peak_activations(cfg, unit, held, m):
     :func:`rank_activations` gives them), plus what it holds on top of them (``held``: logits,
     a recomputed layer); of every rank, on the last axis. ``m``: the micro-batches of a step,
     a number or one per row (the leading axis)."""
-    from .pipeline.orders import saturated
 
     p = cfg.parallelism
     unit = np.asarray(unit, dtype=float)
@@ -346,7 +347,6 @@ def peak_activations(cfg, unit, held, m):
 def _peak(schedule: str, pp: int, v: int, unit, m: float):
     """:func:`peak_activations` at one micro-batch count, without ``held``: unit (..., K)
     -> (..., pp, phases) -> (..., pp)."""
-    from .pipeline.orders import peak_states
 
     states, chunk = peak_states(schedule, pp, m if np.isfinite(m) else np.inf, v)
     w = np.where(chunk >= 0, unit[..., np.maximum(chunk, 0)], 0.0)

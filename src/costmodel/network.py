@@ -26,6 +26,7 @@ import numpy as np
 
 from . import scalars
 from .memory import BYTES
+from .units import to_base
 
 __all__ = [
     "Link",
@@ -190,7 +191,6 @@ class Tiers:
 def tiers(cfg, rows=None) -> Tiers:
     """The tiers of ``cfg.cluster`` at the config's achievable fractions (the rows' own, per
     row, where they carry them: ``engine.Rows.factor``)."""
-    from .units import to_base
 
     c, e, g = cfg.cluster, cfg.efficiency, cfg.cluster.gpu
     e_nvl = e.nvlink if rows is None else rows.factor("eff_nvlink", e.nvlink)
