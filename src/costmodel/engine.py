@@ -111,7 +111,7 @@ class Rows:
     def scalars(self) -> "Rows":
         """The one row as Python numbers (numpy's per-call cost dominates one-element
         arrays; the equations broadcast the same)."""
-        return self._map(lambda a: a.reshape(-1)[0].item())
+        return self._map(lambda a: a.item())
 
     def take(self, idx) -> "Rows":
         return self._map(lambda a: a[idx])
@@ -198,7 +198,7 @@ def _affine(x, a, y, b):
     array: in one call where a field has at most :data:`_STACK_BELOW` elements (one row's
     arrays, where numpy's per-call cost dominates), else field by field into it. The same
     operations either way."""
-    if np.size(x[0]) * np.size(a) * np.size(y[0]) * np.size(b) <= _STACK_BELOW:  # at least the field's size
+    if x.size // len(x) * np.size(a) * (y.size // len(y)) * np.size(b) <= _STACK_BELOW:  # at least the field's
         return x * a + y * b
     shape = np.broadcast_shapes(np.shape(x)[1:], np.shape(a), np.shape(y)[1:], np.shape(b))
     if math.prod(shape) <= _STACK_BELOW:
@@ -289,7 +289,7 @@ def _errors(n: int, rank, p2p) -> dict:
     """The rows whose work or transfer is not finite: row -> (name, value) of the first.
     ``rank``: the ranks' work, stacked (``Work.stack``)."""
     out: dict = {}
-    if np.isfinite(np.sum(rank)) and np.isfinite(np.sum(p2p)):  # the usual case, at once
+    if np.isfinite(rank.sum()) and (math.isfinite(p2p) if type(p2p) in (float, np.float64) else np.isfinite(np.sum(p2p))):
         return out
     checks = (("compute time per micro-batch", rank[:3]), ("communication time per micro-batch", rank[3:]),
               ("pipeline transfer time", (p2p,)))
@@ -888,7 +888,7 @@ def _one_ok(v, positive: bool) -> bool:
     array: the array check decides)."""
     if type(v) is not np.ndarray or v.shape != (1,):
         return False
-    x = float(v[0])
+    x = float(v.item())
     return math.isfinite(x) and (x > 0 if positive else x >= 0)
 
 

@@ -66,6 +66,7 @@ _MEMO: dict = {}
 #: an entry keeps its object (a model or GPU, a few kB) alive until the clear.
 MEMO_ENTRIES = 1024
 _KEYED = (int, float, str, bool, type(None))
+_KEYED_SET = frozenset(_KEYED)
 
 
 def memo_method(fn):
@@ -82,10 +83,12 @@ def memo_method(fn):
 
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
-        vals = args + tuple(kwargs.values())
-        if not all(type(a) in _KEYED for a in vals):
+        types = tuple(map(type, args))
+        if kwargs:
+            types += tuple(map(type, kwargs.values()))
+        if not _KEYED_SET.issuperset(types):
             return fn(self, *args, **kwargs)
-        key = (id(self), name, args, tuple(kwargs.items()), tuple(type(a) for a in vals))
+        key = (id(self), name, args, tuple(kwargs.items()) if kwargs else (), types)
         hit = _MEMO.get(key)
         if hit is None:
             if not self.model_config.get("frozen"):

@@ -190,6 +190,8 @@ def rank_memory(cfg, fam, rows, ne, ex, tokens, m) -> dict:
     return parts
 
 
+_NUMBER = (int, float, np.float64, np.int64)
+
 #: Layers whose weights ZeRO-3 holds gathered at once: the one running and the next,
 #: prefetched (PyTorch FSDP's default ``BackwardPrefetch.BACKWARD_PRE`` and forward prefetch
 #: "hold the current set and the next set of parameters"; DeepSpeed ZeRO-3 prefetches the
@@ -211,7 +213,12 @@ def rank_states(cfg, rows, ne, ex, largest=None) -> dict:
     dp_ex = np.maximum(1, dp_cp * rows.tp // rows.ep)
     st_ne = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, dp_cp)
     st_ex = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, dp_ex)
-    out = {k: ne * st_ne[k] + ex * st_ex[k] for k in st_ne}
+    per = (*st_ne.values(), *st_ex.values())
+    if all(type(x) in _NUMBER for x in per):  # one row's bytes per parameter: every kind in one operation
+        c = np.array(per).reshape((2, len(st_ne)) + (1,) * max(np.ndim(ne), np.ndim(ex)))
+        out = dict(zip(st_ne, ne * c[0] + ex * c[1]))
+    else:
+        out = {k: ne * st_ne[k] + ex * st_ex[k] for k in st_ne}
     if p.zero >= 2:
         l_ne, l_ex = largest_layer(cfg.model, rows) if largest is None else largest
 
