@@ -289,7 +289,8 @@ def _errors(n: int, rank, p2p) -> dict:
     """The rows whose work or transfer is not finite: row -> (name, value) of the first.
     ``rank``: the ranks' work, stacked (``Work.stack``)."""
     out: dict = {}
-    if np.isfinite(rank.sum()) and (math.isfinite(p2p) if type(p2p) in (float, np.float64) else np.isfinite(np.sum(p2p))):
+    one = type(p2p) in (float, np.float64)  # one row's transfer: checked without numpy
+    if np.isfinite(rank.sum()) and (math.isfinite(p2p) if one else np.isfinite(np.sum(p2p))):  # the usual case
         return out
     checks = (("compute time per micro-batch", rank[:3]), ("communication time per micro-batch", rank[3:]),
               ("pipeline transfer time", (p2p,)))
@@ -636,7 +637,6 @@ class _Group:
     def simulate(self, i, c):
         """Simulated bubble, mean idle per rank and extrapolation flag at rows ``i``,
         placements ``c``, batched by micro-batch count."""
-
         p = self.cfg.parallelism
         st, fb, p2p = self.stage_inputs(i, c)
         m = _bcast(self.m, (self.n, 1, 1))[i, 0, 0]
@@ -1010,9 +1010,9 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=No
         "capital_cost": sum(capital.values()) if capital else None,
     }
     half = "bf16" if gpu.supports("bf16") else "fp16"
-    named = (values, dict(zip(STEP_LINES, parts)), mem, marginal, capital, sched,
-             {"mfu": flops_gpu / gpu.peak_flops(half), "mfu_at_precision": flops_gpu / gpu.peak_flops(cfg.precision.gemm),
-              "steps": steps})
+    mfu = {"mfu": flops_gpu / gpu.peak_flops(half),
+           "mfu_at_precision": flops_gpu / gpu.peak_flops(cfg.precision.gemm), "steps": steps}
+    named = (values, dict(zip(STEP_LINES, parts)), mem, marginal, capital, sched, mfu)
     values, step_d, mem, marginal, capital, sched, rest = _columns_of(named, n)
     return Columns(
         values=values, step=step_d, memory=mem, marginal=marginal, capital=capital, sched=sched, mfu=rest["mfu"],
