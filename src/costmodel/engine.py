@@ -460,12 +460,7 @@ class _Group:
         ne, ex = memory.rank_params(cfg, fam, r)
         optimizer = compute.optimizer_time(cfg, r, np.asarray(ne).max(axis=-1, keepdims=True),
                                            np.asarray(ex).max(axis=-1, keepdims=True))
-        solo, solo_last = timing.lone(p.schedule, layer, share), timing.lone(p.schedule, last, share)
-        fwd = fam.layers * solo.forward + e_last * solo_last.forward
-        bwd = None
-        if p.schedule in timing.HOLDS_W:
-            bwd = (fam.layers * (layer.B + layer.W + layer.xb + layer.ab)
-                   + e_last * (last.B + last.W + last.xb + last.ab))
+        self._work, self._at_ri = (layer, last, share), at_ri  # per distinct row, for _first
         # per-row (``X``) what every row needs at once; the rest stays per distinct row and
         # is read at a row's distinct index (``ui``) when its candidates are timed
         self.inv, self.u = inv, u
@@ -506,10 +501,23 @@ class _Group:
             for a, b in zip((self.rm, self.peak, self.acts, self.reserve), fullest):
                 a[below] = b
         self.fits = self.peak <= to_base(cfg.cluster.gpu.hbm_capacity, "memory")
-        # the bound's terms at the slowest rank (``ri``): one of ``lower_bound``'s terms, so a
-        # lower bound itself (the whole of it when that rank's term is the largest)
-        self._first = at_ri(timing.before_first(fwd, bwd, fam.first_chunk))
         self._pair = pair_r
+
+    @cached_property
+    def _first(self):
+        """The bound's work before the first chunk (``timing.before_first``) at the slowest
+        rank (``ri``): with :attr:`_pair`, one of ``lower_bound``'s terms, so a lower bound
+        itself (the whole of it when that rank's term is the largest). Only the bound reads
+        it (a single placement needs none)."""
+        p, fam, e_last = self.cfg.parallelism, self.fam, self.e_last
+        layer, last, share = self._work
+        solo, solo_last = timing.lone(p.schedule, layer, share), timing.lone(p.schedule, last, share)
+        fwd = fam.layers * solo.forward + e_last * solo_last.forward
+        bwd = None
+        if p.schedule in timing.HOLDS_W:
+            bwd = (fam.layers * (layer.B + layer.W + layer.xb + layer.ab)
+                   + e_last * (last.B + last.W + last.xb + last.ab))
+        return self._at_ri(timing.before_first(fwd, bwd, fam.first_chunk))
 
     @property
     def rank(self) -> Work:
@@ -685,7 +693,8 @@ class _Group:
             dp = network.dp_sync(self.cfg, t, rows, ne, ex, rank, p2p, self.p2p_nic, m, span, nic, ring)
         opt = _gather(self.optimizer, ui, c, shape[:2] + (1,))
         parts = (m * busiest, m * comm, np.maximum(0.0, bubble)[:, None, None], dp, opt)
-        parts = tuple(x[:, 0, 0] for x in np.broadcast_arrays(*parts))
+        k = (len(i), 1, 1)
+        parts = tuple((x if np.shape(x) == k else np.broadcast_to(x, k))[:, 0, 0] for x in parts)
         step = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
         return parts, step
 
@@ -1030,17 +1039,8 @@ def _columns_of(named, n: int):
         except ValueError:  # one-element arrays among numbers (a row's own prices)
             a = None
         if a is not None and a.shape == (len(flat),):
-            out, k = [], 0
-            for d in named:
-                o = {}
-                for name, v in d.items():
-                    if v is None:
-                        o[name] = None
-                    else:
-                        o[name] = a[k:k + 1]
-                        k += 1
-                out.append(o)
-            return out
+            views = iter(a.reshape(-1, 1))  # each value's one-element view, in order
+            return [{name: None if v is None else next(views) for name, v in d.items()} for d in named]
     return [{k: None if v is None else _bcast(np.asarray(v, dtype=float), (n,)) for k, v in d.items()} for d in named]
 
 

@@ -145,12 +145,12 @@ def result(cfg: TrainingConfig, cols: engine.Columns, i: int, check: bool = True
     bad = engine.out_of_range(cols).get(i)
     if bad is not None:
         raise EstimateOutOfRange(*bad)
-    f = (lambda d: {k: float(np.asarray(v)[i]) for k, v in d.items()})
+    f = (lambda d: {k: float(np.asarray(v).item(i)) for k, v in d.items()})
     mem = f(cols.memory)
     fits = bool(cols.fits[i])
     if check and not fits:
         raise InfeasibleConfig(sum(mem.values()), to_base(cfg.cluster.gpu.hbm_capacity, "memory"), mem)
-    values = {k: (None if v is None else float(np.asarray(v)[i])) for k, v in cols.values.items()}
+    values = {k: (None if v is None else float(np.asarray(v).item(i))) for k, v in cols.values.items()}
     sched = f(cols.sched)
     gpu = cfg.cluster.gpu
     out = Estimate(

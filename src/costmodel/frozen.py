@@ -55,7 +55,7 @@ class PicklesAsJson:
 def freeze(value: Any) -> Any:
     """``value`` with every dict inside it (at any depth) made a :class:`FrozenDict`."""
     if isinstance(value, dict):
-        return FrozenDict({k: freeze(v) for k, v in value.items()})
+        return FrozenDict({k: freeze(v) if isinstance(v, dict) else v for k, v in value.items()})
     return value
 
 
