@@ -21,6 +21,7 @@ already recomputes the scores), ``full`` keeps only each layer's input (2d).
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -355,9 +356,23 @@ def _peak(schedule: str, pp: int, v: int, unit, m: float):
     """:func:`peak_activations` at one micro-batch count, without ``held``: unit (..., K)
     -> (..., pp, phases) -> (..., pp)."""
 
-    states, chunk = peak_states(schedule, pp, m if np.isfinite(m) else np.inf, v)
-    w = np.where(chunk >= 0, unit[..., np.maximum(chunk, 0)], 0.0)
+    states, chunk = peak_states(schedule, pp, m if math.isfinite(m) else math.inf, v)
+    runs, index = _phase_chunks(schedule, pp, v)
+    w = unit[..., index]
+    if runs is not None:  # a rank with fewer phases holds nothing of the missing ones
+        w = np.where(runs, w, 0.0)
     return np.einsum("...rp,rsp->...rs", w, states).max(axis=-1)
+
+
+@functools.lru_cache(maxsize=256)
+def _phase_chunks(schedule: str, pp: int, v: int):
+    """Of ``peak_states``' chunk per (rank, phase): whether the phase runs one (None where
+    every phase does) and the chunk as an index (0 where none runs)."""
+    chunk = peak_states(schedule, pp, math.inf, v)[1]
+    runs, index = chunk >= 0, np.maximum(chunk, 0)
+    for a in (runs, index):
+        a.setflags(write=False)
+    return (None if runs.all() else runs), index
 
 
 def rank_reserve(cfg, ep, tensors):
