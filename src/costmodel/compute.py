@@ -20,8 +20,8 @@ import numpy as np
 
 from . import scalars
 from .frozen import memo_method
-from .memory import BYTES
 from .hardware import GPU
+from .memory import BYTES
 from .units import to_base
 from .workload import GQA, Architecture, split_backward
 
@@ -320,7 +320,6 @@ def optimizer_time(cfg, rows, ne, ex):
     """The AdamW step over the rank's shard of parameters, a pass over HBM [s]: read and
     write the gradient, master weights, both moments and the BF16 weights. ``ne``, ``ex``:
     the rank's non-expert and expert parameters (already split by TP and EP)."""
-
     p, prec = cfg.parallelism, cfg.precision
     per_param = (BYTES[prec.grads] + (8.0 if prec.master_weights == "fp32" else 4.0)
                  + 4 * BYTES[prec.optimizer_moments] + 2.0)

@@ -198,7 +198,7 @@ def _affine(x, a, y, b):
     array: in one call where a field has at most :data:`_STACK_BELOW` elements (one row's
     arrays, where numpy's per-call cost dominates), else field by field into it. The same
     operations either way."""
-    if x.size // len(x) * np.size(a) * (y.size // len(y)) * np.size(b) <= _STACK_BELOW:  # at least the field's
+    if x.size // len(x) * np.size(a) * (y.size // len(y)) * np.size(b) <= _STACK_BELOW:  # a field's size at most
         return x * a + y * b
     shape = np.broadcast_shapes(np.shape(x)[1:], np.shape(a), np.shape(y)[1:], np.shape(b))
     if math.prod(shape) <= _STACK_BELOW:
@@ -289,8 +289,7 @@ def _errors(n: int, rank, p2p) -> dict:
     """The rows whose work or transfer is not finite: row -> (name, value) of the first.
     ``rank``: the ranks' work, stacked (``Work.stack``)."""
     out: dict = {}
-    one = type(p2p) in (float, np.float64)  # one row's transfer: checked without numpy
-    if np.isfinite(rank.sum()) and (math.isfinite(p2p) if one else np.isfinite(np.sum(p2p))):  # the usual case
+    if np.isfinite(rank.sum()) and (math.isfinite(p2p) if scalars.is_float(p2p) else np.isfinite(np.sum(p2p))):
         return out
     checks = (("compute time per micro-batch", rank[:3]), ("communication time per micro-batch", rank[3:]),
               ("pipeline transfer time", (p2p,)))
@@ -626,7 +625,7 @@ class _Group:
         row = (lambda s: s.reshape(-1, 1, 1) if s.ndim == 1 else _bcast(s, (len(s), self.n, 1, 1))[:, i, 0])
         ch_s = _affine(row(self.layer_s), layers, row(self.last_s), self.e_last)
         ch = Work(*ch_s)
-        one = type(self.share) in (float, np.float64)  # one share for every row (an estimate's)
+        one = scalars.is_float(self.share)  # one share for every row (an estimate's)
         share = self.share if one else _bcast(self.share, (self.n, 1, 1))[i, 0]
         solo = timing.lone(p.schedule, ch, share)
         st = np.stack([solo.forward, solo.backward, solo.W + 0.0 * solo.F], axis=-1)
@@ -634,11 +633,12 @@ class _Group:
         if p.schedule in timing.DUAL:
             a, b = timing.pair_phases(p.schedule, p.pp)
             if ch_s[0].size <= _STACK_BELOW:  # every field at both phases' chunks in two gathers
-                fa, fb_ = Work(*ch_s[:, :, a]), Work(*ch_s[:, :, b])
-            else:  # past it, each field it reads (a 4-D gather of large arrays is slower)
-                fa = Work(ch.F[:, a], 0.0, 0.0, ch.xf[:, a], 0.0, ch.af[:, a], 0.0)
-                fb_ = Work(0.0, ch.B[:, b], ch.W[:, b], 0.0, ch.xb[:, b], 0.0, ch.ab[:, b])
-            fb = timing.fb_pair(fa.F, fb_.B, fb_.W, fa.xf, fb_.xb, fa.af, fb_.ab, share if one else share[:, :, None])
+                at_a, at_b = Work(*ch_s[:, :, a]), Work(*ch_s[:, :, b])
+            else:  # past it, the fields read, one at a time (a 4-D gather of large arrays is slower)
+                at_a = Work(F=ch.F[:, a], B=None, W=None, xf=ch.xf[:, a], xb=None, af=ch.af[:, a], ab=None)
+                at_b = Work(F=None, B=ch.B[:, b], W=ch.W[:, b], xf=None, xb=ch.xb[:, b], af=None, ab=ch.ab[:, b])
+            fb = timing.fb_pair(at_a.F, at_b.B, at_b.W, at_a.xf, at_b.xb, at_a.af, at_b.ab,
+                                share if one else share[:, :, None])
         p2p = _bcast(self.p2p, (self.n, 1, 1))[i, 0, 0]
         return st, fb, p2p
 
@@ -752,7 +752,7 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
         # stop are wasted work, never used), then take them in order as one at a time would;
         # a simulated round stops where a row's candidates stop fitting (once one fits, none
         # after is taken)
-        budget = ROUND_BATCH if not simulated else max(1, ROUND_OPS // g.ops)
+        budget = _budget(g, simulated)
         w = min(P - pos, max(1, budget // i.size))
         if simulated:
             w = min(w, int(np.max(np.where(pos < n_fit[i], n_fit[i], P))) - pos)
@@ -765,16 +765,11 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
                 w = max(1, int(np.max(np.sum(np.cumprod(can, axis=1), axis=1))))
         cand = order[i, pos:pos + w]
         ii, cc = np.repeat(i, w), cand.ravel()
-        if simulated:
-            bub, idl, unv = g.simulate(ii, cc)
-        else:
-            bub = g.closed(ii, cc)
-            idl, unv = bub, np.zeros(ii.size)
-        parts, step = g.finish(ii, cc, bub)
+        bub, idl, unv, parts, step = _time(g, simulated, ii, cc)
         shape = (i.size, w)
         bub, idl, unv, step = (x.reshape(shape) for x in (bub, idl, unv, step))
         parts = [x.reshape(shape) for x in parts]
-        if i.size == 1:  # one row (an estimate): the same order and comparisons, on Python numbers
+        if i.size == 1:  # one live row of many: the same order and comparisons, on Python numbers
             alive[i] = _one_row(int(i[0]), cand[0].tolist(), nofit[i[0]].tolist(), bound[i[0]].tolist(),
                                 peak[i[0]].tolist(), step[0].tolist(), best, best_nf, best_step, best_mem, out_parts,
                                 [x[0] for x in parts], idle, idl[0], unverified, unv[0])
@@ -813,7 +808,7 @@ def _one_row_rounds(g: _Group, simulated: bool, order, nofit, bound, peak):
         return np.zeros(1, dtype=np.int64), out_parts, idle, unverified
     order_l, nofit_l, bound_l, peak_l = order.tolist(), nofit.tolist(), bound.tolist(), peak.tolist()
     n_fit = P - sum(nofit_l)
-    budget = ROUND_BATCH if not simulated else max(1, ROUND_OPS // g.ops)
+    budget = _budget(g, simulated)
     pos = 0
     while pos < P:
         if pos:
@@ -824,19 +819,32 @@ def _one_row_rounds(g: _Group, simulated: bool, order, nofit, bound, peak):
         if simulated:
             w = min(w, (n_fit if pos < n_fit else P) - pos)
         cand = order[pos:pos + w]
-        ii = np.zeros(w, dtype=np.int64)
-        if simulated:
-            bub, idl, unv = g.simulate(ii, cand)
-        else:
-            bub = g.closed(ii, cand)
-            idl, unv = bub, np.zeros(w)
-        parts, step = g.finish(ii, cand, bub)
+        bub, idl, unv, parts, step = _time(g, simulated, np.zeros(w, dtype=np.int64), cand)
         live = _one_row(0, order_l[pos:pos + w], nofit_l, bound_l, peak_l, step.tolist(), best, best_nf, best_step,
                         best_mem, out_parts, [x.tolist() for x in parts], idle, idl, unverified, unv)
         if not live:
             break
         pos += w
     return np.where(best < 0, 0, best), out_parts, idle, unverified
+
+
+def _budget(g: _Group, simulated: bool) -> int:
+    """Candidates (row x placement) a round may time: :data:`ROUND_BATCH`, or for a
+    simulated round as many steps as make :data:`ROUND_OPS` ops (at least one)."""
+    return ROUND_BATCH if not simulated else max(1, ROUND_OPS // g.ops)
+
+
+def _time(g: _Group, simulated: bool, i, c):
+    """One round's timing of rows ``i`` at placements ``c``: the bubble (simulated, or the
+    closed form's, which is also its idle), the mean idle per rank, the extrapolation flag,
+    and the step's parts and total (:meth:`_Group.finish`)."""
+    if simulated:
+        bub, idl, unv = g.simulate(i, c)
+    else:
+        bub = g.closed(i, c)
+        idl, unv = bub, np.zeros(i.size)
+    parts, step = g.finish(i, c, bub)
+    return bub, idl, unv, parts, step
 
 
 def _fitting(cfg, rows: Rows):

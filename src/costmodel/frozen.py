@@ -72,14 +72,15 @@ _KEYED_SET = frozenset(_KEYED)
 def memo_method(fn):
     """Memoise a method of an immutable object (a frozen catalogue model: an architecture, a
     GPU), or a function whose first argument is one (an architecture's activation or GEMM
-    bytes per token), on arguments that are Python numbers, strings or None; a call with any other
-    argument (an array of rows) is computed. A ``dict`` result comes back as a fresh copy
-    each call, so a caller may change its own. What it saves is the Python of recomputing
-    an architecture's per-layer counts for every estimate of it (specs/engine.md, "Speed").
-    Only a frozen pydantic model's results are kept (a subclass that unfreezes it is
-    computed every call); one changed behind pydantic's back (``object.__setattr__``) would
-    read its old results, as it would break its own hash."""
-    name = fn.__qualname__
+    bytes per token), on arguments that are Python numbers, strings or None; a call with
+    any other argument (an array of rows) is computed. A ``dict`` result comes back as a
+    fresh copy each call, so a caller may change its own. What it saves is the Python of
+    recomputing an architecture's per-layer counts for every estimate of it
+    (specs/engine.md, "Speed"). Only a frozen pydantic model's results are kept (a subclass
+    that unfreezes it, or any other object, is computed every call); one changed behind
+    pydantic's back (``object.__setattr__``) would read its old results, as it would break
+    its own hash."""
+    name = f"{fn.__module__}.{fn.__qualname__}"
 
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
@@ -91,7 +92,7 @@ def memo_method(fn):
         key = (id(self), name, args, tuple(kwargs.items()) if kwargs else (), types)
         hit = _MEMO.get(key)
         if hit is None:
-            if not self.model_config.get("frozen"):
+            if not (getattr(self, "model_config", None) or {}).get("frozen"):  # not a frozen model: computed
                 return fn(self, *args, **kwargs)
             if len(_MEMO) >= MEMO_ENTRIES:
                 _MEMO.clear()

@@ -86,8 +86,6 @@ def price_inputs(cfg) -> dict[str, float]:
     when given; otherwise, with a GPU price, the owned fleet's energy price and PUE; with a
     GPU price, the capital's fleet (the config's, or the run's cluster) and research multiple.
     A price the config does not give, or that no ledger of it uses, is absent."""
-
-
     c = cfg.costs
     out: dict[str, float] = {}
     catalogue = used(cfg)  # a market or the catalogue's purchase price: the run's GPU's entry
@@ -110,7 +108,6 @@ def ledgers(cfg, gpu_hours, prices: dict | None = None) -> tuple[dict, dict]:
     one per row) [USD]; a ledger whose prices the config does not give is empty. ``prices``
     maps some of :func:`price_inputs` to per-row values (in :data:`PRICE_INPUTS`' units) that
     replace the config's; a price the config does not use stays unused."""
-
     c, gpu = cfg.costs, cfg.cluster.gpu
     v = price_inputs(cfg)
     v.update({k: x for k, x in (prices or {}).items() if k in v})
@@ -142,7 +139,6 @@ def sources(cfg) -> dict[str, str]:
     """Where each price of ``cfg`` came from, in words: ``costs.gpu_hour_price`` and
     ``costs.gpu_price`` -> the catalogue entry (market, GPU, date, source) when the config
     names one, or "pinned" with the GPU it was set for when it gives a number."""
-
     out = {}
     for path, entry in used(cfg).items():
         if entry is not None:

@@ -119,7 +119,6 @@ def in_flight(schedule: str, pp, rank, microbatches, v: int = 1):
     starts with and ``h + 1`` of the other, ``h = min(rank, pp - 1 - rank)``; DualPipeV and
     ZB-V: in half-size chunks, ``2 pp + 1`` and ``2 pp`` at rank 0. Never more than the
     ``microbatches`` a step has. Unequal chunks: :func:`peak_activations`."""
-
     per_mb = {"interleaved": v, "dualpipev": 2, "zbv": 2}.get(schedule, 1)
     m = np.asarray(microbatches, dtype=float)
     out = np.zeros(np.broadcast_shapes(np.shape(rank), m.shape))
@@ -191,8 +190,6 @@ def rank_memory(cfg, fam, rows, ne, ex, tokens, m) -> dict:
     return parts
 
 
-_NUMBER = (int, float, np.float64, np.int64)
-
 #: Layers whose weights ZeRO-3 holds gathered at once: the one running and the next,
 #: prefetched (PyTorch FSDP's default ``BackwardPrefetch.BACKWARD_PRE`` and forward prefetch
 #: "hold the current set and the next set of parameters"; DeepSpeed ZeRO-3 prefetches the
@@ -215,7 +212,7 @@ def rank_states(cfg, rows, ne, ex, largest=None) -> dict:
     st_ne = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, dp_cp)
     st_ex = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, dp_ex)
     per = (*st_ne.values(), *st_ex.values())
-    if all(type(x) in _NUMBER for x in per):  # one row's bytes per parameter: every kind in one operation
+    if all(map(scalars.is_number, per)):  # one row's bytes per parameter: every kind in one operation
         c = np.array(per).reshape((2, len(st_ne)) + (1,) * max(np.ndim(ne), np.ndim(ex)))
         out = dict(zip(st_ne, ne * c[0] + ex * c[1]))
     else:
@@ -330,7 +327,6 @@ def peak_activations(cfg, unit, held, m):
     :func:`rank_activations` gives them), plus what it holds on top of them (``held``: logits,
     a recomputed layer); of every rank, on the last axis. ``m``: the micro-batches of a step,
     a number or one per row (the leading axis)."""
-
     p = cfg.parallelism
     unit = np.asarray(unit, dtype=float)
     v = p.virtual_stages if p.schedule == "interleaved" else 1
@@ -355,8 +351,7 @@ def peak_activations(cfg, unit, held, m):
 def _peak(schedule: str, pp: int, v: int, unit, m: float):
     """:func:`peak_activations` at one micro-batch count, without ``held``: unit (..., K)
     -> (..., pp, phases) -> (..., pp)."""
-
-    states, chunk = peak_states(schedule, pp, m if math.isfinite(m) else math.inf, v)
+    states, _ = peak_states(schedule, pp, m if math.isfinite(m) else math.inf, v)
     runs, index = _phase_chunks(schedule, pp, v)
     w = unit[..., index]
     if runs is not None:  # a rank with fewer phases holds nothing of the missing ones

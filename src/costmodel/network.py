@@ -68,12 +68,9 @@ def reduce_scatter_time(bytes_, n, bandwidth, latency):
 all_gather_time = reduce_scatter_time
 
 
-_FLOATS = (float, np.float64)
-
-
 def all_to_all_time(bytes_out, bandwidth, latency):
     """All-to-all in which ``bytes_out`` leave each GPU [s]."""
-    return bytes_out / bandwidth + latency * (bytes_out > 0 if type(bytes_out) in _FLOATS else np.asarray(bytes_out) > 0)
+    return bytes_out / bandwidth + latency * ((bytes_out if scalars.is_float(bytes_out) else np.asarray(bytes_out)) > 0)
 
 
 def p2p_time(bytes_, bandwidth, latency):
@@ -157,27 +154,22 @@ class Tiers:
     def _which(self, span):
         """Masks of the groups of ``span`` consecutive GPUs inside the scale-up domain, and
         of those crossing a bridged-pair part's PCIe inside its server (issue #8 item 8);
-        the rest cross the NIC. The one rule behind :meth:`tier` and :meth:`group`."""
-        if type(span) is int:  # one group (an estimate's row): Python booleans
-            inside = span <= self.node_size
-            return inside, not inside and self.pcie is not None and span <= self.server_gpus
-        span = np.asarray(span)
-        inside = span <= self.node_size
-        pcie = ~inside & (span <= self.server_gpus) if self.pcie is not None else np.zeros_like(inside)
-        return inside, pcie
+        the rest cross the NIC. The one rule behind :meth:`tier` and :meth:`group` (Python
+        booleans for a Python integer)."""
+        span = span if type(span) is int else np.asarray(span)
+        return span <= self.node_size, (span > self.node_size) & (span <= self.server_gpus) & (self.pcie is not None)
 
     def tier(self, span, members=None):
         """(bandwidth, latency, over the NIC) of groups of ``members`` GPUs (default
-        ``span``) spread over ``span`` consecutive GPUs. Broadcasts over both; numpy
-        scalars for Python integers (an estimate's row: :meth:`group`'s link, the same rule)."""
+        ``span``) spread over ``span`` consecutive GPUs. Broadcasts over both; for Python
+        integers (an estimate's row), numpy scalars of :meth:`group`'s link (the same rule)."""
+        nvl = self.nvlink.bandwidth * self.mesh_share(span if members is None else members)
         if type(span) is int and (members is None or type(members) is int):
             link = self.group(span)
-            bw = self.nvlink.bandwidth * self.mesh_share(span if members is None else members) \
-                if link is self.nvlink else link.bandwidth
+            bw = nvl if link is self.nvlink else link.bandwidth
             return np.float64(bw), np.float64(link.latency), np.bool_(link is self.scale_out)
         inside, pcie = self._which(np.asarray(span))
         pc = self.pcie or self.scale_out
-        nvl = self.nvlink.bandwidth * self.mesh_share(span if members is None else members)
         bw = np.where(inside, nvl, np.where(pcie, pc.bandwidth, self.scale_out.bandwidth))
         lat = np.where(inside, self.nvlink.latency, np.where(pcie, pc.latency, self.scale_out.latency))
         return bw, lat, ~inside & ~pcie
@@ -191,7 +183,6 @@ class Tiers:
 def tiers(cfg, rows=None) -> Tiers:
     """The tiers of ``cfg.cluster`` at the config's achievable fractions (the rows' own, per
     row, where they carry them: ``engine.Rows.factor``)."""
-
     c, e, g = cfg.cluster, cfg.efficiency, cfg.cluster.gpu
     e_nvl = e.nvlink if rows is None else rows.factor("eff_nvlink", e.nvlink)
     e_out = e.scale_out if rows is None else rows.factor("eff_scale_out", e.scale_out)
@@ -207,14 +198,14 @@ def tiers(cfg, rows=None) -> Tiers:
 def driven(comm_sms):
     """Share of the link bandwidth the all-to-all kernels' reserved SMs can drive (1 when
     no SMs are reserved: the kernels then take the whole GPU and overlap nothing)."""
-    c = float(comm_sms) if type(comm_sms) is int else np.asarray(comm_sms, dtype=float)
+    c = scalars.floats(comm_sms)
     return scalars.where(c == 0, 1.0, scalars.minimum(1.0, c / SATURATING_COMM_SMS))
 
 
 def compute_share(comm_sms, sms):
     """Share of the SMs left to compute while communication kernels run; NaN where no SMs
     are reserved (communication then overlaps no compute: ``pipeline.timing.fb_pair``)."""
-    c = float(comm_sms) if type(comm_sms) is int else np.asarray(comm_sms, dtype=float)
+    c = scalars.floats(comm_sms)
     with np.errstate(invalid="ignore", divide="ignore"):
         return scalars.where(c == 0, np.nan, (float(sms or 0) - c) / float(sms or 1))
 
@@ -242,7 +233,7 @@ def all_to_all(cfg, t: Tiers, rows, tokens):
         in_server = ep <= t.server_gpus
         far_bw, far_lat = np.where(in_server, t.pcie.bandwidth, far_bw), np.where(in_server, t.pcie.latency, far_lat)
     share = driven(rows.comm_sms)
-    nvl_bw = t.nvlink.bandwidth * t.mesh_share(min(ep, gpn) if type(ep) is int else np.minimum(ep, gpn))  # a mesh: the links to the node's expert peers
+    nvl_bw = t.nvlink.bandwidth * t.mesh_share(np.minimum(ep, gpn))  # a mesh: the links to the node's expert peers
 
     def a2a(elem_bytes: float):
         t_nvl = all_to_all_time(tokens * copies_nvl * d * elem_bytes, nvl_bw * share, t.nvlink.latency)

@@ -13,12 +13,28 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["where", "maximum", "minimum"]
+__all__ = ["where", "maximum", "minimum", "is_float", "is_number", "floats"]
 
 _FLOAT = (float, np.float64)
 _NUMBER = (int, float, np.float64, np.int64)
 _BOOL = (bool, np.bool_)
 _f64 = np.float64
+
+
+def is_float(x) -> bool:
+    """Whether ``x`` is one float (a Python or numpy ``float64``), not an array."""
+    return type(x) in _FLOAT
+
+
+def is_number(x) -> bool:
+    """Whether ``x`` is one number (a Python or numpy int64 or float64), not an array."""
+    return type(x) in _NUMBER
+
+
+def floats(x):
+    """``x`` as floats: a Python float for one Python integer (an estimate's row), else
+    ``np.asarray(x, dtype=float)``."""
+    return float(x) if type(x) is int else np.asarray(x, dtype=float)
 
 
 def _floats(a, b) -> bool:

@@ -115,3 +115,30 @@ def test_memoised_methods_give_each_caller_its_own_dict_and_compute_arrays():
         costmodel.gpu("A100-SXM-80GB").peak_flops("fp8")
     with pytest.raises(costmodel.errors.UnsupportedPrecision):
         costmodel.gpu("A100-SXM-80GB").peak_flops("fp8")
+
+
+def test_memoised_functions_of_a_model_take_any_object_and_keep_modules_apart():
+    """``frozen.memo_method`` on a module function whose first argument is a model (an
+    architecture's GEMM and elementwise bytes per token): an object that is not a frozen
+    model (a namespace with the model's fields) is computed, as before the memo; two
+    functions of the same name in different modules never share an entry."""
+    import types
+
+    from costmodel import compute, frozen
+
+    arch = costmodel.models.get("deepseek-v3")
+    fields = {k: getattr(arch, k) for k in type(arch).model_fields}
+    ns = types.SimpleNamespace(**fields, n_dense_layers=arch.n_dense_layers, n_moe_layers=arch.n_moe_layers)
+    assert compute.elementwise_bytes(ns, "moe", "fp8") == compute.elementwise_bytes(arch, "moe", "fp8")
+    assert compute.gemm_io_bytes(ns, "moe", 4096.0, 1, 64, "fp8") == compute.gemm_io_bytes(arch, "moe", 4096.0, 1, 64,
+                                                                                          "fp8")
+    assert not any(k[0] == id(ns) for k in frozen._MEMO)
+
+    def twin(module):
+        def f(model, x):
+            return (module, x)
+        f.__module__, f.__qualname__ = module, "f"
+        return frozen.memo_method(f)
+
+    a, b = twin("one"), twin("two")
+    assert a(arch, 1) == ("one", 1) and b(arch, 1) == ("two", 1)
