@@ -95,8 +95,8 @@ class Rows:
     @classmethod
     def of(cls, cfg) -> "Rows":
         """The one row of ``cfg``'s own values."""
-        return cls(**{name: np.array([getattr(getattr(cfg, path.split(".")[0]), name)], dtype=np.int64)
-                      for path, name in ROW_FIELDS.items()})
+        return cls(**{name: np.array([getattr(getattr(cfg, section), name)], dtype=np.int64)
+                      for section, name in _ROW_SECTIONS})
 
     @property
     def n(self) -> int:
@@ -137,6 +137,8 @@ class Rows:
         return self.global_batch // (self.micro_batch * self.dp)
 
 
+#: :data:`ROW_FIELDS` as (config section, field) pairs.
+_ROW_SECTIONS = tuple((path.split(".")[0], name) for path, name in ROW_FIELDS.items())
 #: :class:`Rows`' fields in order.
 _ROWS_FIELDS = tuple(f.name for f in fields(Rows))
 
@@ -217,7 +219,7 @@ class _AtRank:
 
     def __init__(self, rank, shape):
         self.r, self.shape = rank, shape
-        self.i0, self.i1 = np.arange(shape[0])[:, None], np.arange(shape[1])[None, :]
+        self.i0, self.i1 = _grid(shape[0], shape[1])
 
     def stacked(self, s):
         """The same of every field of a stacked :class:`Work` (``Work.stack``: ``(7, P, K)``
@@ -235,6 +237,15 @@ class _AtRank:
                 return a[i1, self.r][..., None]
             return a[self.i0 if a.shape[0] == u else 0, i1, self.r][..., None]
         return np.take_along_axis(_bcast(a, self.shape), self.r[..., None], axis=-1)
+
+
+@lru_cache(maxsize=256)
+def _grid(u: int, P: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and placement indices ``(u, 1)`` and ``(1, P)`` for :class:`_AtRank` (read only)."""
+    i0, i1 = np.arange(u)[:, None], np.arange(P)[None, :]
+    i0.setflags(write=False)
+    i1.setflags(write=False)
+    return i0, i1
 
 
 def _gather(a, i, c, shape):
@@ -420,7 +431,6 @@ class _Group:
         self._seq = r.seq_len  # per distinct row (model_flops)
         self.t = network.tiers(cfg, r)
         tokens = r.tokens
-        self.tokens = self.rows.tokens
         self.m = self.rows.microbatches
         if work is not None and u > 1:
             lt, comm = work if inv is None else _take_work(work, first, n)
@@ -433,7 +443,7 @@ class _Group:
             self.fam = fam = replace(fam, members=tuple(fam.members[j] for j in places), layers=fam.layers[places],
                                      rank_layers=fam.rank_layers[places], rank_held=fam.rank_held[places])
         self.P, self.K = fam.layers.shape
-        self.ops = 3 * self.K * int(np.max(self.m))  # ops of one simulated step, at most
+        self.ops = 3 * self.K * int(self.m.max())  # ops of one simulated step, at most
         e_last = np.zeros(self.K)
         e_last[-1] = 1.0
         self.e_last = e_last
@@ -610,7 +620,8 @@ class _Group:
         """Closed-form bubble of rows ``i`` at placements ``c`` (idle = bubble)."""
         p, ui, shape = self.cfg.parallelism, self.ui(i), self.ushape[:2] + (1,)
         at = Work(*self.at_s[:, ui, c][:, :, None, :])
-        at = timing.lone(p.schedule, at, _bcast(self.share, (self.n, 1, 1))[i])
+        at = timing.lone(p.schedule, at, self.share if scalars.is_float(self.share)
+                         else _bcast(self.share, (self.n, 1, 1))[i])
         m, p2p = _bcast(self.m, (self.n, 1, 1))[i], _bcast(self.p2p, (self.n, 1, 1))[i]
         bubble = timing.closed_bubble(p.schedule, p.pp, p.virtual_stages, self.K, m, at.forward, at.backward, at.W,
                                       _gather(self.pair_r, ui, c, shape), p2p)
