@@ -985,7 +985,7 @@ def run_gpu_hours(cfg, per_mb, step, m, seq_len, micro_batch, dp, steps, goodput
     (``m`` micro-batches in each of ``steps``) ``sync_mb`` changes nothing; in a batch ramp,
     whose early steps have fewer micro-batches, it keeps the per-micro-batch sync from being
     charged at the full batch's count."""
-    rounds = cfg.tokens / (seq_len * micro_batch * dp)  # micro-batches per pipeline, whole run
+    rounds = cfg.tokens / (1.0 * seq_len * micro_batch * dp)  # micro-batches per pipeline, whole run (in floats)
     per = per_mb + sync_mb
     wall = (per * rounds + (step - m * per) * steps) / (cfg.goodput if goodput is None else goodput)
     return wall * cfg.cluster.num_gpus / 3600.0
@@ -1019,7 +1019,7 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=No
     gpu_hours = run_gpu_hours(cfg, per_mb, step, m, seq, at_row(rows.micro_batch), at_row(rows.dp), steps, goodput,
                               sync_mb)
     wall = gpu_hours * 3600.0 / cfg.cluster.num_gpus
-    tps = gb * seq / step
+    tps = 1.0 * gb * seq / step  # in floats: batch x sequence can pass int64's range
     model_flops = at_row(g.model_flops)
     flops_gpu = tps * model_flops / cfg.cluster.num_gpus
     gpu = cfg.cluster.gpu

@@ -97,3 +97,29 @@ def test_durations_that_overflow_in_a_pair_are_out_of_range_not_an_internal_erro
         costmodel.estimate(v3.replace(**{"efficiency.hbm": 1e-310}))
     s = costmodel.sweep(v3, {"efficiency.hbm": [0.9, 1e-310]})
     assert [s.status_of(i) for i in range(2)] == ["ok", "out of range"]
+
+
+def test_a_batch_whose_tokens_pass_int64_keeps_its_throughput():
+    """Throughput and the run's micro-batch count are computed in floats: a global batch
+    whose tokens per step pass int64's range (32 x 2**50 sequences of 2,048 tokens) used to
+    wrap to zero and be refused as "tokens_per_second would be 0.0" (found by the sixth
+    session's review). Without a pipeline, throughput does not depend on the batch, so it
+    equals a smaller batch's to rounding (rel 1e-9), in an estimate and in a sweep row."""
+    import math
+
+    cfg = costmodel.presets.get("megatron-gpt-1.7b")
+    p = cfg.parallelism
+    assert p.pp == 1
+
+    def at(multiple):
+        gb = p.micro_batch * p.dp * multiple
+        return cfg.replace(**{"data.global_batch": gb, "data.tokens": float(gb) * cfg.data.seq_len * 10})
+
+    small, huge = at(2**40), at(2**50)
+    assert huge.data.global_batch * huge.data.seq_len > 2**63  # past int64
+    tps = costmodel.estimate(small, check=False).tokens_per_second.m
+    e = costmodel.estimate(huge, check=False)
+    assert math.isclose(e.tokens_per_second.m, tps, rel_tol=1e-9)
+    assert e.steps > 0 and math.isfinite(e.gpu_hours.m)
+    row = costmodel.sweep(huge, {"parallelism.zero": [p.zero]})
+    assert math.isclose(float(row.to_columns()["tokens_per_second [token/s]"][0]), tps, rel_tol=1e-9)
