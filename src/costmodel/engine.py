@@ -622,8 +622,8 @@ class _Group:
         at = Work(*self.at_s[:, ui, c][:, :, None, :])
         at = timing.lone(p.schedule, at, self.share if scalars.is_float(self.share)
                          else _bcast(self.share, (self.n, 1, 1))[i])
-        m, p2p = _bcast(self.m, (self.n, 1, 1))[i], _bcast(self.p2p, (self.n, 1, 1))[i]
-        bubble = timing.closed_bubble(p.schedule, p.pp, p.virtual_stages, self.K, m, at.forward, at.backward, at.W,
+        p2p = _bcast(self.p2p, (self.n, 1, 1))[i]
+        bubble = timing.closed_bubble(p.schedule, p.pp, p.virtual_stages, self.K, at.forward, at.backward, at.W,
                                       _gather(self.pair_r, ui, c, shape), p2p)
         return _bcast(bubble, (len(i), 1, 1))[:, 0, 0]
 

@@ -28,6 +28,7 @@ __all__ = [
     "bubble_zb1p",
     "bubble_dualpipe",
     "bubble_dualpipev",
+    "schedule_bubble",
     "makespan",
 ]
 
@@ -62,21 +63,33 @@ def bubble_dualpipev(pp, fb, b, w):
     return (pp - 1) * (fb + b - 2 * w)
 
 
+def schedule_bubble(schedule: str, pp: int, f, b, w, fb=None, v: int = 1):
+    """The bubble of one step's pipeline [s], :func:`makespan`'s second value (GPipe's is
+    1F1B's: the same warm-up and cool-down).
+
+    For ``dualpipev``, ``f``, ``b``, ``w`` and ``fb`` are of a half-rank chunk.
+    """
+    if schedule in ("gpipe", "1f1b"):
+        return bubble_1f1b(pp, f, b, w)
+    if schedule == "interleaved":
+        return bubble_interleaved(pp, v, f, b, w)
+    if schedule == "zb1p":
+        return bubble_zb1p(pp, f, b, w)
+    if schedule == "dualpipe":
+        return bubble_dualpipe(pp, fb, b, w)
+    if schedule == "dualpipev":
+        return bubble_dualpipev(pp, fb, b, w)
+    raise ValueError(f"schedule must be one of gpipe, 1f1b, interleaved, zb1p, dualpipe, dualpipev; got {schedule!r}")
+
+
 def makespan(schedule: str, pp: int, m, f, b, w, fb=None, v: int = 1):
     """(makespan, bubble) of one step's pipeline [s]; see the module table.
 
     For ``dualpipev``, ``f``, ``b``, ``w`` and ``fb`` are of a half-rank chunk.
     """
-    if schedule in ("gpipe", "1f1b"):
-        bubble = bubble_1f1b(pp, f, b, w)
-    elif schedule == "interleaved":
-        bubble = bubble_interleaved(pp, v, f, b, w)
-    elif schedule == "zb1p":
-        bubble = bubble_zb1p(pp, f, b, w)
-    elif schedule == "dualpipe":
-        return m * fb + bubble_dualpipe(pp, fb, b, w), bubble_dualpipe(pp, fb, b, w)
-    elif schedule == "dualpipev":
-        return 2 * m * fb + bubble_dualpipev(pp, fb, b, w), bubble_dualpipev(pp, fb, b, w)
-    else:
-        raise ValueError(f"schedule must be one of gpipe, 1f1b, interleaved, zb1p, dualpipe, dualpipev; got {schedule!r}")
+    bubble = schedule_bubble(schedule, pp, f, b, w, fb, v)
+    if schedule == "dualpipe":
+        return m * fb + bubble, bubble
+    if schedule == "dualpipev":
+        return 2 * m * fb + bubble, bubble
     return m * (f + b + w) + bubble, bubble

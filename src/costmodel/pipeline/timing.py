@@ -10,7 +10,7 @@ from functools import lru_cache
 import numpy as np
 
 from .. import scalars
-from .closed_form import makespan
+from .closed_form import schedule_bubble
 from .orders import topology
 
 __all__ = ["fb_pair", "pairs", "lone", "pair_phases", "lower_bound", "before_first", "closed_bubble", "DUAL", "DEFERS_W", "HOLDS_W"]
@@ -103,9 +103,9 @@ def _before(x):
     return np.concatenate([np.zeros_like(c[..., :1]), c[..., :-1]], axis=-1)
 
 
-def closed_bubble(schedule: str, pp: int, v: int, chunks: int, m, f, b, w, pair, p2p):
+def closed_bubble(schedule: str, pp: int, v: int, chunks: int, f, b, w, pair, p2p):
     """The closed-form bubble of the slowest rank's work (``f``, ``b``, ``w``, ``pair``)
     plus two transfers per chunk boundary [s] (specs/pipeline.md)."""
-    half = 0.5 if schedule == "dualpipev" else 1.0  # DualPipeV: two half-rank chunks
-    _, bubble = makespan(schedule, pp, m, f * half, b * half, w * half, pair * half, v)
-    return bubble + 2 * (chunks - 1) * p2p
+    if schedule == "dualpipev":  # two half-rank chunks
+        f, b, w, pair = f * 0.5, b * 0.5, w * 0.5, pair * 0.5
+    return schedule_bubble(schedule, pp, f, b, w, pair, v) + 2 * (chunks - 1) * p2p
