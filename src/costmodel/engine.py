@@ -1027,7 +1027,7 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=No
     mem = g.memory_at(i, best_i)
     at = Work(*g.at_s[:, ui, best_i, 0])
     sched = {"compute": busiest, "comm": comm, "bubble": parts[2],
-             "idle": idle, "simulated": simulated if n == 1 else np.full(n, simulated), "f": at.forward,
+             "idle": idle, "simulated": simulated, "f": at.forward,
              "b": at.backward, "w": at.W, "f_compute": at.F, "b_compute": at.B, "p2p": at_row(g.p2p) + 0.0 * step,
              "rank": upick(g.slowest).astype(float), "unverified_extrapolation": unverified}
     values = {

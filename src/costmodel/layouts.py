@@ -155,16 +155,12 @@ def search(cfg: TrainingConfig, *, objective: str = "time", space: Mapping[str, 
     per_hour, hbm = np.zeros(nv), np.zeros(nv)  # marginal USD per GPU-hour (linear ledgers); HBM [B]
     shared = engine.SharedLayers([(g.cfg, g.rows) for g in groups])  # per-layer work: once per recomputation
     screened: dict = {}  # the screen's terms the ZeRO stage does not enter, shared by groups
-    capacity: dict = {}  # HBM [B] by GPU
     with np.errstate(all="ignore"):
         for k, g in enumerate(groups):
             t, mem = engine.screen(g.cfg, g.rows, lambda k=k: shared.of(k), screened)
             at = gpos[k]
             lb_time[at], lb_mem[at] = t, mem
-            gpu = g.cfg.cluster.gpu
-            if id(gpu) not in capacity:
-                capacity[id(gpu)] = (gpu, to_base(gpu.hbm_capacity, "memory"))  # the entry keeps the GPU alive
-            hbm[at] = capacity[id(gpu)][1]
+            hbm[at] = to_base(g.cfg.cluster.gpu.hbm_capacity, "memory")
             if objective == "cost":  # the run's GPU-hours at the bound's work per micro-batch, no per-step rest
                 marginal, _ = ledger.ledgers(g.cfg, 1.0)
                 per_hour[at] = sum(marginal.values()) if marginal else 0.0

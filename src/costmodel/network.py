@@ -152,31 +152,28 @@ class Tiers:
         return np.minimum(1.0, np.maximum(np.asarray(members) - 1, 1) / self.mesh_links)
 
     def _which(self, span):
-        """Masks of the groups of ``span`` consecutive GPUs inside the scale-up domain, and
-        of those crossing a bridged-pair part's PCIe inside its server (issue #8 item 8);
-        the rest cross the NIC. The one rule behind :meth:`tier` and :meth:`group` (Python
-        booleans for a Python integer)."""
+        """Masks of the groups of ``span`` consecutive GPUs inside the scale-up domain, of
+        those crossing a bridged-pair part's PCIe inside its server (issue #8 item 8), and of
+        the rest, which cross the NIC. The one rule behind :meth:`tier` and :meth:`group`
+        (Python booleans for a Python integer, an estimate's row)."""
         span = span if type(span) is int else np.asarray(span)
-        return span <= self.node_size, (span > self.node_size) & (span <= self.server_gpus) & (self.pcie is not None)
+        pcie = self.pcie is not None
+        nic = span > (max(self.node_size, self.server_gpus) if pcie else self.node_size)
+        return span <= self.node_size, (span > self.node_size) & (span <= self.server_gpus) & pcie, nic
 
     def tier(self, span, members=None):
         """(bandwidth, latency, over the NIC) of groups of ``members`` GPUs (default
-        ``span``) spread over ``span`` consecutive GPUs. Broadcasts over both; for Python
-        integers (an estimate's row), numpy scalars of :meth:`group`'s link (the same rule)."""
-        nvl = self.nvlink.bandwidth * self.mesh_share(span if members is None else members)
-        if type(span) is int and (members is None or type(members) is int):
-            link = self.group(span)
-            bw = nvl if link is self.nvlink else link.bandwidth
-            return np.float64(bw), np.float64(link.latency), np.bool_(link is self.scale_out)
-        inside, pcie = self._which(np.asarray(span))
+        ``span``) spread over ``span`` consecutive GPUs. Broadcasts over both."""
+        inside, pcie, nic = self._which(span)
         pc = self.pcie or self.scale_out
-        bw = np.where(inside, nvl, np.where(pcie, pc.bandwidth, self.scale_out.bandwidth))
-        lat = np.where(inside, self.nvlink.latency, np.where(pcie, pc.latency, self.scale_out.latency))
-        return bw, lat, ~inside & ~pcie
+        nvl = self.nvlink.bandwidth * self.mesh_share(span if members is None else members)
+        bw = scalars.where(inside, nvl, scalars.where(pcie, pc.bandwidth, self.scale_out.bandwidth))
+        lat = scalars.where(inside, self.nvlink.latency, scalars.where(pcie, pc.latency, self.scale_out.latency))
+        return bw, lat, nic
 
     def group(self, span: int) -> Link:
         """The :class:`Link` a group of ``span`` consecutive GPUs communicates over."""
-        inside, pcie = self._which(span)
+        inside, pcie, _ = self._which(span)
         return self.nvlink if inside else (self.pcie if pcie else self.scale_out)
 
 

@@ -204,7 +204,6 @@ class RowColumns(abc.Mapping):
         return out
 
 
-
 class Sweep:
     """The rows of a sweep or search, each with its axis values, status, reason and results.
 

@@ -258,6 +258,8 @@ def _totals(schedule: str, pp: int, m: int, v: int, times: np.ndarray, FB, p2p: 
     rows = np.arange(n)
 
     def run(count, rows):
+        if rows.size == n:  # every row (``rows`` only ever loses rows): as given, no copies
+            return compiled.evaluate(compiled.graph(schedule, pp, count, v), times, FB, p2p)
         return compiled.evaluate(compiled.graph(schedule, pp, count, v), times[rows],
                                  None if FB is None else FB[rows], p2p[rows])
 
@@ -265,9 +267,6 @@ def _totals(schedule: str, pp: int, m: int, v: int, times: np.ndarray, FB, p2p: 
     m1 = max(start or 4 * pp, 2 * pp)
     m1 = -(-m1 // k) * k
     below = SIMULATE_BELOW_OPS if simulate_below is None else simulate_below
-    if n and not (op_count(schedule, pp, m, v) >= below and 2 * (2 * m1 + k) < m):  # every row in full, at once
-        r = compiled.evaluate(compiled.graph(schedule, pp, m, v), times, FB, p2p)
-        return BatchTotals(r.makespan, r.per_rank_busy, r.makespan[:, None] - r.per_rank_busy, verified, tuple(frm))
     while len(rows) and op_count(schedule, pp, m, v) >= below and 2 * (2 * m1 + k) < m:
         counts = (m1, m1 + k, 2 * m1, 2 * m1 + k)
         runs = [run(c, rows) for c in counts]
