@@ -103,7 +103,13 @@ class Rows:
         return int(self.tp.shape[0])
 
     def _map(self, fn) -> "Rows":
-        return Rows(*[None if (a := getattr(self, name)) is None else fn(a) for name in _ROWS_FIELDS])
+        """``fn`` of every field (None kept). Built as the frozen dataclass's ``__init__``
+        would, without its per-field ``object.__setattr__``: this runs a few times per
+        estimate."""
+        out = object.__new__(Rows)
+        d = self.__dict__
+        out.__dict__.update({name: None if (a := d[name]) is None else fn(a) for name in _ROWS_FIELDS})
+        return out
 
     def expand(self) -> "Rows":
         return self._map(lambda a: a.reshape(-1, 1, 1))
@@ -164,11 +170,28 @@ class Columns:
     steps: np.ndarray
     placement: np.ndarray
     error: dict = field(default_factory=dict)
+    #: For one row (an estimate), :meth:`row` of it, built with the columns from the same
+    #: numbers; None otherwise.
+    one: Columns | None = field(default=None, repr=False, compare=False)
+
+    def row(self, i: int) -> Columns:
+        """Row ``i`` on Python numbers: the same mappings with float values (None kept),
+        ``mfu``, ``mfu_at_precision`` and ``steps`` floats, ``fits`` a bool and ``placement``
+        an int; what an ``Estimate`` holds."""
+        if i == 0 and self.one is not None:
+            return self.one
+        f = (lambda d: {k: None if v is None else float(np.asarray(v).item(i)) for k, v in d.items()})
+        return Columns(values=f(self.values), step=f(self.step), memory=f(self.memory), marginal=f(self.marginal),
+                       capital=f(self.capital), sched=f(self.sched), mfu=float(self.mfu[i]),
+                       mfu_at_precision=float(self.mfu_at_precision[i]), fits=bool(self.fits[i]),
+                       steps=float(self.steps[i]), placement=int(self.placement[i]), error=self.error)
 
 
 #: Elements up to which :func:`_bcast` copies rather than views (a copy into a new small
 #: array costs a quarter of ``np.broadcast_to``'s per-call overhead).
 _COPY_BELOW = 4096
+#: A numpy zero: one row's step parts before any is timed (numpy floats, as an array's).
+_ZERO = np.float64(0.0)
 
 
 def _bcast(a, shape):
@@ -741,7 +764,7 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
     if n == 1:  # one row (an estimate): the same rounds, order and comparisons, on Python numbers
         best, out_parts, idle, unverified = _one_row_rounds(g, simulated, order[0], nofit[0], bound[0], peak[0])
         cols = _columns(cfg, g, best, out_parts, idle, unverified, float(simulated), prices)
-        return cols if places is None else replace(cols, placement=places[cols.placement])
+        return cols if places is None else replace(cols, placement=places[cols.placement], one=None)
     best = np.full(n, -1)
     best_nf = np.ones(n, dtype=bool)
     best_step, best_mem = np.full(n, np.inf), np.full(n, np.inf)
@@ -810,11 +833,12 @@ def _one_row_rounds(g: _Group, simulated: bool, order, nofit, bound, peak):
     arrays of rows): the row's placements in ``order``, each round timing the next ones as
     a round of that loop would (as many as fit, at most the round's budget), kept by
     :func:`_one_row`; until the next cannot win. The chosen placement, its step parts, idle
-    and extrapolation flag, each a one-element array."""
+    and extrapolation flag, each one element (the chosen placement an array, the rest lists
+    of numpy floats)."""
     P = g.P
-    best, best_nf, best_step, best_mem = np.full(1, -1), np.ones(1, dtype=bool), np.full(1, np.inf), np.full(1, np.inf)
-    out_parts = [np.zeros(1) for _ in STEP_LINES]
-    idle, unverified = np.zeros(1), np.zeros(1)
+    best, best_nf, best_step, best_mem = [-1], [True], [math.inf], [math.inf]  # one row's state (_one_row)
+    out_parts = [[_ZERO] for _ in STEP_LINES]
+    idle, unverified = [_ZERO], [_ZERO]
     if g.error:
         return np.zeros(1, dtype=np.int64), out_parts, idle, unverified
     order_l, nofit_l, bound_l, peak_l = order.tolist(), nofit.tolist(), bound.tolist(), peak.tolist()
@@ -824,7 +848,7 @@ def _one_row_rounds(g: _Group, simulated: bool, order, nofit, bound, peak):
     while pos < P:
         if pos:
             c = order_l[pos]
-            if _cannot_win(nofit_l[c], bound_l[c], int(best[0]), bool(best_nf[0]), float(best_step[0])):
+            if _cannot_win(nofit_l[c], bound_l[c], best[0], best_nf[0], best_step[0]):
                 break
         w = min(P - pos, budget)
         if simulated:
@@ -832,11 +856,11 @@ def _one_row_rounds(g: _Group, simulated: bool, order, nofit, bound, peak):
         cand = order[pos:pos + w]
         bub, idl, unv, parts, step = _time(g, simulated, np.zeros(w, dtype=np.int64), cand)
         live = _one_row(0, order_l[pos:pos + w], nofit_l, bound_l, peak_l, step.tolist(), best, best_nf, best_step,
-                        best_mem, out_parts, [x.tolist() for x in parts], idle, idl, unverified, unv)
+                        best_mem, out_parts, parts, idle, idl, unverified, unv)
         if not live:
             break
         pos += w
-    return np.where(best < 0, 0, best), out_parts, idle, unverified
+    return np.array([max(best[0], 0)]), out_parts, idle, unverified
 
 
 def _budget(g: _Group, simulated: bool) -> int:
@@ -892,9 +916,10 @@ def out_of_range(cols: Columns) -> dict:
     whose work was already not finite (``Columns.error``) keeps that reason. One check for
     ``estimate`` and sweeps."""
     n = len(cols.mfu)
-    checks = _range_checks(cols)
-    if n == 1 and not cols.error and all(_one_ok(v, positive) for _, _, v, positive in checks):
+    if n == 1 and not cols.error and all(math.isfinite(v) and (v > 0 if positive else v >= 0)
+                                         for _, _, v, positive in _range_checks(cols.row(0))):
         return {}  # one estimate, the usual case, checked on Python numbers
+    checks = _range_checks(cols)
     out = dict(cols.error)
     with np.errstate(invalid="ignore"):
         if n:  # the usual case, every check at once
@@ -909,15 +934,6 @@ def out_of_range(cols: Columns) -> dict:
                 if j not in out:
                     out[j] = (prefix + key, float(v[j]))
     return out
-
-
-def _one_ok(v, positive: bool) -> bool:
-    """One row's value in range, on Python numbers (False where it is not a one-element
-    array: the array check decides)."""
-    if type(v) is not np.ndarray or v.shape != (1,):
-        return False
-    x = float(v.item())
-    return math.isfinite(x) and (x > 0 if positive else x >= 0)
 
 
 def _cannot_win(nofit, bound, best, best_nf, best_step):
@@ -999,7 +1015,7 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=No
     if n == 1:
         i = ui = 0
         best_i = int(best[0])
-        at_row = (lambda a: _bcast(a, (1, 1, 1))[0, 0, 0])  # a per-row value
+        at_row = _one_value  # a per-row value
         upick = (lambda a: _bcast(a, (1, g.P, 1))[0, best_i, 0])  # a per-(row, placement) value
         parts, idle, unverified = [x[0] for x in parts], idle[0], unverified[0]
     else:
@@ -1041,16 +1057,30 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=No
     mfu = {"mfu": flops_gpu / gpu.peak_flops(half),
            "mfu_at_precision": flops_gpu / gpu.peak_flops(cfg.precision.gemm), "steps": steps}
     named = (values, dict(zip(STEP_LINES, parts)), mem, marginal, capital, sched, mfu)
-    values, step_d, mem, marginal, capital, sched, rest = _columns_of(named, n)
+    (values, step_d, mem, marginal, capital, sched, rest), one = _columns_of(named, n)
+    fits = _bcast(g.fits, (n, g.P, 1))[np.arange(n), best, 0]
+    if one is not None:  # the same numbers as Python floats (Columns.row)
+        v, s, me, mg, cp, sc, r = one
+        one = Columns(values=v, step=s, memory=me, marginal=mg, capital=cp, sched=sc, mfu=r["mfu"],
+                      mfu_at_precision=r["mfu_at_precision"], fits=bool(fits[0]), steps=r["steps"],
+                      placement=int(best[0]), error=g.error)
     return Columns(
         values=values, step=step_d, memory=mem, marginal=marginal, capital=capital, sched=sched, mfu=rest["mfu"],
-        mfu_at_precision=rest["mfu_at_precision"], fits=_bcast(g.fits, (n, g.P, 1))[np.arange(n), best, 0],
-        steps=rest["steps"], placement=best, error=g.error)
+        mfu_at_precision=rest["mfu_at_precision"], fits=fits, steps=rest["steps"], placement=best, error=g.error,
+        one=one)
+
+
+def _one_value(a):
+    """One row's per-row value as a numpy scalar: ``_bcast(a, (1, 1, 1))[0, 0, 0]`` without
+    its copy."""
+    a = np.asarray(a)
+    return a.flat[0] if a.size == 1 else _bcast(a, (1, 1, 1))[0, 0, 0]
 
 
 def _columns_of(named, n: int):
     """Mappings of values (arrays of ``n`` rows or numbers, None kept) as mappings of float
-    columns of ``n`` rows; one row's numbers in one array, each column a view of it."""
+    columns of ``n`` rows; one row's numbers in one array, each column a view of it. And for
+    one row, the same mappings of Python floats (None where the values are not all numbers)."""
     if n == 1:
         flat = [v for d in named for v in d.values() if v is not None]
         try:
@@ -1058,9 +1088,11 @@ def _columns_of(named, n: int):
         except ValueError:  # one-element arrays among numbers (a row's own prices)
             a = None
         if a is not None and a.shape == (len(flat),):
-            views = iter(a.reshape(-1, 1))  # each value's one-element view, in order
-            return [{name: None if v is None else next(views) for name, v in d.items()} for d in named]
-    return [{k: None if v is None else _bcast(np.asarray(v, dtype=float), (n,)) for k, v in d.items()} for d in named]
+            views, floats = iter(a.reshape(-1, 1)), iter(a.tolist())  # each value's view and float, in order
+            cols = [{name: None if v is None else next(views) for name, v in d.items()} for d in named]
+            return cols, [{name: None if v is None else next(floats) for name, v in d.items()} for d in named]
+    return [{k: None if v is None else _bcast(np.asarray(v, dtype=float), (n,)) for k, v in d.items()}
+            for d in named], None
 
 
 def bound(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:

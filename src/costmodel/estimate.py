@@ -145,25 +145,21 @@ def result(cfg: TrainingConfig, cols: engine.Columns, i: int, check: bool = True
     bad = engine.out_of_range(cols).get(i)
     if bad is not None:
         raise EstimateOutOfRange(*bad)
-    f = (lambda d: {k: float(np.asarray(v).item(i)) for k, v in d.items()})
-    mem = f(cols.memory)
-    fits = bool(cols.fits[i])
-    if check and not fits:
+    row = cols.row(i)
+    mem = row.memory
+    if check and not row.fits:
         raise InfeasibleConfig(sum(mem.values()), to_base(cfg.cluster.gpu.hbm_capacity, "memory"), mem)
-    values = {k: (None if v is None else float(np.asarray(v).item(i))) for k, v in cols.values.items()}
-    sched = f(cols.sched)
-    gpu = cfg.cluster.gpu
     out = Estimate(
         config=cfg,
-        values=values,
-        breakdowns={"step_breakdown": f(cols.step), "memory_breakdown": {k: v / 1e9 for k, v in mem.items()},
-                    "marginal_breakdown": f(cols.marginal), "capital_breakdown": f(cols.capital)},
-        mfu=float(cols.mfu[i]),
-        mfu_at_precision=float(cols.mfu_at_precision[i]),
-        fits=fits,
-        steps=float(cols.steps[i]),
-        stage_times=sched,
-        warnings=tuple(w for w in (cfg.price_mismatch, _timing_note(sched), _mfu_note(gpu)) if w),
+        values=row.values,
+        breakdowns={"step_breakdown": row.step, "memory_breakdown": {k: v / 1e9 for k, v in mem.items()},
+                    "marginal_breakdown": row.marginal, "capital_breakdown": row.capital},
+        mfu=row.mfu,
+        mfu_at_precision=row.mfu_at_precision,
+        fits=row.fits,
+        steps=row.steps,
+        stage_times=row.sched,
+        warnings=tuple(w for w in (cfg.price_mismatch, _timing_note(row.sched), _mfu_note(cfg.cluster.gpu)) if w),
     )
     return out
 
