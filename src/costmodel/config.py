@@ -51,7 +51,7 @@ SCHEDULES: tuple[str, ...] = get_args(Schedule)
 #: Global compute efficiency: fraction of a GPU's measured achievable matmul rate that a
 #: training step's kernels reach. Fitted once to all calibration runs by
 #: ``costmodel.calibration.fit_compute_efficiency`` (specs/compute.md); a test checks the fit.
-DEFAULT_COMPUTE_EFFICIENCY = 0.788
+DEFAULT_COMPUTE_EFFICIENCY = 0.787
 
 #: Fine-grained (1x128 / 128x128 block-scaled) FP8 GEMM rate over plain FP8's measured
 #: maximum, once GEMM shapes are modelled (compute.gemm_io_bytes): the roofline fitted to

@@ -166,7 +166,7 @@ def test_faster_gpu_with_a_cp_ring_over_the_nic_never_lengthens_the_step():
                    "micro-batch per step, a CP ring over a bridged pair's PCIe, the DP sync over the NIC, ZeRO-1; a 4x "
                    "faster GPU lengthens the step by 1.3e-4: the DP reduce-scatter hides behind the backward's compute "
                    "only, not its exposed exchanges on other links, during which the NIC is free (specs/network.md); "
-                   "counting them moves Llama 3's calibration row (-5.0% -> -4.5%) and the fit (0.788 -> 0.787)")
+                   "counting them moves Llama 3's calibration row (-5.0% -> -4.5%, measured at 0.788) and needs a refit")
 def test_faster_gpu_known_violation_one_microbatch_cp_off_the_nic():
     cfg = costmodel.TrainingConfig(
         model="deepseek-67b", data={"tokens": 57344.0, "seq_len": 2048, "global_batch": 28},

@@ -94,3 +94,32 @@ def test_placement_runs_every_chunk_once_per_microbatch(schedule, v, k):
     np.testing.assert_allclose(p.runs.sum(0), 1.0)  # each chunk runs once per micro-batch
     if schedule == "dualpipe":
         np.testing.assert_allclose(p.holds.sum(1), 2)  # two chunks' weights per rank
+
+
+@pytest.mark.parametrize("zero", [0, 1, 3])
+def test_a_model_without_experts_syncs_no_expert_group(zero):
+    # a dense model has no expert-data-parallel group: its DP traffic is the non-expert
+    # group's collectives alone, not those plus an empty expert all-reduce's 2(n-1) latencies
+    # (Megatron 18.4B's DP group of 32: 62 NIC latencies a step, before 2026-11-30)
+    from costmodel import engine, presets
+
+    cfg = presets.get("megatron-gpt-18.4b").replace(**{"parallelism.zero": zero})
+    rows = engine.Rows.of(cfg).scalars()
+    t = network.tiers(cfg, rows)
+    bw, lat, _ = network.dp_link(t, rows)
+    n, ne = rows.dp * rows.cp, 1.5e9
+    rs, ag, _ = network.dp_traffic(cfg, t, rows, ne, 0.0)
+    assert lat > 0 and n > 1
+    if zero == 0:
+        assert (rs, ag) == (network.ring_allreduce_time(ne * 2, n, bw, lat), 0.0)
+    else:
+        assert (rs, ag) == (network.reduce_scatter_time(ne * 2, n, bw, lat), network.all_gather_time(ne * 2.0, n, bw, lat))
+    # a model with experts syncs both groups (its expert group over dp * cp * tp / ep)
+    moe = presets.get("deepseek-v3")
+    rows = engine.Rows.of(moe).scalars()
+    t = network.tiers(moe, rows)
+    bw, lat, _ = network.dp_link(t, rows)
+    rs, _, _ = network.dp_traffic(moe, t, rows, 0.0, 0.0)
+    m = rows.dp * rows.cp * rows.tp // rows.ep
+    one = network.reduce_scatter_time if moe.parallelism.zero else network.ring_allreduce_time
+    assert rs == one(0.0, rows.dp * rows.cp, bw, lat) + one(0.0, m, bw, lat) > 0
