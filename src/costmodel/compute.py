@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import scalars
-from .frozen import memo_method
+from .frozen import memo_method, record
 from .hardware import GPU
 from .memory import BYTES
 from .units import to_base
@@ -103,6 +103,7 @@ def _attention_fractions(table: str, seq_len, causal: bool):
     return (float(fwd), float(bwd)) if np.ndim(fwd) == 0 else (fwd, bwd)
 
 
+@record
 @dataclass(frozen=True)
 class Rates:
     """Achievable rates of one GPU in a training step: GEMM FLOP/s in the chosen precision
@@ -253,6 +254,7 @@ def scores_bytes(arch: Architecture, seq_len) -> tuple[float, float]:
     return SCORE_BYTES * elems, SCORE_BYTES_BACKWARD * elems
 
 
+@record
 @dataclass(frozen=True)
 class LayerTimes:
     """Compute of one average layer, of the last chunk's extra work (output head and MTP

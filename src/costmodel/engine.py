@@ -31,6 +31,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from . import compute, ledger, memory, network, scalars
+from .frozen import record
 from .pipeline import timing
 from .pipeline.orders import saturated
 from .pipeline.simulate import SIMULATE_BELOW_OPS, op_count, totals_of_rows
@@ -71,6 +72,7 @@ ROUND_OPS = 200_000
 PATH_ROWS = 8
 
 
+@record
 @dataclass(frozen=True)
 class Rows:
     """Per-row values of the fields the engine takes as arrays (integers, shape ``(n,)``
@@ -103,13 +105,8 @@ class Rows:
         return int(self.tp.shape[0])
 
     def _map(self, fn) -> "Rows":
-        """``fn`` of every field (None kept). Built as the frozen dataclass's ``__init__``
-        would, without its per-field ``object.__setattr__``: this runs a few times per
-        estimate."""
-        out = object.__new__(Rows)
         d = self.__dict__
-        out.__dict__.update({name: None if (a := d[name]) is None else fn(a) for name in _ROWS_FIELDS})
-        return out
+        return Rows(*[None if (a := d[name]) is None else fn(a) for name in _ROWS_FIELDS])
 
     def expand(self) -> "Rows":
         return self._map(lambda a: a.reshape(-1, 1, 1))
@@ -156,7 +153,8 @@ class Columns:
     ``memory``, the memory breakdown, in bytes (``Estimate`` and ``Sweep.estimate`` give GB);
     ``error`` maps each row whose work is not finite to the ``(name, value)`` of the first
     non-finite intermediate (``EstimateOutOfRange``); ``placement`` the chosen member of the
-    layout's family."""
+    layout's family. Or one row's Python numbers (:meth:`row`: what ``evaluate(row=True)``
+    gives an estimate, without building arrays of one element)."""
 
     values: dict
     step: dict
@@ -170,16 +168,20 @@ class Columns:
     steps: np.ndarray
     placement: np.ndarray
     error: dict = field(default_factory=dict)
-    #: For one row (an estimate), :meth:`row` of it, built with the columns from the same
-    #: numbers; None otherwise.
-    one: Columns | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_row(self) -> bool:
+        """Whether these are one row's Python numbers (:meth:`row`, ``evaluate(row=True)``)."""
+        return type(self.placement) is int
 
     def row(self, i: int) -> Columns:
         """Row ``i`` on Python numbers: the same mappings with float values (None kept),
         ``mfu``, ``mfu_at_precision`` and ``steps`` floats, ``fits`` a bool and ``placement``
-        an int; what an ``Estimate`` holds."""
-        if i == 0 and self.one is not None:
-            return self.one
+        an int; what an ``Estimate`` holds. One row's numbers are their own row 0."""
+        if self.is_row:
+            if i != 0:
+                raise IndexError(f"row {i} of one row")
+            return self
         f = (lambda d: {k: None if v is None else float(np.asarray(v).item(i)) for k, v in d.items()})
         return Columns(values=f(self.values), step=f(self.step), memory=f(self.memory), marginal=f(self.marginal),
                        capital=f(self.capital), sched=f(self.sched), mfu=float(self.mfu[i]),
@@ -733,12 +735,14 @@ class _Group:
         return parts, step
 
 
-def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | None = None, work=None) -> Columns:
+def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | None = None, work=None,
+             row: bool = False) -> Columns:
     """Estimates of ``cfg`` with each row's values of :data:`ROW_FIELDS` (default: the
     config's own, one row). The rows must satisfy the config's rules (``costmodel.rules``);
     :func:`costmodel.sweep` refuses the others before calling this. ``prices``: per-row
     ledger inputs (``ledger.PRICE_INPUTS``) replacing the config's; ``work``: the rows'
-    per-layer work, if at hand (:meth:`SharedLayers.of`)."""
+    per-layer work, if at hand (:meth:`SharedLayers.of`). ``row``: for one row, its Python
+    numbers (:meth:`Columns.row`) instead of columns (what ``estimate`` reads)."""
     rows = Rows.of(cfg) if rows is None else rows
     places = _fitting(cfg, rows)
     g = _Group(cfg, rows, places, work)
@@ -763,8 +767,10 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
         order = np.lexsort((bound, nofit), axis=-1)
     if n == 1:  # one row (an estimate): the same rounds, order and comparisons, on Python numbers
         best, out_parts, idle, unverified = _one_row_rounds(g, simulated, order[0], nofit[0], bound[0], peak[0])
-        cols = _columns(cfg, g, best, out_parts, idle, unverified, float(simulated), prices)
-        return cols if places is None else replace(cols, placement=places[cols.placement], one=None)
+        cols = _columns(cfg, g, best, out_parts, idle, unverified, float(simulated), prices, row)
+        if places is None:
+            return cols
+        return replace(cols, placement=int(places[cols.placement]) if row else places[cols.placement])
     best = np.full(n, -1)
     best_nf = np.ones(n, dtype=bool)
     best_step, best_mem = np.full(n, np.inf), np.full(n, np.inf)
@@ -915,10 +921,17 @@ def out_of_range(cols: Columns) -> dict:
     value) of the first, which ``EstimateOutOfRange`` reports (:func:`_range_checks`). A row
     whose work was already not finite (``Columns.error``) keeps that reason. One check for
     ``estimate`` and sweeps."""
+    if cols.is_row:  # one row's Python numbers: the first failing check, in the same order
+        if cols.error:
+            return dict(cols.error)
+        for prefix, key, v, positive in _range_checks(cols):
+            if not (math.isfinite(v) and (v > 0 if positive else v >= 0)):
+                return {0: (prefix + key, v)}
+        return {}
     n = len(cols.mfu)
     if n == 1 and not cols.error and all(math.isfinite(v) and (v > 0 if positive else v >= 0)
                                          for _, _, v, positive in _range_checks(cols.row(0))):
-        return {}  # one estimate, the usual case, checked on Python numbers
+        return {}  # one row of a sweep, the usual case, checked on Python numbers
     checks = _range_checks(cols)
     out = dict(cols.error)
     with np.errstate(invalid="ignore"):
@@ -1007,10 +1020,11 @@ def run_gpu_hours(cfg, per_mb, step, m, seq_len, micro_batch, dp, steps, goodput
     return wall * cfg.cluster.num_gpus / 3600.0
 
 
-def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=None) -> Columns:
+def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=None, row=False) -> Columns:
     """Run, throughput, MFU and ledgers of each row at its chosen placement. One row (an
     estimate) is computed on numpy scalars, whose arithmetic is the arrays' without numpy's
-    per-call cost, and its columns are built at the end: the same equations."""
+    per-call cost, and its columns are built at the end: the same equations. ``row``: one
+    row's Python numbers (:meth:`Columns.row`) instead."""
     n, rows = g.n, g.rows
     if n == 1:
         i = ui = 0
@@ -1057,17 +1071,17 @@ def _columns(cfg, g: _Group, best, parts, idle, unverified, simulated, prices=No
     mfu = {"mfu": flops_gpu / gpu.peak_flops(half),
            "mfu_at_precision": flops_gpu / gpu.peak_flops(cfg.precision.gemm), "steps": steps}
     named = (values, dict(zip(STEP_LINES, parts)), mem, marginal, capital, sched, mfu)
-    (values, step_d, mem, marginal, capital, sched, rest), one = _columns_of(named, n)
-    fits = _bcast(g.fits, (n, g.P, 1))[np.arange(n), best, 0]
-    if one is not None:  # the same numbers as Python floats (Columns.row)
-        v, s, me, mg, cp, sc, r = one
-        one = Columns(values=v, step=s, memory=me, marginal=mg, capital=cp, sched=sc, mfu=r["mfu"],
-                      mfu_at_precision=r["mfu_at_precision"], fits=bool(fits[0]), steps=r["steps"],
-                      placement=int(best[0]), error=g.error)
+    if row:  # one row's Python numbers (Columns.row)
+        values, step_d, mem, marginal, capital, sched, rest = _row_of(named)
+        return Columns(values=values, step=step_d, memory=mem, marginal=marginal, capital=capital, sched=sched,
+                       mfu=rest["mfu"], mfu_at_precision=rest["mfu_at_precision"],
+                       fits=bool(_bcast(g.fits, (1, g.P, 1))[0, best_i, 0]), steps=rest["steps"], placement=best_i,
+                       error=g.error)
+    values, step_d, mem, marginal, capital, sched, rest = _columns_of(named, n)
     return Columns(
         values=values, step=step_d, memory=mem, marginal=marginal, capital=capital, sched=sched, mfu=rest["mfu"],
-        mfu_at_precision=rest["mfu_at_precision"], fits=fits, steps=rest["steps"], placement=best, error=g.error,
-        one=one)
+        mfu_at_precision=rest["mfu_at_precision"], fits=_bcast(g.fits, (n, g.P, 1))[np.arange(n), best, 0],
+        steps=rest["steps"], placement=best, error=g.error)
 
 
 def _one_value(a):
@@ -1079,8 +1093,7 @@ def _one_value(a):
 
 def _columns_of(named, n: int):
     """Mappings of values (arrays of ``n`` rows or numbers, None kept) as mappings of float
-    columns of ``n`` rows; one row's numbers in one array, each column a view of it. And for
-    one row, the same mappings of Python floats (None where the values are not all numbers)."""
+    columns of ``n`` rows; one row's numbers in one array, each column a view of it."""
     if n == 1:
         flat = [v for d in named for v in d.values() if v is not None]
         try:
@@ -1088,11 +1101,22 @@ def _columns_of(named, n: int):
         except ValueError:  # one-element arrays among numbers (a row's own prices)
             a = None
         if a is not None and a.shape == (len(flat),):
-            views, floats = iter(a.reshape(-1, 1)), iter(a.tolist())  # each value's view and float, in order
-            cols = [{name: None if v is None else next(views) for name, v in d.items()} for d in named]
-            return cols, [{name: None if v is None else next(floats) for name, v in d.items()} for d in named]
-    return [{k: None if v is None else _bcast(np.asarray(v, dtype=float), (n,)) for k, v in d.items()}
-            for d in named], None
+            views = iter(a.reshape(-1, 1))  # each value's one-element view, in order
+            return [{name: None if v is None else next(views) for name, v in d.items()} for d in named]
+    return [{k: None if v is None else _bcast(np.asarray(v, dtype=float), (n,)) for k, v in d.items()} for d in named]
+
+
+def _row_of(named):
+    """The same mappings of one row's values (numbers or one-element arrays, None kept) as
+    Python floats (:meth:`Columns.row`'s conversion)."""
+    flat = [v for d in named for v in d.values() if v is not None]
+    try:
+        a = np.array(flat, dtype=float)
+    except ValueError:  # one-element arrays among numbers (a row's own prices)
+        a = None
+    floats = iter(a.tolist() if a is not None and a.shape == (len(flat),)
+                  else [float(np.asarray(v).item(0)) for v in flat])
+    return [{name: None if v is None else next(floats) for name, v in d.items()} for d in named]
 
 
 def bound(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:

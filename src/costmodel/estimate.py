@@ -128,7 +128,7 @@ def estimate(cfg: TrainingConfig, check: bool = True, pipeline: str = "auto") ->
         raise ValueError(f"pipeline must be 'auto', 'closed' or 'simulate'; got {pipeline!r}")
     with np.errstate(all="ignore"):  # overflow at extreme inputs is refused by engine.out_of_range
         try:
-            cols = engine.evaluate(cfg, None, pipeline)
+            cols = engine.evaluate(cfg, None, pipeline, row=True)
         except OverflowError:  # an integer input beyond float range (10**400 GPUs)
             raise EstimateOutOfRange("a value", float("inf")) from None
         return result(cfg, cols, 0, check)

@@ -9,10 +9,11 @@ caller can change a number that every later estimate in the process would see.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from typing import Any
 
-__all__ = ["FrozenDict", "freeze", "PicklesAsJson", "memo_method"]
+__all__ = ["FrozenDict", "freeze", "PicklesAsJson", "memo_method", "record"]
 
 
 class FrozenDict(dict):
@@ -101,3 +102,24 @@ def memo_method(fn):
         return dict(out) if type(out) is dict else out
 
     return wrapper
+
+
+def record(cls):
+    """A frozen dataclass's ``__init__`` that sets every field with one ``__dict__`` update,
+    for the small records the engine builds several times per estimate (links, rates, a
+    layer's work, rows): the same parameters, order and defaults as the dataclass's own,
+    which calls ``object.__setattr__`` once per field (measured: 0.85 us for a seven-field
+    ``Work`` against 0.4 us). Only for classes without ``__post_init__``, default
+    factories or slots (checked)."""
+    fs = [f for f in dataclasses.fields(cls) if f.init]
+    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__") or \
+            any(f.default_factory is not dataclasses.MISSING for f in fs):
+        raise TypeError(f"record: {cls.__name__} needs its dataclass __init__")
+    defaults = {f"_d_{f.name}": f.default for f in fs if f.default is not dataclasses.MISSING}
+    params = ", ".join(f.name if f.default is dataclasses.MISSING else f"{f.name}=_d_{f.name}" for f in fs)
+    body = ", ".join(f"{f.name}={f.name}" for f in fs)
+    exec(f"def __init__(self, {params}):\n    self.__dict__.update({body})", defaults)
+    init = defaults["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init
+    return cls

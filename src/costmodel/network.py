@@ -25,6 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import scalars
+from .frozen import record
 from .memory import BYTES
 from .units import to_base
 
@@ -45,6 +46,7 @@ __all__ = [
 NVLINK_LATENCY = 3.33e-6
 
 
+@record
 @dataclass(frozen=True)
 class Link:
     """A tier as the model sees it: achievable bandwidth per GPU per direction [B/s] and
@@ -130,6 +132,7 @@ SATURATING_COMM_SMS = 20
 
 
 
+@record
 @dataclass(frozen=True)
 class Tiers:
     """A cluster's tiers: NVLink inside the scale-up domain, the NIC across it, and for

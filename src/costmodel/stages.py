@@ -24,6 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .frozen import record
+
 __all__ = ["Placement", "balanced_chunks", "placement", "head_layer_family", "placement_family", "HEAD_LAYERS_BELOW",
            "LAST_CHUNK_BELOW", "chunk_count", "chunk_formula", "Work", "Family", "family"]
 
@@ -232,6 +234,7 @@ def head_layer_family(schedule: str, pp: int, v: int, n_layers: int) -> tuple[in
     return tuple(range(max(lo, x0 - HEAD_LAYERS_BELOW), min(hi, x0 + 1) + 1))
 
 
+@record
 @dataclass(frozen=True)
 class Work:
     """Work per micro-batch [s] of a layer, a chunk or a rank, by name: compute ``F``, ``B``
