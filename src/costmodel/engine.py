@@ -240,7 +240,9 @@ def _affine(x, a, y, b):
 class _AtRank:
     """Each (row, placement)'s value at one rank (``rank``, ``(u, P)`` indices): as
     ``np.take_along_axis(np.broadcast_to(a, shape), rank[..., None], axis=-1)``, by one
-    fancy index into ``a`` as it is (numpy's per-call cost dominates one-row arrays)."""
+    fancy index into ``a`` as it is (numpy's per-call cost dominates one-row arrays). With
+    one rank (``K == 1``) the value at it is the value: read without an index (read only,
+    as every caller uses it)."""
 
     def __init__(self, rank, shape):
         self.r, self.shape = rank, shape
@@ -249,12 +251,16 @@ class _AtRank:
     def stacked(self, s):
         """The same of every field of a stacked :class:`Work` (``Work.stack``: ``(7, P, K)``
         or ``(7, u, P, K)``) in one fancy index: ``(7, u, P, 1)``."""
+        if self.shape[2] == 1:
+            return _bcast(s if s.ndim == 4 else s[:, None], (s.shape[0],) + self.shape)
         if s.ndim == 3:
             return s[:, self.i1, self.r][..., None]
         return s[:, self.i0 if s.shape[1] == self.shape[0] else 0, self.i1, self.r][..., None]
 
     def __call__(self, a):
         u, P, K = self.shape
+        if K == 1:
+            return _bcast(a, self.shape)
         if type(a) is np.ndarray and a.ndim >= 2 and a.shape[-1] == K and a.shape[-2] in (1, P) \
                 and (a.ndim == 2 or a.shape[0] in (1, u)):
             i1 = self.i1 if a.shape[-2] == P else 0
@@ -468,7 +474,6 @@ class _Group:
             self.fam = fam = replace(fam, members=tuple(fam.members[j] for j in places), layers=fam.layers[places],
                                      rank_layers=fam.rank_layers[places], rank_held=fam.rank_held[places])
         self.P, self.K = fam.layers.shape
-        self.ops = 3 * self.K * int(self.m.max())  # ops of one simulated step, at most
         e_last = np.zeros(self.K)
         e_last[-1] = 1.0
         self.e_last = e_last
@@ -490,10 +495,9 @@ class _Group:
         at_ri = _AtRank(ri[..., 0], shape)
         at_s = at_ri.stacked(rank_s)
         pair_r = at_ri(pair_b)
-        busiest = _bcast(rank.compute, shape).max(axis=-1, keepdims=True)
+        busiest = scalars.max_last(_bcast(rank.compute, shape))
         ne, ex = memory.rank_params(cfg, fam, r)
-        optimizer = compute.optimizer_time(cfg, r, np.asarray(ne).max(axis=-1, keepdims=True),
-                                           np.asarray(ex).max(axis=-1, keepdims=True))
+        optimizer = compute.optimizer_time(cfg, r, scalars.max_last(ne), scalars.max_last(ex))
         self._work, self._at_ri = (layer, last, share), at_ri  # per distinct row, for _first
         # per-row (``X``) what every row needs at once; the rest stays per distinct row and
         # is read at a row's distinct index (``ui``) when its candidates are timed
@@ -552,6 +556,11 @@ class _Group:
             bwd = (fam.layers * (layer.B + layer.W + layer.xb + layer.ab)
                    + e_last * (last.B + last.W + last.xb + last.ab))
         return self._at_ri(timing.before_first(fwd, bwd, fam.first_chunk))
+
+    @cached_property
+    def ops(self) -> int:
+        """Ops of one simulated step, at most (a simulated round's budget, :func:`_budget`)."""
+        return 3 * self.K * int(self.m.max())
 
     @property
     def rank(self) -> Work:

@@ -413,4 +413,4 @@ def dp_sync(cfg, t: Tiers, rows, ne, ex, rank, p2p, p2p_nic, m, span, a2a=None, 
                    else m * rs + (first if p.zero == 2 else np.maximum(first, gathers - free)))
     else:
         exposed = (np.maximum(0.0, rs - window) if p.overlap_grad_reduce else rs) + np.maximum(0.0, ag - fwd_window)
-    return np.asarray(exposed).max(axis=-1, keepdims=True)
+    return scalars.max_last(exposed)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["where", "maximum", "minimum", "is_float", "is_number", "floats"]
+__all__ = ["where", "maximum", "minimum", "is_float", "is_number", "floats", "max_last"]
 
 _FLOAT = (float, np.float64)
 _NUMBER = (int, float, np.float64, np.int64)
@@ -62,3 +62,10 @@ def minimum(a, b):
     if _floats(a, b):
         return _f64(a if a < b or a != a else b)
     return np.minimum(a, b)
+
+
+def max_last(a):
+    """``np.max(a, axis=-1, keepdims=True)`` of an array; ``a`` itself (read only, as the
+    callers use it) where that axis has one element: one rank, nothing to reduce."""
+    a = np.asarray(a)
+    return a if a.shape[-1:] == (1,) else a.max(axis=-1, keepdims=True)
