@@ -652,14 +652,23 @@ class _Group:
 
     def closed(self, i, c):
         """Closed-form bubble of rows ``i`` at placements ``c`` (idle = bubble)."""
-        p, ui, shape = self.cfg.parallelism, self.ui(i), self.ushape[:2] + (1,)
-        at = Work(*self.at_s[:, ui, c][:, :, None, :])
+        p, ui = self.cfg.parallelism, self.ui(i)
+        at = Work(*self.at_s[:, ui, c, 0])
         at = timing.lone(p.schedule, at, self.share if scalars.is_float(self.share)
-                         else _bcast(self.share, (self.n, 1, 1))[i])
-        p2p = _bcast(self.p2p, (self.n, 1, 1))[i]
+                         else _bcast(self.share, (self.n, 1, 1))[i, 0, 0])
+        p2p = _bcast(self.p2p, (self.n, 1, 1))[i, 0, 0]
         bubble = timing.closed_bubble(p.schedule, p.pp, p.virtual_stages, self.K, at.forward, at.backward, at.W,
-                                      _gather(self.pair_r, ui, c, shape), p2p)
-        return _bcast(bubble, (len(i), 1, 1))[:, 0, 0]
+                                      self._fixed[1, ui, c], p2p)
+        return _bcast(bubble, (len(i),))
+
+    @cached_property
+    def _fixed(self):
+        """What :meth:`finish` reads of every (distinct row, placement), stacked ``(k, u,
+        P)``: the busiest rank's compute, the slowest rank's pair, the optimizer, and the
+        ZeRO-0/1 DP sync where it is fixed; one gather for a round's candidates."""
+        shape = self.ushape[:2] + (1,)
+        fixed = (self.busiest, self.pair_r, self.optimizer) + (() if self.dp_fixed is None else (self.dp_fixed,))
+        return np.stack([_bcast(a, shape)[..., 0] for a in fixed])
 
     def stage_inputs(self, i, c):
         """The simulator's inputs for rows ``i`` at placements ``c``: per-chunk F, B, W
@@ -720,13 +729,15 @@ class _Group:
     def finish(self, i, c, bubble):
         """Step parts of rows ``i`` at placements ``c`` given their bubble: (parts, step)."""
         shape, ui = self.ushape, self.ui(i)
-        m = _bcast(self.m, (self.n, 1, 1))[i]
-        busiest = _gather(self.busiest, ui, c, shape[:2] + (1,))
-        comm = _gather(self.pair_r, ui, c, shape[:2] + (1,)) - busiest
+        m = _bcast(self.m, (self.n, 1, 1))[i, 0, 0]
+        fixed = self._fixed[:, ui, c]
+        busiest, opt = fixed[0], fixed[2]
+        comm = fixed[1] - busiest
+        bub = np.maximum(0.0, bubble)
         if self.dp_fixed is not None:
-            dp = _gather(self.dp_fixed, ui, c, shape[:2] + (1,))
+            dp = fixed[3]
         else:
-            span = m * (busiest + comm) + np.maximum(0.0, bubble)[:, None, None]  # the step's pipeline part
+            span = (m * (busiest + comm) + bub)[:, None, None]  # the step's pipeline part
             s = self.rank_s if self.rank_s.ndim == 4 else self.rank_s[:, None]
             rank = Work(*_bcast(s, (len(s),) + shape)[:, ui, c][:, :, None, :])
             ne, ex = _gather(self.ne, ui, c, shape), _gather(self.ex, ui, c, shape)
@@ -735,11 +746,10 @@ class _Group:
             t = network.tiers(self.cfg, rows) if rows.has_factors else self.t  # the rows' own links
             nic = None if self.nic is None else tuple(_gather(x, ui, c, shape) for x in self.nic)
             ring = tuple(_gather(x, ui, c, shape) for x in self.ring)
-            dp = network.dp_sync(self.cfg, t, rows, ne, ex, rank, p2p, self.p2p_nic, m, span, nic, ring)
-        opt = _gather(self.optimizer, ui, c, shape[:2] + (1,))
-        parts = (m * busiest, m * comm, np.maximum(0.0, bubble)[:, None, None], dp, opt)
-        k = (len(i), 1, 1)
-        parts = tuple((x if np.shape(x) == k else np.broadcast_to(x, k))[:, 0, 0] for x in parts)
+            dp = network.dp_sync(self.cfg, t, rows, ne, ex, rank, p2p, self.p2p_nic, m[:, None, None], span, nic,
+                                 ring)
+            dp = _bcast(dp, (len(i), 1, 1))[:, 0, 0]
+        parts = (m * busiest, m * comm, bub, dp, opt)
         step = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
         return parts, step
 
