@@ -117,6 +117,7 @@ class Rates:
     attention_bwd: float | None = None
 
 
+@memo_method
 def rates(gpu: GPU, gemm: str, compute_eff: float, fp8_recipe: float, hbm_eff: float,
           seq_len=None, attention: str = "flash") -> Rates:
     """Achievable rates [FLOP/s, B/s] (see module docstring). SMs reserved for communication
@@ -208,6 +209,7 @@ def gemm_io_bytes(arch: Architecture, kind: str, tokens: float, tp: int, ep: int
     return io
 
 
+@memo_method
 def head_io_bytes(arch: Architecture, tokens: float, tp: int) -> float:
     """HBM bytes per token of the output head's GEMM (BF16), per GPU [B/token]."""
     return _gemm_bytes(arch.hidden, arch.vocab_size / tp, tokens, False)

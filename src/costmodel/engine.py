@@ -485,7 +485,8 @@ class _Group:
         if nic is not None:  # each rank's all-to-all over the NIC, (forward, backward), per micro-batch
             nic = tuple(a * fam.rank_layers + a * arch.mtp_modules * fam.runs_last for a in nic)
         # each rank's CP ring time on the NIC behind the attention core, (forward, backward)
-        self.ring = ring = tuple(x * (fam.rank_layers + arch.mtp_modules * fam.runs_last) for x in comm["ring"])
+        with_mtp = fam.rank_layers + arch.mtp_modules * fam.runs_last
+        self.ring = ring = tuple(x * with_mtp for x in comm["ring"])
         pair = timing.pairs(p.schedule, rank, share)
         p2p, self.p2p_nic = network.pipeline_transfer(cfg, self.t, r, tokens)
         errors = _errors(u, rank_s, p2p)
@@ -528,7 +529,7 @@ class _Group:
         self.rm, self.peak, self.acts, self.reserve = (X(a) for a in self._fullest(state, unit, held, np.inf, r,
                                                                                      self.ushape))
         cap = saturated(p.schedule, p.pp, p.virtual_stages if p.schedule == "interleaved" else 1)
-        below = np.flatnonzero(_bcast(self.m, (n, 1, 1))[:, 0, 0] < cap)
+        below = (_bcast(self.m, (n, 1, 1)).reshape(-1) < cap).nonzero()[0]
         if below.size:
             ub = self.ui(below)
             pick = (lambda a, last=p.pp: _bcast(a, (u, self.P, last))[ub])

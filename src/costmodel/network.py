@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import scalars
-from .frozen import record
+from .frozen import memo_method, record
 from .memory import BYTES
 from .units import to_base
 
@@ -245,6 +245,7 @@ def all_to_all(cfg, t: Tiers, rows, tokens):
     return both, both, first
 
 
+@memo_method
 def kv_bytes_per_token(arch) -> float:
     """Bytes of keys and values per token a context-parallel ring passes on (BF16)."""
     att, d = arch.attention, arch.hidden

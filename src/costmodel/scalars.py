@@ -37,29 +37,27 @@ def floats(x):
     return float(x) if type(x) is int else np.asarray(x, dtype=float)
 
 
-def _floats(a, b) -> bool:
-    """Whether numpy would give one float64 for ``a`` and ``b``: numbers, one a float."""
-    ta, tb = type(a), type(b)
-    return ta in _NUMBER and tb in _NUMBER and (ta in _FLOAT or tb in _FLOAT)
+#: The (type, type) pairs for which numpy gives one float64: numbers, one of them a float.
+_FLOAT_PAIRS = frozenset((ta, tb) for ta in _NUMBER for tb in _NUMBER if ta in _FLOAT or tb in _FLOAT)
 
 
 def where(condition, a, b):
     """``np.where(condition, a, b)``."""
-    if type(condition) in _BOOL and _floats(a, b):
+    if type(condition) in _BOOL and (type(a), type(b)) in _FLOAT_PAIRS:
         return _f64(a if condition else b)
     return np.where(condition, a, b)
 
 
 def maximum(a, b):
     """``np.maximum(a, b)``: NaN if either is NaN."""
-    if _floats(a, b):
+    if (type(a), type(b)) in _FLOAT_PAIRS:
         return _f64(a if a > b or a != a else b)
     return np.maximum(a, b)
 
 
 def minimum(a, b):
     """``np.minimum(a, b)``: NaN if either is NaN."""
-    if _floats(a, b):
+    if (type(a), type(b)) in _FLOAT_PAIRS:
         return _f64(a if a < b or a != a else b)
     return np.minimum(a, b)
 

@@ -172,6 +172,7 @@ class GQA(BaseModel):
     def up_proj_params(self, hidden: int) -> int:
         return 0
 
+    @memo_method
     def core_flops(self, hidden: int, seq_len, causal: bool = True):
         n_h, _, hd = self.dims(hidden)
         return attention_core_flops(seq_len, n_h, hd, hd, causal)
@@ -208,6 +209,7 @@ class MLA(BaseModel):
         parts = self.parts(hidden)
         return (parts["up_q"] if self.q_lora_rank else 0) + parts["up_kv"]
 
+    @memo_method
     def core_flops(self, hidden: int, seq_len, causal: bool = True):
         qk = self.qk_nope_head_dim + self.qk_rope_head_dim
         return attention_core_flops(seq_len, self.n_heads, qk, self.v_head_dim, causal)

@@ -6,6 +6,8 @@ Without --benchmark-enable (the default in pyproject.toml) each benchmark runs o
 smoke test.
 """
 
+import pytest
+
 import costmodel
 
 
@@ -50,6 +52,15 @@ def test_simulate_pp16_120_microbatches_dualpipe(benchmark):
 
 def test_estimate_deepseek_v3_closed_form(benchmark):
     cfg = costmodel.presets.get("deepseek-v3")
+    benchmark(costmodel.estimate, cfg, pipeline="closed")
+
+
+@pytest.mark.parametrize("preset", ["megatron-gpt-1.7b", "megatron-gpt-18.4b"])
+def test_estimate_dense_closed_form(benchmark, preset):
+    """Issue #9 target: the closed-form path of one estimate no slower than when the issue
+    was filed (0.25 ms on its machine: a dense config without a pipeline, one placement);
+    specs/engine.md compares it with that code on this machine."""
+    cfg = costmodel.presets.get(preset)
     benchmark(costmodel.estimate, cfg, pipeline="closed")
 
 
