@@ -142,3 +142,47 @@ def test_memoised_functions_of_a_model_take_any_object_and_keep_modules_apart():
 
     a, b = twin("one"), twin("two")
     assert a(arch, 1) == ("one", 1) and b(arch, 1) == ("two", 1)
+
+
+def test_record_builds_the_dataclass_it_replaces_the_init_of():
+    # frozen.record's __init__ takes the dataclass's own parameters and defaults, and the
+    # instance is the same frozen, comparable, hashable, picklable record
+    import dataclasses
+    import inspect
+    import pickle
+
+    from costmodel.frozen import record
+    from costmodel.network import Link
+    from costmodel.stages import Work
+
+    @dataclasses.dataclass(frozen=True)
+    class Plain:
+        a: float
+        b: object = 2.0
+        c: str = "x"
+
+    @record
+    @dataclasses.dataclass(frozen=True)
+    class Fast:
+        a: float
+        b: object = 2.0
+        c: str = "x"
+
+    params = (lambda cls: [(p.name, p.default, p.kind) for p in inspect.signature(cls).parameters.values()])
+    assert params(Fast) == params(Plain) and Fast.__init__ is not Plain.__init__
+    f = Fast(1.0, c="y")
+    assert (f.a, f.b, f.c) == (1.0, 2.0, "y") and f == Fast(1.0, 2.0, "y") and hash(f) == hash(Fast(1.0, 2.0, "y"))
+    assert pickle.loads(pickle.dumps(Work(1.0, 2.0, 3.0))) == Work(1.0, 2.0, 3.0)
+    assert dataclasses.replace(Link(1.0, 2.0, "NVLink"), bandwidth=3.0) == Link(3.0, 2.0, "NVLink")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.a = 2.0
+    with pytest.raises(TypeError, match="missing"):
+        Work(1.0)
+    with pytest.raises(TypeError, match="needs its dataclass __init__"):
+        @record
+        @dataclasses.dataclass(frozen=True)
+        class Checked:
+            a: float
+
+            def __post_init__(self):
+                pass

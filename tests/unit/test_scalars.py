@@ -56,3 +56,14 @@ def test_random_floats_match_numpy(a, b, c):
     assert _same(scalars.maximum(a, b), np.maximum(a, b))
     assert _same(scalars.minimum(a, b), np.minimum(a, b))
     assert _same(scalars.where(c, a, b), np.where(c, a, b))
+
+
+@pytest.mark.parametrize("shape", [(1,), (3,), (2, 1), (2, 4), (1, 3, 1), (5, 2, 7)])
+def test_max_last_is_numpys_max_over_the_last_axis(shape):
+    rng = np.random.default_rng(sum(shape))
+    a = rng.normal(size=shape)
+    a.flat[0] = math.nan if a.size > 2 else -0.0
+    got, want = scalars.max_last(a), np.max(a, axis=-1, keepdims=True)
+    assert got.shape == want.shape and _same(got, want)
+    if shape[-1] == 1:  # one rank: nothing to reduce, the array itself
+        assert got is a
