@@ -96,9 +96,9 @@ class Rows:
 
     @classmethod
     def of(cls, cfg) -> "Rows":
-        """The one row of ``cfg``'s own values."""
-        return cls(**{name: np.array([getattr(getattr(cfg, section), name)], dtype=np.int64)
-                      for section, name in _ROW_SECTIONS})
+        """The one row of ``cfg``'s own values (views of one array)."""
+        vals = np.array([getattr(getattr(cfg, section), name) for section, name in _ROW_SECTIONS], dtype=np.int64)
+        return cls(**{name: v for (_, name), v in zip(_ROW_SECTIONS, vals.reshape(-1, 1))})
 
     @property
     def n(self) -> int:

@@ -183,9 +183,18 @@ class Tiers:
 def tiers(cfg, rows=None) -> Tiers:
     """The tiers of ``cfg.cluster`` at the config's achievable fractions (the rows' own, per
     row, where they carry them: ``engine.Rows.factor``)."""
-    c, e, g = cfg.cluster, cfg.efficiency, cfg.cluster.gpu
+    e = cfg.efficiency
     e_nvl = e.nvlink if rows is None else rows.factor("eff_nvlink", e.nvlink)
     e_out = e.scale_out if rows is None else rows.factor("eff_scale_out", e.scale_out)
+    return _cluster_tiers(cfg.cluster, e_nvl, e_out)
+
+
+@memo_method
+def _cluster_tiers(c, e_nvl, e_out) -> Tiers:
+    """The tiers of cluster ``c`` at NVLink and scale-out fractions ``e_nvl``, ``e_out``
+    (numbers, or arrays per row); kept per cluster and pair of numbers (a cluster is
+    immutable)."""
+    g = c.gpu
     nvl_bw = to_base(c.scale_up_bandwidth, "bandwidth") if c.scale_up_bandwidth is not None else g.scale_up_rate()
     nvl = Link(nvl_bw * e_nvl, NVLINK_LATENCY, "NVLink")
     ib = Link(to_base(c.nic_bandwidth, "bandwidth") * e_out, to_base(c.scale_out_latency, "time"), "scale-out")
@@ -205,9 +214,8 @@ def driven(comm_sms):
 def compute_share(comm_sms, sms):
     """Share of the SMs left to compute while communication kernels run; NaN where no SMs
     are reserved (communication then overlaps no compute: ``pipeline.timing.fb_pair``)."""
-    c = scalars.floats(comm_sms)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return scalars.where(c == 0, np.nan, (float(sms or 0) - c) / float(sms or 1))
+    c = scalars.floats(comm_sms)  # an SM count (an integer, at least 0) over at least one SM: no division by zero
+    return scalars.where(c == 0, np.nan, (float(sms or 0) - c) / float(sms or 1))
 
 
 def all_to_all(cfg, t: Tiers, rows, tokens):
