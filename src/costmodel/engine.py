@@ -171,15 +171,16 @@ class Columns:
 
     @property
     def is_row(self) -> bool:
-        """Whether these are one row's Python numbers (:meth:`row`, ``evaluate(row=True)``)."""
-        return type(self.placement) is int
+        """Whether these are one row's numbers (:meth:`row`, ``evaluate(row=True)``), not
+        columns."""
+        return np.ndim(self.mfu) == 0
 
     def row(self, i: int) -> Columns:
         """Row ``i`` on Python numbers: the same mappings with float values (None kept),
         ``mfu``, ``mfu_at_precision`` and ``steps`` floats, ``fits`` a bool and ``placement``
         an int; what an ``Estimate`` holds. One row's numbers are their own row 0."""
         if self.is_row:
-            if i != 0:
+            if i not in (0, -1):
                 raise IndexError(f"row {i} of one row")
             return self
         f = (lambda d: {k: None if v is None else float(np.asarray(v).item(i)) for k, v in d.items()})
@@ -764,6 +765,8 @@ def evaluate(cfg, rows: Rows | None = None, mode: str = "auto", prices: dict | N
     per-layer work, if at hand (:meth:`SharedLayers.of`). ``row``: for one row, its Python
     numbers (:meth:`Columns.row`) instead of columns (what ``estimate`` reads)."""
     rows = Rows.of(cfg) if rows is None else rows
+    if row and rows.n != 1:
+        raise ValueError(f"evaluate(row=True) is for one row; got {rows.n}")
     places = _fitting(cfg, rows)
     g = _Group(cfg, rows, places, work)
     p = cfg.parallelism
@@ -1115,12 +1118,8 @@ def _columns_of(named, n: int):
     """Mappings of values (arrays of ``n`` rows or numbers, None kept) as mappings of float
     columns of ``n`` rows; one row's numbers in one array, each column a view of it."""
     if n == 1:
-        flat = [v for d in named for v in d.values() if v is not None]
-        try:
-            a = np.array(flat, dtype=float)
-        except ValueError:  # one-element arrays among numbers (a row's own prices)
-            a = None
-        if a is not None and a.shape == (len(flat),):
+        flat, a = _flat(named)
+        if a is not None:
             views = iter(a.reshape(-1, 1))  # each value's one-element view, in order
             return [{name: None if v is None else next(views) for name, v in d.items()} for d in named]
     return [{k: None if v is None else _bcast(np.asarray(v, dtype=float), (n,)) for k, v in d.items()} for d in named]
@@ -1129,14 +1128,21 @@ def _columns_of(named, n: int):
 def _row_of(named):
     """The same mappings of one row's values (numbers or one-element arrays, None kept) as
     Python floats (:meth:`Columns.row`'s conversion)."""
+    flat, a = _flat(named)
+    floats = iter(a.tolist() if a is not None else [float(np.asarray(v).item(0)) for v in flat])
+    return [{name: None if v is None else next(floats) for name, v in d.items()} for d in named]
+
+
+def _flat(named):
+    """One row's values of the mappings ``named`` in order (None left out), and the same as
+    one float array where they are all numbers (else None: one-element arrays among them,
+    a row's own prices)."""
     flat = [v for d in named for v in d.values() if v is not None]
     try:
         a = np.array(flat, dtype=float)
-    except ValueError:  # one-element arrays among numbers (a row's own prices)
-        a = None
-    floats = iter(a.tolist() if a is not None and a.shape == (len(flat),)
-                  else [float(np.asarray(v).item(0)) for v in flat])
-    return [{name: None if v is None else next(floats) for name, v in d.items()} for d in named]
+    except ValueError:
+        return flat, None
+    return flat, (a if a.shape == (len(flat),) else None)
 
 
 def bound(cfg, rows: Rows, work=None) -> tuple[np.ndarray, np.ndarray]:

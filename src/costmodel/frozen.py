@@ -109,17 +109,18 @@ def record(cls):
     for the small records the engine builds several times per estimate (links, rates, a
     layer's work, rows): the same parameters, order and defaults as the dataclass's own,
     which calls ``object.__setattr__`` once per field (measured: 0.85 us for a seven-field
-    ``Work`` against 0.4 us). Only for classes without ``__post_init__``, default
-    factories or slots (checked)."""
-    fs = [f for f in dataclasses.fields(cls) if f.init]
+    ``Work`` against 0.4 us). Only for classes without ``__post_init__``, slots, default
+    factories, keyword-only fields or fields left out of ``__init__`` (checked)."""
+    fs = dataclasses.fields(cls)
     if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__") or \
-            any(f.default_factory is not dataclasses.MISSING for f in fs):
+            any(f.default_factory is not dataclasses.MISSING or f.kw_only or not f.init for f in fs):
         raise TypeError(f"record: {cls.__name__} needs its dataclass __init__")
     defaults = {f"_d_{f.name}": f.default for f in fs if f.default is not dataclasses.MISSING}
     params = ", ".join(f.name if f.default is dataclasses.MISSING else f"{f.name}=_d_{f.name}" for f in fs)
     body = ", ".join(f"{f.name}={f.name}" for f in fs)
     exec(f"def __init__(self, {params}):\n    self.__dict__.update({body})", defaults)
     init = defaults["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__qualname__, init.__module__ = f"{cls.__qualname__}.__init__", cls.__module__
+    init.__annotations__ = dict(cls.__init__.__annotations__)  # the dataclass's own, for signatures
     cls.__init__ = init
     return cls

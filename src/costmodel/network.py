@@ -326,15 +326,16 @@ def dp_traffic(cfg, t: Tiers, rows, ne, ex, link=None):
     experts, expert-data-parallel) group: the gradient reduction (ZeRO-0: all-reduce; else
     reduce-scatter) and the parameter all-gather (0 for ZeRO-0), and whether the group
     crosses the NIC. ``ne``, ``ex``: the rank's non-expert and expert parameters; affine in
-    them (so the average rank's traffic is at most the busiest's). A model without experts
-    has no expert-data-parallel group, so no expert collectives (not an empty buffer's
-    latencies). ``link``: the group's :func:`dp_link`, if at hand."""
+    them (so the average rank's traffic is at most the busiest's). A model without routed
+    experts (``Architecture.has_experts``) has no expert-data-parallel group, so no expert
+    collectives (not an empty buffer's latencies); the rule is the model's, so the traffic
+    stays affine. ``link``: the group's :func:`dp_link`, if at hand."""
     p, prec = cfg.parallelism, cfg.precision
     tp, cp, dp, ep = rows.tp, rows.cp, rows.dp, rows.ep
     bw, lat, nic = dp_link(t, rows) if link is None else link
     g = BYTES[prec.grads]
     rs = ag = 0.0
-    groups = ((ne, dp * cp), (ex, dp * cp * tp // ep)) if cfg.model.is_moe else ((ne, dp * cp),)
+    groups = ((ne, dp * cp), (ex, dp * cp * tp // ep)) if cfg.model.has_experts else ((ne, dp * cp),)
     for params, n in groups:
         if p.zero == 0:
             rs = rs + ring_allreduce_time(params * g, n, bw, lat)

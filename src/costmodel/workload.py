@@ -380,6 +380,12 @@ class Architecture(BaseModel):
     def is_moe(self) -> bool:
         return self.moe is not None
 
+    @property
+    def has_experts(self) -> bool:
+        """Whether the model holds routed experts: MoE layers, or MTP modules of an MoE model
+        (each runs a block of the last kind)."""
+        return self.is_moe and (self.n_moe_layers > 0 or self.mtp_modules > 0)
+
     def _norm(self) -> int:
         return self.hidden * (2 if self.norm == "layernorm" else 1)
 

@@ -167,13 +167,19 @@ def test_faster_gpu_with_a_cp_ring_over_the_nic_never_lengthens_the_step():
                    "faster GPU lengthens the step by 1.3e-4: the DP reduce-scatter hides behind the backward's compute "
                    "only, not its exposed exchanges on other links, during which the NIC is free (specs/network.md); "
                    "counting them moves Llama 3's calibration row (-5.0% -> -4.5%, measured at 0.788) and needs a refit")
-def test_faster_gpu_known_violation_one_microbatch_cp_off_the_nic():
+@pytest.mark.parametrize("tokens, seq, batch, gpus, bandwidth, tp, dp, cp, k", [
+    (57344.0, 2048, 28, 56, "6.25 GB/s", 4, 7, 2, 4.0),
+    # the same mechanism, found by the property's dev profile on 2026-11-30 (present at aebd3f8,
+    # before that session's changes): CP4 over the pairs' PCIe and the NIC, a 2x faster GPU, +1.03e-4
+    (36864.0, 1024, 36, 36, "200 Gbit/s", 1, 9, 4, 2.0),
+])
+def test_faster_gpu_known_violation_one_microbatch_cp_off_the_nic(tokens, seq, batch, gpus, bandwidth, tp, dp, cp, k):
     cfg = costmodel.TrainingConfig(
-        model="deepseek-67b", data={"tokens": 57344.0, "seq_len": 2048, "global_batch": 28},
-        cluster={"gpu": "H100-PCIe", "num_gpus": 56, "gpus_per_node": 2, "scale_out_bandwidth": "6.25 GB/s"},
-        parallelism={"tp": 4, "pp": 1, "dp": 7, "cp": 2, "zero": 1, "micro_batch": 4, "schedule": "gpipe",
+        model="deepseek-67b", data={"tokens": tokens, "seq_len": seq, "global_batch": batch},
+        cluster={"gpu": "H100-PCIe", "num_gpus": gpus, "gpus_per_node": 2, "scale_out_bandwidth": bandwidth},
+        parallelism={"tp": tp, "pp": 1, "dp": dp, "cp": cp, "zero": 1, "micro_batch": 4, "schedule": "gpipe",
                      "recompute": "full"},
         costs={"gpu_hour_price": "1 USD/hour"})
     base = run(cfg)
-    quick = run(cfg.replace(**{"cluster.gpu": faster(cfg.cluster.gpu, 4.0)}))
+    quick = run(cfg.replace(**{"cluster.gpu": faster(cfg.cluster.gpu, k)}))
     assert quick.wall_time.m <= base.wall_time.m * (1 + 1e-4)

@@ -27,8 +27,16 @@ def test_a_row_is_the_columns_row(name, mode):
         assert list(a) == list(b) and all(_same(a[k], b[k]) for k in a), f
     for f in ("mfu", "mfu_at_precision", "fits", "steps", "placement"):
         assert _same(getattr(row, f), getattr(other, f)), f
+    assert row.row(-1) is row
     with pytest.raises(IndexError):
         row.row(1)
+
+
+def test_a_row_is_one_row():
+    cfg = presets.get("megatron-gpt-1.7b")
+    rows = engine.Rows.of(cfg).take(np.array([0, 0, 0]))
+    with pytest.raises(ValueError, match="one row; got 3"):
+        engine.evaluate(cfg, rows, "closed", row=True)
 
 
 @pytest.mark.parametrize("change", [

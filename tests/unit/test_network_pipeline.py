@@ -100,7 +100,8 @@ def test_placement_runs_every_chunk_once_per_microbatch(schedule, v, k):
 def test_a_model_without_experts_syncs_no_expert_group(zero):
     # a dense model has no expert-data-parallel group: its DP traffic is the non-expert
     # group's collectives alone, not those plus an empty expert all-reduce's 2(n-1) latencies
-    # (Megatron 18.4B's DP group of 32: 62 NIC latencies a step, before 2026-11-30)
+    # (Megatron 18.4B: its expert group of dp cp tp / ep = 256 GPUs, 510 NIC latencies a step, before
+    # 2026-11-30)
     from costmodel import engine, presets
 
     cfg = presets.get("megatron-gpt-18.4b").replace(**{"parallelism.zero": zero})
@@ -123,3 +124,11 @@ def test_a_model_without_experts_syncs_no_expert_group(zero):
     m = rows.dp * rows.cp * rows.tp // rows.ep
     one = network.reduce_scatter_time if moe.parallelism.zero else network.ring_allreduce_time
     assert rs == one(0.0, rows.dp * rows.cp, bw, lat) + one(0.0, m, bw, lat) > 0
+    # an MoE architecture whose layers are all dense and without MTP holds no experts either
+    arch = moe.model
+    dense = type(arch).model_validate({**arch.model_dump(), "name": "v3-dense-only", "mtp_modules": 0,
+                                      "moe": {**arch.moe.model_dump(), "first_k_dense": arch.n_layers}})
+    assert dense.is_moe and not dense.has_experts and arch.has_experts
+    cfg = moe.replace(model=dense)
+    rs, _, _ = network.dp_traffic(cfg, t, rows, 0.0, 0.0)
+    assert rs == one(0.0, rows.dp * rows.cp, bw, lat)
