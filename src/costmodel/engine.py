@@ -1021,7 +1021,8 @@ def run_steps(data, seq_len, global_batch):
     """Optimizer steps for the token budget, with a linear batch ramp (closed form):
     ``d(steps)/d(tokens) = 1 / (s b(t))``, ``b(t) = b0 + (B - b0) t / tr``."""
     tokens = to_base(data.tokens, "tokens")
-    s, B = np.asarray(seq_len, dtype=float), np.asarray(global_batch, dtype=float)
+    f = (lambda x: np.float64(x) if scalars.is_number(x) else np.asarray(x, dtype=float))  # numpy's rules either way
+    s, B = f(seq_len), f(global_batch)
     if data.batch_ramp is None:
         return tokens / (s * B)
     b0, tr = data.batch_ramp.start, to_base(data.batch_ramp.tokens, "tokens")
