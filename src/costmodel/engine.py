@@ -944,17 +944,14 @@ def out_of_range(cols: Columns) -> dict:
     value) of the first, which ``EstimateOutOfRange`` reports (:func:`_range_checks`). A row
     whose work was already not finite (``Columns.error``) keeps that reason. One check for
     ``estimate`` and sweeps."""
-    if cols.is_row:  # one row's Python numbers: the first failing check, in the same order
+    if cols.is_row or len(cols.mfu) == 1:  # one row, on Python numbers: the first failing check in order
         if cols.error:
             return dict(cols.error)
-        for prefix, key, v, positive in _range_checks(cols):
+        for prefix, key, v, positive in _range_checks(cols.row(0)):
             if not (math.isfinite(v) and (v > 0 if positive else v >= 0)):
                 return {0: (prefix + key, v)}
         return {}
     n = len(cols.mfu)
-    if n == 1 and not cols.error and all(math.isfinite(v) and (v > 0 if positive else v >= 0)
-                                         for _, _, v, positive in _range_checks(cols.row(0))):
-        return {}  # one row of a sweep, the usual case, checked on Python numbers
     checks = _range_checks(cols)
     out = dict(cols.error)
     with np.errstate(invalid="ignore"):
