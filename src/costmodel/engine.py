@@ -948,7 +948,7 @@ def out_of_range(cols: Columns) -> dict:
         if cols.error:
             return dict(cols.error)
         for prefix, key, v, positive in _range_checks(cols.row(0)):
-            if not (math.isfinite(v) and (v > 0 if positive else v >= 0)):
+            if not _in_range(v, not positive):
                 return {0: (prefix + key, v)}
         return {}
     n = len(cols.mfu)
@@ -957,16 +957,21 @@ def out_of_range(cols: Columns) -> dict:
     with np.errstate(invalid="ignore"):
         if n:  # the usual case, every check at once
             a = np.stack([_bcast(np.asarray(v, dtype=float), (n,)) for _, _, v, _ in checks])
-            positive = np.array([p for _, _, _, p in checks])[:, None]
-            if np.all(np.isfinite(a)) and not np.any((a < 0) | ((a <= 0) & positive)):
+            if _in_range(a, ~np.array([p for _, _, _, p in checks])[:, None]).all():
                 return out
         for prefix, key, v, positive in checks:
             v = _bcast(np.asarray(v, dtype=float), (n,))
-            bad = ~np.isfinite(v) | (v < 0) | ((v <= 0) & positive)
-            for j in np.flatnonzero(bad).tolist():
+            for j in np.flatnonzero(~_in_range(v, not positive)).tolist():
                 if j not in out:
                     out[j] = (prefix + key, float(v[j]))
     return out
+
+
+def _in_range(v, zero_ok):
+    """What :func:`out_of_range` accepts: ``v`` finite and above zero, or zero where
+    ``zero_ok``; numbers or arrays that broadcast alike (one rule for an estimate's row and
+    a sweep's columns). ``v - v == 0`` is false exactly for infinities and NaN."""
+    return (v - v == 0) & ((v > 0) | ((v == 0) & zero_ok))
 
 
 def _cannot_win(nofit, bound, best, best_nf, best_step):
@@ -1018,8 +1023,7 @@ def run_steps(data, seq_len, global_batch):
     """Optimizer steps for the token budget, with a linear batch ramp (closed form):
     ``d(steps)/d(tokens) = 1 / (s b(t))``, ``b(t) = b0 + (B - b0) t / tr``."""
     tokens = to_base(data.tokens, "tokens")
-    f = (lambda x: np.float64(x) if scalars.is_number(x) else np.asarray(x, dtype=float))  # numpy's rules either way
-    s, B = f(seq_len), f(global_batch)
+    s, B = scalars.floats(seq_len), scalars.floats(global_batch)
     if data.batch_ramp is None:
         return tokens / (s * B)
     b0, tr = data.batch_ramp.start, to_base(data.batch_ramp.tokens, "tokens")

@@ -32,9 +32,9 @@ def is_number(x) -> bool:
 
 
 def floats(x):
-    """``x`` as floats: a Python float for one Python integer (an estimate's row), else
-    ``np.asarray(x, dtype=float)``."""
-    return float(x) if type(x) is int else np.asarray(x, dtype=float)
+    """``x`` as floats: a numpy ``float64`` for one number (an estimate's row; numpy's rules
+    after it, without a 0-d array's per-call cost), else ``np.asarray(x, dtype=float)``."""
+    return _f64(x) if type(x) in _NUMBER else np.asarray(x, dtype=float)
 
 
 #: The (type, type) pairs for which numpy gives one float64: numbers, one of them a float.

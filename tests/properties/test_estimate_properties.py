@@ -183,3 +183,21 @@ def test_faster_gpu_known_violation_one_microbatch_cp_off_the_nic(tokens, seq, b
     base = run(cfg)
     quick = run(cfg.replace(**{"cluster.gpu": faster(cfg.cluster.gpu, k)}))
     assert quick.wall_time.m <= base.wall_time.m * (1 + 1e-4)
+
+
+@settings(max_examples=BUDGET)
+@given(training_configs(), st.floats(0.0, 1e11), st.floats(1.0, 1e11))
+def test_dp_traffic_grows_with_expert_parameters_only_where_there_are_experts(cfg, ne, ex):
+    # more expert bytes on a rank never shorten its data-parallel collectives; a model without
+    # routed experts has no expert group, so the expert parameters move nothing (before
+    # 2026-11-30 a dense model paid an empty expert group's latencies)
+    from costmodel import engine, network
+
+    rows = engine.Rows.of(cfg).scalars()
+    t = network.tiers(cfg, rows)
+    rs0, ag0, _ = network.dp_traffic(cfg, t, rows, ne, 0.0)
+    rs1, ag1, _ = network.dp_traffic(cfg, t, rows, ne, ex)
+    if cfg.model.has_experts:
+        assert rs1 >= rs0 and ag1 >= ag0
+    else:
+        assert (rs1, ag1) == (rs0, ag0)
