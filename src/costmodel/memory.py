@@ -211,12 +211,11 @@ def rank_states(cfg, rows, ne, ex, largest=None) -> dict:
     dp_ex = np.maximum(1, dp_cp * rows.tp // rows.ep)
     st_ne = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, dp_cp)
     st_ex = state_bytes_per_param(prec.master_weights, prec.grads, prec.optimizer_moments, p.zero, dp_ex)
+    # every kind's bytes per parameter of both groups, stacked: each kind's bytes in one operation
     per = (*st_ne.values(), *st_ex.values())
-    if all(map(scalars.is_number, per)):  # one row's bytes per parameter: every kind in one operation
-        c = np.array(per).reshape((2, len(st_ne)) + (1,) * max(np.ndim(ne), np.ndim(ex)))
-        out = dict(zip(st_ne, ne * c[0] + ex * c[1]))
-    else:
-        out = {k: ne * st_ne[k] + ex * st_ex[k] for k in st_ne}
+    c = np.array(per) if all(map(scalars.is_number, per)) else np.stack(np.broadcast_arrays(*per))
+    c = c.reshape((2, len(st_ne)) + c.shape[1:] + (1,) * max(0, max(np.ndim(ne), np.ndim(ex)) - (c.ndim - 1)))
+    out = dict(zip(st_ne, ne * c[0] + ex * c[1]))
     if p.zero >= 2:
         l_ne, l_ex = largest_layer(cfg.model, rows) if largest is None else largest
 
@@ -372,5 +371,5 @@ def _phase_chunks(schedule: str, pp: int, v: int):
 
 def rank_reserve(cfg, ep, tensors):
     """:func:`reserve_bytes` of each rank's ``tensors`` (DeepEP's buffers with expert
-    parallelism, ``ep``: the rows' degree) [B]."""
-    return reserve_bytes(tensors, cfg.model.is_moe & (ep > 1))
+    parallelism of a model with routed experts, ``ep``: the rows' degree) [B]."""
+    return reserve_bytes(tensors, cfg.model.has_experts & (ep > 1))

@@ -132,3 +132,7 @@ def test_a_model_without_experts_syncs_no_expert_group(zero):
     cfg = moe.replace(model=dense)
     rs, _, _ = network.dp_traffic(cfg, t, rows, 0.0, 0.0)
     assert rs == one(0.0, rows.dp * rows.cp, bw, lat)
+    # nor DeepEP's buffers: no expert all-to-all runs
+    from costmodel import memory
+
+    assert memory.rank_reserve(cfg, 8, 1e9) == memory.reserve_bytes(1e9, False) < memory.rank_reserve(moe, 8, 1e9)

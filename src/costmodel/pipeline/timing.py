@@ -35,12 +35,13 @@ def fb_pair(f, b, w, exposed_f, exposed_b, a2a_f, a2a_b, share):
     on the whole GPU. Where ``share`` is NaN (no SMs reserved) nothing overlaps. TP/CP
     communication stays exposed [s]."""
     work, a2a = f + b + w, a2a_f + a2a_b
+    serial = (lambda: exposed_f + exposed_b + work + a2a)  # no SMs reserved: nothing overlaps
     one = scalars.is_float(share)  # one share (an estimate's): only the branch of the select below it takes
     if one and share != share:
-        return exposed_f + exposed_b + work + a2a
+        return serial()
     with np.errstate(invalid="ignore", divide="ignore"):
         overlapped = exposed_f + exposed_b + np.where(a2a > 0, np.maximum(work / share, a2a), work)
-    return overlapped if one else np.where(np.isnan(share), exposed_f + exposed_b + work + a2a, overlapped)
+    return overlapped if one else np.where(np.isnan(share), serial(), overlapped)
 
 
 def pairs(schedule: str, rank, share):
